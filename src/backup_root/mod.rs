@@ -1,0 +1,106 @@
+//! The backup root: its layout (DESIGN §2), and the one way strata writes
+//! file contents into it.
+//!
+//! Owns: where a unit, its logs and its state live; the block-update writer
+//! that rewrites only the blocks that differ (every block rewritten without
+//! need is stored twice in the thin pool, forever); atomic small-file writes;
+//! the xattr names strata and Deltaic put on stored files.
+//!
+//! Does not own: what a source stores (sources decide), snapshots (snapshot/).
+
+pub mod block;
+pub mod xattrs;
+
+pub use block::{BlockUpdate, UpdateStats};
+
+use crate::config::UnitPath;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Paths under the backup root.
+#[derive(Debug, Clone)]
+pub struct BackupRoot {
+    root: PathBuf,
+}
+
+impl BackupRoot {
+    #[must_use]
+    pub fn new(root: &Path) -> BackupRoot {
+        BackupRoot {
+            root: root.to_owned(),
+        }
+    }
+
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/<unit>`: where a unit's data lives.
+    #[must_use]
+    pub fn unit_dir(&self, unit: &UnitPath) -> PathBuf {
+        self.root.join(unit.as_str())
+    }
+
+    /// `<root>/Logs/<unit>`: the unit's `YYYYMMDD.out` / `.err` logs.
+    #[must_use]
+    pub fn log_dir(&self, unit: &UnitPath) -> PathBuf {
+        self.root.join("Logs").join(unit.as_str())
+    }
+
+    /// `<root>/Logs`.
+    #[must_use]
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("Logs")
+    }
+
+    /// `<root>/.strata`: strata's own state (run lock, unit state). Not a unit.
+    #[must_use]
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".strata")
+    }
+
+    /// `<root>/Snapshots`: mount points made by `strata mount`.
+    #[must_use]
+    pub fn snapshot_mounts(&self) -> PathBuf {
+        self.root.join("Snapshots")
+    }
+}
+
+/// Write `bytes` to `path` atomically: a temp file in the same directory,
+/// fsync, rename, fsync the directory. Readers see the old or the new file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".strata-tmp-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir)
+}
+
+/// fsync a directory so that a rename in it survives a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_content_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/state.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(d.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+}

@@ -1,0 +1,215 @@
+//! The command line: clap types, dispatch, human or `--json` output, and the
+//! mapping of errors to exit codes. The only module that uses `anyhow`.
+//! Each command is a thin function that turns flags into calls to the core.
+
+mod config_cmd;
+mod output;
+mod snapshots;
+mod source_cmds;
+mod status;
+
+use crate::config::{self, Config};
+use crate::error::{ExitCode, UsageError};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// strata: back up hosts, repositories, Ceph images and buckets, and
+/// databases into one snapshotted filesystem, and archive it offsite.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Config file [default: ~/.config/strata/config.yaml, then ~/.config/deltaic.conf]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        env = "STRATA_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+    /// Print only problems (for cron)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more: every command strata runs, every snapshot prune keeps or removes
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Output listings as JSON (ls, status, df, config check)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Allow commands that write into the backup root to run as root
+    #[arg(long, global = true, env = "STRATA_ALLOW_ROOT", value_parser = clap::builder::FalseyValueParser::new())]
+    pub allow_root: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up every unit, then take a snapshot
+    Run(snapshots::RunArgs),
+    /// Remove snapshots by the retention policy, and old logs
+    Prune(snapshots::PruneArgs),
+    /// Report free space of the backup filesystem (and thin pool)
+    Df(snapshots::DfArgs),
+    /// List snapshots
+    Ls,
+    /// Make snapshots readable under <root>/Snapshots/<name>
+    Mount {
+        #[arg(required = true, value_name = "SNAPSHOT")]
+        snapshots: Vec<String>,
+    },
+    /// Undo `mount`
+    Umount {
+        /// Unmount every mounted snapshot
+        #[arg(short, long)]
+        all: bool,
+        #[arg(value_name = "SNAPSHOT")]
+        snapshots: Vec<String>,
+    },
+    /// Per unit: last attempt, last success, last scrub, size, failures in a row
+    Status,
+    /// Write the status as Prometheus textfile metrics
+    Metrics {
+        /// The .prom file to write (atomically)
+        file: PathBuf,
+    },
+    /// Check or show the configuration
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCmd),
+    /// The dump source: a command's output stored as a file
+    #[command(subcommand)]
+    Dump(source_cmds::DumpCmd),
+    /// The rsync source (not in this build yet)
+    #[command(subcommand)]
+    Rsync(source_cmds::PendingCmd),
+    /// The github source (not in this build yet)
+    #[command(subcommand)]
+    Github(source_cmds::PendingCmd),
+    /// The rbd source (not in this build yet)
+    #[command(subcommand)]
+    Rbd(source_cmds::PendingCmd),
+    /// The rgw source (not in this build yet)
+    #[command(subcommand)]
+    Rgw(source_cmds::PendingCmd),
+    /// The coda source (not in this build yet)
+    #[command(subcommand)]
+    Coda(source_cmds::PendingCmd),
+}
+
+/// Parse, run, print errors once, and return the exit code.
+#[must_use]
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    crate::exec::set_trace(cli.verbose);
+    match run(&cli) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("strata: {}", chain(&e));
+            exit_code_of(&e).into()
+        }
+    }
+}
+
+fn chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+fn exit_code_of(e: &anyhow::Error) -> ExitCode {
+    for cause in e.chain() {
+        if cause.is::<UsageError>() || cause.is::<config::ConfigError>() {
+            return ExitCode::Usage;
+        }
+        if let Some(
+            crate::runner::RunError::NoMatch(_) | crate::runner::RunError::LogsUnwritable { .. },
+        ) = cause.downcast_ref()
+        {
+            return ExitCode::Usage;
+        }
+    }
+    ExitCode::Failed
+}
+
+/// Shared context of a command.
+pub struct Ctx<'a> {
+    pub cli: &'a Cli,
+    pub config_path: PathBuf,
+    pub config: Config,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from)
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Ctx<'_>> {
+    let path = config::locate(cli.config.as_deref(), &home())?;
+    let config = config::load(&path)?;
+    Ok(Ctx {
+        cli,
+        config_path: path,
+        config,
+    })
+}
+
+/// Commands that write into the backup root refuse root unless allowed (DESIGN §4).
+fn refuse_root(cli: &Cli, what: &str) -> anyhow::Result<()> {
+    if nix::unistd::geteuid().is_root() && !cli.allow_root {
+        return Err(UsageError(format!(
+            "refusing to run `strata {what}` as root: files root creates in the backup root or spool would break \
+             the backup user's later runs; run it as the backup user, or pass --allow-root (STRATA_ALLOW_ROOT=1)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+impl Ctx<'_> {
+    /// The backup root, which must exist (exit 2 otherwise).
+    pub fn root(&self) -> anyhow::Result<&Path> {
+        Ok(self.config.require_root()?)
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Config(c) => config_cmd::run(cli, c),
+        Command::Run(args) => {
+            refuse_root(cli, "run")?;
+            snapshots::run(&load_config(cli)?, args)
+        }
+        Command::Prune(args) => {
+            refuse_root(cli, "prune")?;
+            snapshots::prune(&load_config(cli)?, args)
+        }
+        Command::Df(args) => snapshots::df(&load_config(cli)?, args),
+        Command::Ls => snapshots::ls(&load_config(cli)?),
+        Command::Mount { snapshots: names } => {
+            refuse_root(cli, "mount")?;
+            snapshots::mount(&load_config(cli)?, names)
+        }
+        Command::Umount {
+            all,
+            snapshots: names,
+        } => {
+            refuse_root(cli, "umount")?;
+            snapshots::umount(&load_config(cli)?, *all, names)
+        }
+        Command::Status => status::status(&load_config(cli)?),
+        Command::Metrics { file } => status::metrics(&load_config(cli)?, file),
+        Command::Dump(cmd) => {
+            refuse_root(cli, "dump")?;
+            source_cmds::dump(&load_config(cli)?, cmd).context("dump")
+        }
+        Command::Rsync(_) => source_cmds::pending("rsync"),
+        Command::Github(_) => source_cmds::pending("github"),
+        Command::Rbd(_) => source_cmds::pending("rbd"),
+        Command::Rgw(_) => source_cmds::pending("rgw"),
+        Command::Coda(_) => source_cmds::pending("coda"),
+    }
+}

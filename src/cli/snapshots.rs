@@ -1,0 +1,344 @@
+//! `run`, `prune`, `df`, `ls`, `mount`, `umount`: the everyday commands that
+//! deal with the backup root and its snapshots.
+
+use super::{Ctx, output};
+use crate::error::{ExitCode, UsageError};
+use crate::retention::{self, Mark, ProtectReason};
+use crate::runner::{self, RunOptions, SnapshotMode, Verbosity};
+use crate::snapshot::{self, Removed, SnapshotName, SnapshotStore};
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::Args;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do not take a snapshot at the end
+    #[arg(long)]
+    no_snapshot: bool,
+    /// Only units whose path matches this glob (repeatable), e.g. 'rsync/*'
+    #[arg(long, value_name = "UNIT-GLOB")]
+    only: Vec<String>,
+    /// Scrub every unit this run
+    #[arg(long)]
+    scrub: bool,
+    /// Seed of the random scrub choice (for reproducible runs)
+    #[arg(long, env = "STRATA_SEED")]
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Only print what would be removed
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Evaluate the policy as of this date (YYYY-MM-DD) instead of today
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    as_of: Option<NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Only report what is below df-warning percent free, and exit 1 if anything is
+    #[arg(short = 'c', long)]
+    check: bool,
+}
+
+fn store(ctx: &Ctx) -> anyhow::Result<Box<dyn SnapshotStore>> {
+    Ok(snapshot::open(&ctx.config)?)
+}
+
+fn parse_name(s: &str) -> anyhow::Result<SnapshotName> {
+    SnapshotName::parse(s).map_err(|e| UsageError(e.to_string()).into())
+}
+
+pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    ctx.root()?;
+    let only = args
+        .only
+        .iter()
+        .map(|g| glob::Pattern::new(g).map_err(|e| UsageError(format!("--only {g:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = if args.no_snapshot {
+        None
+    } else {
+        Some(store(ctx)?)
+    };
+    let opts = RunOptions {
+        snapshot: if args.no_snapshot {
+            SnapshotMode::Skip
+        } else {
+            SnapshotMode::Take
+        },
+        only,
+        seed: args.seed,
+        scrub_all: args.scrub,
+        exe: std::env::current_exe().context("cannot find the strata binary to run units with")?,
+        verbosity: if ctx.cli.quiet {
+            Verbosity::Quiet
+        } else {
+            Verbosity::Normal
+        },
+        allow_root: ctx.cli.allow_root,
+    };
+    let config_path =
+        std::path::absolute(&ctx.config_path).unwrap_or_else(|_| ctx.config_path.clone());
+    let summary = runner::run(
+        &ctx.config,
+        &config_path,
+        store.as_deref(),
+        &opts,
+        Box::new(std::io::stdout()),
+        Box::new(std::io::stderr()),
+    )?;
+    let failed = summary.failed();
+    if failed > 0 {
+        eprintln!("{failed} of {} units failed", summary.outcomes.len());
+    } else if !ctx.cli.quiet {
+        println!("{} units ok", summary.outcomes.len());
+    }
+    Ok(if summary.exit_code() == 0 {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    })
+}
+
+pub fn ls(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let list = store(ctx)?.list()?;
+    if ctx.cli.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for s in &list {
+            match &s.mounted {
+                Some(p) => println!("{}  (mounted at {})", s.name, p.display()),
+                None => println!("{}", s.name),
+            }
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+pub fn mount(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
+    ctx.root()?;
+    let store = store(ctx)?;
+    for n in names {
+        let name = parse_name(n)?;
+        let path = store
+            .mount(&name)
+            .with_context(|| format!("mounting {name}"))?;
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::Ok)
+}
+
+pub fn umount(ctx: &Ctx, all: bool, names: &[String]) -> anyhow::Result<ExitCode> {
+    ctx.root()?;
+    let store = store(ctx)?;
+    let targets: Vec<SnapshotName> = if all {
+        store
+            .list()?
+            .into_iter()
+            .filter(|s| s.mounted.is_some())
+            .map(|s| s.name)
+            .collect()
+    } else if names.is_empty() {
+        return Err(UsageError("name at least one snapshot, or pass -a".to_owned()).into());
+    } else {
+        names
+            .iter()
+            .map(|n| parse_name(n))
+            .collect::<anyhow::Result<_>>()?
+    };
+    for name in targets {
+        store
+            .umount(&name)
+            .with_context(|| format!("unmounting {name}"))?;
+    }
+    Ok(ExitCode::Ok)
+}
+
+pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
+    let root = ctx.root()?;
+    let store = store(ctx)?;
+    let today = args
+        .as_of
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let list = store.list()?;
+    let names: Vec<SnapshotName> = list.iter().map(|s| s.name.clone()).collect();
+    let protected: BTreeMap<SnapshotName, ProtectReason> = list
+        .iter()
+        .filter(|s| s.mounted.is_some())
+        .map(|s| (s.name.clone(), ProtectReason::Mounted))
+        .collect();
+    let retention = &ctx.config.settings.retention;
+    let plan = retention::plan(&names, &retention.policy, today, &protected);
+    let verbose = ctx.cli.verbose;
+    let mut failed = false;
+    for entry in &plan.entries {
+        match &entry.mark {
+            Mark::Remove(why) if args.dry_run => println!("would remove {} ({why})", entry.name),
+            Mark::Remove(why) => match store.remove(&entry.name) {
+                Ok(Removed::Removed) => {
+                    if verbose {
+                        println!("removed {} ({why})", entry.name);
+                    }
+                }
+                Ok(Removed::AlreadyGone) => {}
+                Err(e) => {
+                    eprintln!("strata: cannot remove {}: {e}", entry.name);
+                    failed = true;
+                }
+            },
+            Mark::Protected(why) => {
+                println!("kept {}: {why} (the policy would remove it)", entry.name)
+            }
+            Mark::Keep(why) if verbose => println!("keep {} ({why})", entry.name),
+            Mark::Keep(_) => {}
+        }
+    }
+    if let Some(min_free) = retention.min_free_percent {
+        failed |= emergency(
+            store.as_ref(),
+            &plan,
+            min_free,
+            retention.min_keep as usize,
+            args.dry_run,
+        )?;
+    }
+    prune_logs(
+        &root.join("Logs"),
+        retention.log_distinct_days as usize,
+        args.dry_run,
+        verbose,
+    )?;
+    Ok(if failed {
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// The free-space rule: remove the oldest kept snapshots while space is short.
+fn emergency(
+    store: &dyn SnapshotStore,
+    plan: &retention::Plan,
+    min_free: f64,
+    min_keep: usize,
+    dry_run: bool,
+) -> anyhow::Result<bool> {
+    let mut order = retention::free_space::emergency_order(plan, min_keep).into_iter();
+    loop {
+        let (data, meta) = store.space()?.free_for_pruning();
+        if !retention::free_space::below_threshold(data, meta, min_free) {
+            return Ok(false);
+        }
+        let Some(next) = order.next() else {
+            eprintln!(
+                "strata: free space {data:.1}% / metadata {meta:.1}% is below gc-min-free-percent {min_free}%, and no more snapshots may be removed (gc-min-keep)"
+            );
+            return Ok(true);
+        };
+        if dry_run {
+            println!(
+                "would remove {next} (free space {data:.1}% below gc-min-free-percent {min_free}%)"
+            );
+            // why: a dry run cannot measure what a removal would free; one line says the rule fires
+            return Ok(false);
+        }
+        store.remove(&next)?;
+        println!("removed {next}: free space {data:.1}% was below gc-min-free-percent {min_free}%");
+    }
+}
+
+fn prune_logs(
+    logs: &std::path::Path,
+    distinct_days: usize,
+    dry_run: bool,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    if !logs.is_dir() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(logs)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir())
+    {
+        let names: Vec<String> = std::fs::read_dir(entry.path())?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for name in retention::logs::logs_to_remove(&names, distinct_days) {
+            let path = entry.path().join(&name);
+            if dry_run {
+                println!("would remove log {}", path.display());
+            } else {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing old log {}", path.display()))?;
+                if verbose {
+                    println!("removed log {}", path.display());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn df(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<ExitCode> {
+    ctx.root()?;
+    let space = store(ctx)?.space()?;
+    let threshold = if args.check {
+        ctx.config.settings.df_warning
+    } else {
+        100.0
+    };
+    let mut rows: Vec<(&str, String, f64)> = vec![
+        (
+            "Free filesystem space",
+            output::size(space.fs_free),
+            space.fs_free_percent(),
+        ),
+        (
+            "Free inodes",
+            space.inodes_free.to_string(),
+            space.inodes_free_percent(),
+        ),
+    ];
+    if let Some(pool) = &space.pool {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )] // why: display
+        let free = |size: u64, pct: f64| output::size((size as f64 * pct / 100.0) as u64);
+        rows.push((
+            "Free LVM data space",
+            free(pool.data_size, pool.data_free_percent),
+            pool.data_free_percent,
+        ));
+        rows.push((
+            "Free LVM metadata space",
+            free(pool.metadata_size, pool.metadata_free_percent),
+            pool.metadata_free_percent,
+        ));
+    }
+    let low: Vec<_> = rows.iter().filter(|(_, _, pct)| *pct < threshold).collect();
+    if ctx.cli.json {
+        let list: Vec<_> = low
+            .iter()
+            .map(|(l, v, p)| serde_json::json!({"what": l, "free": v, "free_percent": p}))
+            .collect();
+        println!("{}", serde_json::json!({"space": space, "reported": list}));
+    } else {
+        for (label, value, pct) in &low {
+            println!("{:<25} {value:>14} ({pct:4.1}%)", format!("{label}:"));
+        }
+    }
+    Ok(if args.check && !low.is_empty() {
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
+    })
+}

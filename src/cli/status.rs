@@ -1,0 +1,150 @@
+//! `status` and `metrics`: what the persisted unit state says.
+
+use super::{Ctx, output};
+use crate::backup_root::BackupRoot;
+use crate::error::ExitCode;
+use crate::runner::state::{self, UnitState};
+use crate::sources;
+use std::fmt::Write as _;
+
+struct Row {
+    unit: String,
+    source: &'static str,
+    state: UnitState,
+    stale: bool,
+}
+
+fn rows(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+    let root = BackupRoot::new(ctx.root()?);
+    let now = chrono::Utc::now().timestamp();
+    let stale_after = i64::from(ctx.config.settings.stale_days) * 86_400;
+    sources::units(&ctx.config)
+        .into_iter()
+        .map(|u| {
+            let state = state::load(&root, &u.path)?;
+            let stale = state.last_success.is_none_or(|t| now - t > stale_after);
+            Ok(Row {
+                unit: u.path.to_string(),
+                source: u.kind.name(),
+                state,
+                stale,
+            })
+        })
+        .collect()
+}
+
+pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    let rows = rows(ctx)?;
+    if ctx.cli.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let flag = match (r.stale, r.state.failures_in_row) {
+                    (true, _) if r.state.last_success.is_none() => {
+                        "STALE (never succeeded)".to_owned()
+                    }
+                    (true, _) => format!(
+                        "STALE (no success for {}+ days)",
+                        ctx.config.settings.stale_days
+                    ),
+                    (false, 0) => "ok".to_owned(),
+                    (false, n) => format!("failing ({n} in a row)"),
+                };
+                vec![
+                    r.unit.clone(),
+                    output::time(r.state.last_attempt),
+                    output::time(r.state.last_success),
+                    output::time(r.state.last_scrub),
+                    output::size(r.state.bytes),
+                    r.state.failures_in_row.to_string(),
+                    flag,
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "UNIT",
+                "LAST ATTEMPT",
+                "LAST SUCCESS",
+                "LAST SCRUB",
+                "SIZE",
+                "FAILS",
+                "STATE",
+            ],
+            &table,
+        );
+    }
+    Ok(if rows.iter().any(|r| r.stale) {
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
+    })
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub fn metrics(ctx: &Ctx, file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let rows = rows(ctx)?;
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, values: &mut dyn Iterator<Item = (String, String)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, v) in values {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let l = |r: &Row| format!("{{unit=\"{}\",source=\"{}\"}}", label(&r.unit), r.source);
+    gauge(
+        "strata_unit_last_success_timestamp_seconds",
+        "Unix time of the unit's last successful backup (0 if never).",
+        &mut rows
+            .iter()
+            .map(|r| (l(r), r.state.last_success.unwrap_or(0).to_string())),
+    );
+    gauge(
+        "strata_unit_last_scrub_timestamp_seconds",
+        "Unix time of the unit's last scrub (0 if never).",
+        &mut rows
+            .iter()
+            .map(|r| (l(r), r.state.last_scrub.unwrap_or(0).to_string())),
+    );
+    gauge(
+        "strata_unit_failures_in_row",
+        "Failed attempts since the last success.",
+        &mut rows
+            .iter()
+            .map(|r| (l(r), r.state.failures_in_row.to_string())),
+    );
+    gauge(
+        "strata_unit_bytes",
+        "Bytes the unit occupies in the backup root.",
+        &mut rows.iter().map(|r| (l(r), r.state.bytes.to_string())),
+    );
+    gauge(
+        "strata_unit_stale",
+        "1 if the unit has had no success for stale-days.",
+        &mut rows.iter().map(|r| (l(r), u8::from(r.stale).to_string())),
+    );
+    let space = crate::snapshot::fs_space(ctx.root()?)?;
+    gauge(
+        "strata_filesystem_free_bytes",
+        "Free bytes of the backup filesystem.",
+        &mut std::iter::once((String::new(), space.fs_free.to_string())),
+    );
+    gauge(
+        "strata_filesystem_free_inodes",
+        "Free inodes of the backup filesystem.",
+        &mut std::iter::once((String::new(), space.inodes_free.to_string())),
+    );
+    crate::backup_root::write_atomic(file, out.as_bytes())?;
+    Ok(ExitCode::Ok)
+}

@@ -1,0 +1,177 @@
+//! The configuration: Deltaic's YAML keys, read into a validated [`Config`].
+//!
+//! Owns: the file format (every key of DESIGN Appendix A, its type, default and
+//! validation), the unit list of every source, and error messages that name
+//! `file:line`, the key path and what was expected. Nothing downstream sees the
+//! raw YAML: commands receive `&Config`.
+//!
+//! Invariants: a `Config` exists only if the file had no problem at all (every
+//! problem is collected, then all are reported together); unknown keys are
+//! errors with the closest known key suggested; relative paths are resolved
+//! against the directory of the config file; the backup root is not required
+//! to exist here (the volume may not be mounted yet): commands that use it
+//! call [`Config::require_root`].
+
+mod node;
+mod reader;
+mod schema;
+mod secret;
+mod unit;
+
+pub use reader::KeyPath;
+pub use schema::*;
+pub use secret::Secret;
+pub use unit::{UnitPath, UnitPathError};
+
+use std::path::{Path, PathBuf};
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub line: u64,
+    pub path: KeyPath,
+    pub message: String,
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no config file: looked for {}", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and "))]
+    NotFound { tried: Vec<PathBuf> },
+    #[error("{}", render(file, problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+    #[error("{}: settings.root: the backup root {} does not exist (is the backup volume mounted?)", file.display(), root.display())]
+    RootMissing { file: PathBuf, root: PathBuf },
+    #[error("{}: settings.root: {} is not a directory", file.display(), root.display())]
+    RootNotDir { file: PathBuf, root: PathBuf },
+}
+
+fn render(file: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| render_one(file, p))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `file:line: key.path: message`, the one-line form of every config problem.
+#[must_use]
+pub fn render_one(file: &Path, p: &Problem) -> String {
+    if p.line > 0 {
+        format!(
+            "{}:{}: {}: {}",
+            file.display(),
+            p.line,
+            p.path.as_str(),
+            p.message
+        )
+    } else {
+        format!("{}: {}: {}", file.display(), p.path.as_str(), p.message)
+    }
+}
+
+/// The config files tried when none is given: strata's own, then Deltaic's.
+#[must_use]
+pub fn default_paths(home: &Path) -> Vec<PathBuf> {
+    vec![
+        home.join(".config/strata/config.yaml"),
+        home.join(".config/deltaic.conf"),
+    ]
+}
+
+/// Find the config file: `explicit` if given, else the first default that exists.
+pub fn locate(explicit: Option<&Path>, home: &Path) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    let tried = default_paths(home);
+    tried
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .ok_or(ConfigError::NotFound { tried })
+}
+
+/// Read and validate the config file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validate config `text` as if read from `path` (relative paths resolve
+/// against `path`'s directory).
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        file: path.to_owned(),
+        problems,
+    };
+    let doc = node::parse(text).map_err(|(line, message)| {
+        invalid(vec![Problem {
+            line,
+            path: KeyPath::root(),
+            message,
+        }])
+    })?;
+    let base = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let base = std::path::absolute(&base).unwrap_or(base);
+    let mut r = reader::Reader::default();
+    let config = schema::build(&mut r, &doc, path, &base);
+    match config {
+        Some(c) if r.problems.is_empty() => {
+            let mut c = c;
+            c.warnings = r.warnings;
+            Ok(c)
+        }
+        _ => {
+            let mut problems = r.problems;
+            problems.sort_by_key(|p| p.line);
+            Err(invalid(problems))
+        }
+    }
+}
+
+impl Config {
+    /// The backup root, which must exist and be a directory for commands that use it.
+    pub fn require_root(&self) -> Result<&Path, ConfigError> {
+        let root = &self.settings.root;
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => Ok(root),
+            Ok(_) => Err(ConfigError::RootNotDir {
+                file: self.file.clone(),
+                root: root.clone(),
+            }),
+            Err(_) => Err(ConfigError::RootMissing {
+                file: self.file.clone(),
+                root: root.clone(),
+            }),
+        }
+    }
+
+    /// Warnings (`file:line: key: message`), for `config check`.
+    #[must_use]
+    pub fn rendered_warnings(&self) -> Vec<String> {
+        self.warnings
+            .iter()
+            .map(|w| render_one(&self.file, w))
+            .collect()
+    }
+}

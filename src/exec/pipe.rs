@@ -1,0 +1,149 @@
+//! Streaming children: read a child's stdout, or write a child's stdin, while
+//! its stderr drains on a thread; the exit status is judged on `finish`.
+
+use super::{Cmd, ExecError};
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout};
+use std::thread::JoinHandle;
+
+/// A streaming child that ended with an accepted exit code.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: i32,
+    /// Everything it printed on stderr (warnings worth logging).
+    pub stderr: Vec<u8>,
+}
+
+/// A running command whose stdout is read as a stream.
+pub struct ChildReader {
+    cmd: Cmd,
+    child: Child,
+    stdout: Option<ChildStdout>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl ChildReader {
+    pub(super) fn new(
+        cmd: Cmd,
+        child: Child,
+        stdout: ChildStdout,
+        stderr: JoinHandle<Vec<u8>>,
+    ) -> Self {
+        ChildReader {
+            cmd,
+            child,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Take the stdout pipe (e.g. to hand it to the next process of a pipeline).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// Close our end of stdout, wait for the child, and judge its exit status.
+    pub fn finish(mut self) -> Result<Finished, ExecError> {
+        drop(self.stdout.take());
+        let status = self.child.wait().map_err(|source| ExecError::Io {
+            argv: self.cmd.display(),
+            source,
+        })?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let code = self.cmd.check(status, &stderr)?;
+        Ok(Finished { code, stderr })
+    }
+
+    /// Kill the child (used when the reader gives up on the stream).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Read for ChildReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match &mut self.stdout {
+            Some(out) => out.read(buf),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Drop for ChildReader {
+    fn drop(&mut self) {
+        // why: last resort; a reader dropped without finish() must not leave a zombie
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running command whose stdin is written as a stream.
+pub struct ChildWriter {
+    cmd: Cmd,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+}
+
+impl ChildWriter {
+    pub(super) fn new(
+        cmd: Cmd,
+        child: Child,
+        stdin: ChildStdin,
+        stderr: JoinHandle<Vec<u8>>,
+    ) -> Self {
+        ChildWriter {
+            cmd,
+            child,
+            stdin: Some(stdin),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Close stdin, wait for the child, and judge its exit status.
+    pub fn finish(mut self) -> Result<Finished, ExecError> {
+        drop(self.stdin.take());
+        let status = self.child.wait().map_err(|source| ExecError::Io {
+            argv: self.cmd.display(),
+            source,
+        })?;
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let code = self.cmd.check(status, &stderr)?;
+        Ok(Finished { code, stderr })
+    }
+}
+
+impl Write for ChildWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.stdin {
+            Some(i) => i.write(buf),
+            None => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.stdin {
+            Some(i) => i.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ChildWriter {
+    fn drop(&mut self) {
+        if self.stderr.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

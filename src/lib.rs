@@ -1,0 +1,31 @@
+//! strata: a backup appliance. Many sources are pulled into one filesystem;
+//! after each run a read-only snapshot of it is taken, old snapshots are
+//! pruned on a calendar, a random share of units is scrubbed against their
+//! sources, and each unit of a snapshot can be archived offsite.
+//!
+//! How data flows, and which module owns each step:
+//! - [`config`]: the YAML file (Deltaic's keys) -> a validated `Config`.
+//! - [`runner`]: one `run`: a lock, per-source worker pools, one child
+//!   process per unit (`strata <source> backup ...`), unit logs and state,
+//!   then a snapshot.
+//! - [`sources`]: what a unit is for each source, and each source's backup
+//!   and restore (`dump` here; `rsync`, `rbd`, `rgw`, `github`, `coda` to come).
+//! - [`backup_root`]: the layout under the root, and the only writer of file
+//!   contents into it (block-level updates: unchanged blocks are never
+//!   rewritten, because the thin pool would store them twice).
+//! - [`snapshot`]: the `SnapshotStore` trait and its stores.
+//! - [`retention`]: pure plans of which snapshots and logs to keep.
+//! - [`exec`]: the only module that starts processes.
+//! - [`cli`]: clap types, dispatch and output; the only user of `anyhow`.
+//!
+//! The error policy is written down in [`error`].
+
+pub mod backup_root;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod retention;
+pub mod runner;
+pub mod snapshot;
+pub mod sources;

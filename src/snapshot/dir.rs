@@ -1,0 +1,265 @@
+//! The `dir` store: a snapshot is a copy of the backup root under
+//! `snapshot-dir`, made with reflinks where the filesystem has them (btrfs,
+//! XFS) and full copies otherwise. Slow and large on ext4; it exists so that
+//! strata runs anywhere with no root and no volume manager (the quick start,
+//! the tests).
+//!
+//! Layout: `<snapshot-dir>/<name>/` holds the copy; it is made under
+//! `<snapshot-dir>/.tmp-<name>` and renamed into place only when complete, so
+//! a crash never leaves a half snapshot under a valid name (leftovers are
+//! removed by the next `create`). The copy skips the snapshot dir itself and
+//! `<root>/Snapshots`. Write permission is removed from every copied file
+//! and directory ("read-only"); `remove` restores it to delete.
+//! "Mounting" makes the symlink `<root>/Snapshots/<name>` -> the copy.
+
+use super::{Removed, SnapshotError, SnapshotInfo, SnapshotName, SnapshotStore, Space};
+use crate::config::StoreKind;
+use crate::exec::Cmd;
+use chrono::NaiveDate;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+
+pub struct DirStore {
+    root: PathBuf,
+    dir: PathBuf,
+    /// The root's entry that holds the snapshots, when `dir` is directly inside the root.
+    skip: Option<std::ffi::OsString>,
+}
+
+impl DirStore {
+    /// A store keeping copies of `root` in `dir`, which must be outside the
+    /// root or directly inside it.
+    pub fn new(root: &Path, dir: &Path) -> Result<DirStore, SnapshotError> {
+        let skip = match dir.strip_prefix(root) {
+            Ok(rel) => {
+                let comps: Vec<Component> = rel.components().collect();
+                match comps.as_slice() {
+                    [Component::Normal(name)] => Some(name.to_os_string()),
+                    _ => {
+                        return Err(SnapshotError::Layout(format!(
+                            "snapshot-dir {} must be outside the backup root or directly inside it",
+                            dir.display()
+                        )));
+                    }
+                }
+            }
+            Err(_) => None,
+        };
+        Ok(DirStore {
+            root: root.to_owned(),
+            dir: dir.to_owned(),
+            skip,
+        })
+    }
+
+    fn path_of(&self, name: &SnapshotName) -> PathBuf {
+        self.dir.join(name.as_str())
+    }
+
+    fn mount_point(&self, name: &SnapshotName) -> PathBuf {
+        self.root.join("Snapshots").join(name.as_str())
+    }
+
+    fn clear_leftovers(&self) -> Result<(), SnapshotError> {
+        for entry in std::fs::read_dir(&self.dir).map_err(SnapshotError::io(&self.dir))? {
+            let entry = entry.map_err(SnapshotError::io(&self.dir))?;
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                remove_tree(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SnapshotStore for DirStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Dir
+    }
+
+    fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(SnapshotError::Io {
+                    path: self.dir.clone(),
+                    source: e,
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(SnapshotError::io(&self.dir))?;
+            let Ok(name) = SnapshotName::parse(&entry.file_name().to_string_lossy()) else {
+                continue;
+            };
+            let mp = self.mount_point(&name);
+            let mounted = mp.symlink_metadata().is_ok().then_some(mp);
+            out.push(SnapshotInfo { name, mounted });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn create(&self, today: NaiveDate) -> Result<SnapshotName, SnapshotError> {
+        std::fs::create_dir_all(&self.dir).map_err(SnapshotError::io(&self.dir))?;
+        self.clear_leftovers()?;
+        let existing: Vec<SnapshotName> = self.list()?.into_iter().map(|s| s.name).collect();
+        let name = SnapshotName::next_for_day(&existing, today);
+        let tmp = self.dir.join(format!(".tmp-{name}"));
+        std::fs::create_dir(&tmp).map_err(SnapshotError::io(&tmp))?;
+        let mut sources = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(SnapshotError::io(&self.root))? {
+            let entry = entry.map_err(SnapshotError::io(&self.root))?;
+            let n = entry.file_name();
+            if Some(&n) == self.skip.as_ref() || n == "Snapshots" {
+                continue;
+            }
+            sources.push(entry.path());
+        }
+        if !sources.is_empty() {
+            // why: GNU cp knows reflinks, sparse files, xattrs and hard links; -a keeps them all
+            Cmd::new("cp")
+                .args(["-a", "--reflink=auto", "--"])
+                .args(&sources)
+                .arg(&tmp)
+                .run()?;
+        }
+        make_read_only(&tmp)?;
+        let dest = self.path_of(&name);
+        std::fs::rename(&tmp, &dest).map_err(SnapshotError::io(&dest))?;
+        crate::backup_root::sync_dir(&self.dir).map_err(SnapshotError::io(&self.dir))?;
+        Ok(name)
+    }
+
+    fn remove(&self, name: &SnapshotName) -> Result<Removed, SnapshotError> {
+        if self.mount_point(name).symlink_metadata().is_ok() {
+            return Err(SnapshotError::Mounted(name.clone()));
+        }
+        let path = self.path_of(name);
+        if !path.exists() {
+            return Ok(Removed::AlreadyGone);
+        }
+        // why: rename first, so a crash mid-delete leaves a `.tmp-` leftover, not a half snapshot
+        let doomed = self.dir.join(format!(".tmp-{name}-removing"));
+        std::fs::rename(&path, &doomed).map_err(SnapshotError::io(&path))?;
+        remove_tree(&doomed)?;
+        Ok(Removed::Removed)
+    }
+
+    fn mount(&self, name: &SnapshotName) -> Result<PathBuf, SnapshotError> {
+        let target = self.path_of(name);
+        if !target.is_dir() {
+            return Err(SnapshotError::NotFound(name.clone()));
+        }
+        let mp = self.mount_point(name);
+        if mp.symlink_metadata().is_ok() {
+            return Ok(mp);
+        }
+        let parent = self.root.join("Snapshots");
+        std::fs::create_dir_all(&parent).map_err(SnapshotError::io(&parent))?;
+        std::os::unix::fs::symlink(&target, &mp).map_err(SnapshotError::io(&mp))?;
+        Ok(mp)
+    }
+
+    fn umount(&self, name: &SnapshotName) -> Result<(), SnapshotError> {
+        let mp = self.mount_point(name);
+        match mp.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::remove_file(&mp).map_err(SnapshotError::io(&mp))
+            }
+            Ok(_) => Err(SnapshotError::Layout(format!(
+                "{} is not a dir-store mount (a symlink); not touching it",
+                mp.display()
+            ))),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn space(&self) -> Result<Space, SnapshotError> {
+        super::fs_space(&self.root)
+    }
+}
+
+fn make_read_only(top: &Path) -> Result<(), SnapshotError> {
+    // why: contents first, directories after their children (contents_first), so the walk can still descend
+    for entry in walkdir::WalkDir::new(top).contents_first(true) {
+        let entry = entry.map_err(|e| SnapshotError::Io {
+            path: top.to_owned(),
+            source: e.into(),
+        })?;
+        if entry.path_is_symlink() {
+            continue;
+        }
+        let meta = entry.metadata().map_err(|e| SnapshotError::Io {
+            path: entry.path().to_owned(),
+            source: e.into(),
+        })?;
+        let mode = meta.permissions().mode();
+        if mode & 0o222 != 0 {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode & !0o222))
+                .map_err(SnapshotError::io(entry.path()))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_tree(top: &Path) -> Result<(), SnapshotError> {
+    for entry in walkdir::WalkDir::new(top) {
+        let Ok(entry) = entry else { continue };
+        if entry.file_type().is_dir() {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    std::fs::remove_dir_all(top).map_err(SnapshotError::io(top))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_list_mount_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(root.join("dump/a")).unwrap();
+        std::fs::write(root.join("dump/a/file"), b"v1").unwrap();
+        let store = DirStore::new(&root, &root.join(".snapshots")).unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let s1 = store.create(day).unwrap();
+        std::fs::write(root.join("dump/a/file"), b"v2").unwrap();
+        let s2 = store.create(day).unwrap();
+        assert_eq!((s1.as_str(), s2.as_str()), ("20261122-1", "20261122-2"));
+        assert_eq!(
+            std::fs::read(root.join(".snapshots/20261122-1/dump/a/file")).unwrap(),
+            b"v1"
+        );
+        assert_eq!(
+            std::fs::read(root.join(".snapshots/20261122-2/dump/a/file")).unwrap(),
+            b"v2"
+        );
+        // The second snapshot did not copy the first into itself.
+        assert!(!root.join(".snapshots/20261122-2/.snapshots").exists());
+        let mp = store.mount(&s1).unwrap();
+        assert_eq!(std::fs::read(mp.join("dump/a/file")).unwrap(), b"v1");
+        assert!(matches!(store.remove(&s1), Err(SnapshotError::Mounted(_))));
+        store.umount(&s1).unwrap();
+        assert_eq!(store.remove(&s1).unwrap(), Removed::Removed);
+        assert_eq!(store.remove(&s1).unwrap(), Removed::AlreadyGone);
+        let names: Vec<String> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        assert_eq!(names, vec!["20261122-2"]);
+    }
+
+    #[test]
+    fn snapshot_dir_deep_inside_root_is_refused() {
+        let err = DirStore::new(Path::new("/r"), Path::new("/r/a/b"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("directly inside"), "{err}");
+    }
+}

@@ -1,0 +1,158 @@
+//! Snapshot stores: where the read-only history of the backup root lives.
+//!
+//! Owns: the [`SnapshotStore`] trait and the factory that picks a store from
+//! the config. One file per store: `dir.rs` (a copy, for hosts without a
+//! volume manager), and the privileged ones (LVM thin, btrfs) that go through
+//! the `strata-snapshot` helper.
+//!
+//! Contract shared by every store: names are [`SnapshotName`]s (`YYYYMMDD-N`,
+//! N the first unused number of the day); a snapshot is never modified after
+//! `create` returns; `remove` refuses a mounted snapshot; a crash during
+//! `create` leaves no half snapshot under a valid name.
+
+pub mod dir;
+pub mod name;
+
+pub use name::SnapshotName;
+
+use crate::config::{Config, StoreKind};
+use chrono::NaiveDate;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// One snapshot as a store lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    pub name: SnapshotName,
+    /// Where it is mounted, if it is.
+    pub mounted: Option<PathBuf>,
+}
+
+/// Free space of the backup filesystem and, where there is one, its pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct Space {
+    pub fs_size: u64,
+    pub fs_free: u64,
+    pub inodes: u64,
+    pub inodes_free: u64,
+    pub pool: Option<PoolSpace>,
+}
+
+/// Thin-pool usage.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolSpace {
+    pub data_size: u64,
+    pub data_free_percent: f64,
+    pub metadata_size: u64,
+    pub metadata_free_percent: f64,
+}
+
+impl Space {
+    #[allow(clippy::cast_precision_loss)] // why: percentages
+    #[must_use]
+    pub fn fs_free_percent(&self) -> f64 {
+        if self.fs_size == 0 {
+            0.0
+        } else {
+            100.0 * self.fs_free as f64 / self.fs_size as f64
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    #[must_use]
+    pub fn inodes_free_percent(&self) -> f64 {
+        if self.inodes == 0 {
+            100.0
+        } else {
+            100.0 * self.inodes_free as f64 / self.inodes as f64
+        }
+    }
+    /// The free percentage that the emergency pruning rule watches: the
+    /// pool's data and metadata where there is a pool, else the filesystem.
+    #[must_use]
+    pub fn free_for_pruning(&self) -> (f64, f64) {
+        match &self.pool {
+            Some(p) => (p.data_free_percent, p.metadata_free_percent),
+            None => (self.fs_free_percent(), self.inodes_free_percent()),
+        }
+    }
+}
+
+/// What `remove` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Removed,
+    AlreadyGone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot {0} does not exist")]
+    NotFound(SnapshotName),
+    #[error("snapshot {0} is mounted; unmount it first (strata umount {0})")]
+    Mounted(SnapshotName),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+    #[error("snapshot-store {0} is not supported by this build yet; use snapshot-store: dir")]
+    Unsupported(&'static str),
+    #[error("{0}")]
+    Layout(String),
+}
+
+impl SnapshotError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SnapshotError {
+        let path = path.into();
+        move |source| SnapshotError::Io { path, source }
+    }
+}
+
+/// A place that keeps read-only snapshots of the backup root.
+pub trait SnapshotStore {
+    /// The store's kind, for messages.
+    fn kind(&self) -> StoreKind;
+    /// Every snapshot, oldest first.
+    fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError>;
+    /// Take a snapshot of the root now, named for `today`.
+    fn create(&self, today: NaiveDate) -> Result<SnapshotName, SnapshotError>;
+    /// Remove a snapshot; refuses a mounted one.
+    fn remove(&self, name: &SnapshotName) -> Result<Removed, SnapshotError>;
+    /// Make a snapshot readable at `<root>/Snapshots/<name>`; returns that path.
+    fn mount(&self, name: &SnapshotName) -> Result<PathBuf, SnapshotError>;
+    /// Undo `mount`.
+    fn umount(&self, name: &SnapshotName) -> Result<(), SnapshotError>;
+    /// Free space of the filesystem (and pool).
+    fn space(&self) -> Result<Space, SnapshotError>;
+}
+
+/// The store the config selects.
+pub fn open(config: &Config) -> Result<Box<dyn SnapshotStore>, SnapshotError> {
+    match config.settings.snapshot_store {
+        StoreKind::Dir => Ok(Box::new(dir::DirStore::new(
+            &config.settings.root,
+            &config.settings.snapshot_dir,
+        )?)),
+        StoreKind::LvmThin => Err(SnapshotError::Unsupported("lvm-thin")),
+        StoreKind::Btrfs => Err(SnapshotError::Unsupported("btrfs")),
+    }
+}
+
+/// Filesystem space of the directory `path`.
+pub fn fs_space(path: &std::path::Path) -> Result<Space, SnapshotError> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(|e| SnapshotError::Io {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    let frsize = st.fragment_size();
+    Ok(Space {
+        fs_size: st.blocks() * frsize,
+        fs_free: st.blocks_available() * frsize,
+        inodes: st.files(),
+        inodes_free: st.files_available(),
+        pool: None,
+    })
+}
