@@ -1,0 +1,6 @@
+//! strata's one integration-test binary. Each file is one area; `support/`
+//! holds the fixtures (real sshd, tree builder and comparison, test homes).
+//! Tests that need root or devices are named `root_...` / `vm_...`; a missing
+//! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
+
+mod support;
