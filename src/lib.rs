@@ -15,11 +15,13 @@
 //!   rewritten, because the thin pool would store them twice).
 //! - [`snapshot`]: the `SnapshotStore` trait and its stores.
 //! - [`retention`]: pure plans of which snapshots and logs to keep.
+//! - [`archive`]: offsite archives: pack, upload, retrieve, unpack, drill.
 //! - [`exec`]: the only module that starts processes.
 //! - [`cli`]: clap types, dispatch and output; the only user of `anyhow`.
 //!
 //! The error policy is written down in [`error`].
 
+pub mod archive;
 pub mod backup_root;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,7 @@
 //! mapping of errors to exit codes. The only module that uses `anyhow`.
 //! Each command is a thin function that turns flags into calls to the core.
 
+mod archive_cmd;
 mod config_cmd;
 mod output;
 mod snapshots;
@@ -94,6 +95,8 @@ pub enum Command {
     /// The coda source (not in this build yet)
     #[command(subcommand)]
     Coda(source_cmds::PendingCmd),
+    /// Offsite archives: run, ls, prune, cost, resync, retrieve, unpack, drill
+    Archive(archive_cmd::ArchiveArgs),
 }
 
 /// Parse, run, print errors once, and return the exit code.
@@ -211,5 +214,6 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Rbd(_) => source_cmds::pending("rbd"),
         Command::Rgw(_) => source_cmds::pending("rgw"),
         Command::Coda(_) => source_cmds::pending("coda"),
+        Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
     }
 }
