@@ -333,8 +333,7 @@ impl ArchiveEnv {
             else {
                 continue;
             };
-            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-            if !alive {
+            if !process_alive(pid) {
                 let p = e.path();
                 let r = if p.is_dir() {
                     std::fs::remove_dir_all(&p)
@@ -346,6 +345,22 @@ impl ArchiveEnv {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Whether process `pid` exists and is not a zombie (a killed process whose
+/// parent died too may stay a zombie under an init that does not reap).
+fn process_alive(pid: i32) -> bool {
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // why: the state is the first field after the parenthesised command name, which may itself hold spaces
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => true,
     }
 }
 

@@ -4,9 +4,8 @@
 //! time (seconds, fractional) at which the shared budget is next free. A
 //! process that wants `n` bytes takes an `flock` on the file, reads `t`,
 //! books `[max(t, now), max(t, now) + n/rate)`, writes the end back, unlocks,
-//! and sleeps until its booking starts. Bookings never overlap, so all
-//! processes together move at most `rate` bytes per second (plus one chunk of
-//! burst). A crashed process leaves at most one chunk booked and unused.
+//! and sleeps until its booking ends, then moves the bytes. Bookings never overlap, so all
+//! processes together move at most `rate` bytes per second. A crashed process leaves at most one chunk booked and unused.
 //! A missing or unreadable file counts as "free now".
 
 use super::ArchiveError;
@@ -82,7 +81,9 @@ impl RateLimit {
         };
         write(&mut lock).map_err(ArchiveError::io(&self.state))?;
         drop(lock);
-        let wait = start - now();
+        let _ = start;
+        // why: waiting for the booking's end, not its start, keeps every process under the rate even over one chunk
+        let wait = end - now();
         if wait > 0.0 {
             std::thread::sleep(Duration::from_secs_f64(wait));
         }

@@ -19,6 +19,7 @@
 //!   [`ArchiveMeta::from_fields`] and only checked bytes reach `unpack`.
 
 pub mod local;
+pub mod s3;
 
 use super::{ArchiveError, ArchiveMeta};
 use crate::config::{ArchiverKind, ArchiverProfile};
@@ -102,7 +103,7 @@ pub fn open(profile: &ArchiverProfile) -> Result<Box<dyn Archiver>, ArchiveError
         ArchiverKind::Local { path } => Ok(Box::new(local::LocalArchiver::new(path))),
         ArchiverKind::Aws { .. } => Err(ArchiveError::Unsupported("aws")),
         ArchiverKind::Googledrive => Err(ArchiveError::Unsupported("googledrive")),
-        ArchiverKind::S3(_) => Err(ArchiveError::Unsupported("s3")),
+        ArchiverKind::S3(p) => Ok(Box::new(s3::S3Archiver::new(p)?)),
     }
 }
 
