@@ -3,6 +3,7 @@
 //! Each command is a thin function that turns flags into calls to the core.
 
 mod config_cmd;
+mod mkconf_cmd;
 mod output;
 mod snapshots;
 mod source_cmds;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Check or show the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
+    /// Print the crontab, sudoers rule or systemd units for this installation
+    #[command(subcommand)]
+    Mkconf(mkconf_cmd::MkconfCmd),
     /// The dump source: a command's output stored as a file
     #[command(subcommand)]
     Dump(source_cmds::DumpCmd),
@@ -179,6 +183,7 @@ impl Ctx<'_> {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Config(c) => config_cmd::run(cli, c),
+        Command::Mkconf(c) => mkconf_cmd::run(cli, c),
         Command::Run(args) => {
             refuse_root(cli, "run")?;
             snapshots::run(&load_config(cli)?, args)

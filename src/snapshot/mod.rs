@@ -10,7 +10,10 @@
 //! `create` returns; `remove` refuses a mounted snapshot; a crash during
 //! `create` leaves no half snapshot under a valid name.
 
+pub mod btrfs;
 pub mod dir;
+pub mod helper;
+pub mod lvm_thin;
 pub mod name;
 
 pub use name::SnapshotName;
@@ -102,6 +105,19 @@ pub enum SnapshotError {
     Unsupported(&'static str),
     #[error("{0}")]
     Layout(String),
+    #[error("`{argv}` {}: {reason}", if *refused { "refused" } else { "failed" })]
+    Helper {
+        argv: String,
+        /// Exit 2: the helper refused before running anything.
+        refused: bool,
+        reason: String,
+    },
+    #[error("strata-snapshot {verb}: unreadable reply: {source}")]
+    HelperReply {
+        verb: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl SnapshotError {
@@ -136,8 +152,14 @@ pub fn open(config: &Config) -> Result<Box<dyn SnapshotStore>, SnapshotError> {
             &config.settings.root,
             &config.settings.snapshot_dir,
         )?)),
-        StoreKind::LvmThin => Err(SnapshotError::Unsupported("lvm-thin")),
-        StoreKind::Btrfs => Err(SnapshotError::Unsupported("btrfs")),
+        StoreKind::LvmThin => Ok(Box::new(lvm_thin::LvmThinStore::new(
+            &config.settings.root,
+            helper::HelperClient::from_env(),
+        ))),
+        StoreKind::Btrfs => Ok(Box::new(btrfs::BtrfsStore::new(
+            &config.settings.root,
+            helper::HelperClient::from_env(),
+        ))),
     }
 }
 
