@@ -445,11 +445,12 @@ impl Helper {
             return Ok(false);
         }
         let mp = self.mount_point(name);
-        if check_own_dir(&mp)? == Found::Missing {
-            return Ok(false);
-        }
+        // why: first, because once mounted, mp shows the snapshot's root dir (owned by the backup user)
         if mount_points()?.contains(&mp) {
             return Ok(true);
+        }
+        if check_own_dir(&mp)? == Found::Missing {
+            return Ok(false);
         }
         if !is_empty_dir(&mp)? {
             return Err(Refusal(format!("mount point {} is not empty", mp.display())).into());
@@ -497,12 +498,16 @@ impl Helper {
         let (vg, _) = self.vg_lv();
         let mp = self.mount_point(name);
         let dir_state = check_own_dir(&self.snapshots_dir())?;
-        let mp_state = if dir_state == Found::Dir {
+        // why: a mounted mp shows the snapshot's root dir (owned by the backup user), so
+        // ownership is judged only when nothing is mounted there
+        let mounted = dir_state == Found::Dir && mount_points()?.contains(&mp);
+        let mp_state = if mounted {
+            Found::Dir
+        } else if dir_state == Found::Dir {
             check_own_dir(&mp)?
         } else {
             Found::Missing
         };
-        let mounted = mp_state == Found::Dir && mount_points()?.contains(&mp);
         let rows = self.lvs()?;
         let ours = self.is_ours(&rows, name)?;
         if mounted {

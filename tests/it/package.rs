@@ -105,3 +105,59 @@ fn package_builds_with_expected_files_and_modes() {
         text(&help.stdout)
     );
 }
+
+#[test]
+fn root_package_installs_with_dpkg_into_an_empty_root() {
+    if !require("root", crate::snap_env::is_root())
+        || !require(
+            "dpkg, dpkg-deb and visudo",
+            have("dpkg") && have("dpkg-deb") && have("visudo"),
+        )
+    {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let out = tempfile::tempdir().unwrap();
+    let deb = build_deb(out.path());
+    // A clean system as far as dpkg knows: an empty database in an empty root.
+    let root = out.path().join("root");
+    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    let root_arg = format!("--root={}", root.display());
+    // why: --force-depends: libc6 and sudo are not "installed" in the empty database
+    snap_env::sh(
+        "dpkg",
+        &[&root_arg, "--force-depends", "-i", deb.to_str().unwrap()],
+    );
+    let listed = text(&snap_env::sh("dpkg", &[&root_arg, "-L", "strata"]).stdout);
+    assert!(
+        listed.lines().any(|l| l == "/usr/sbin/strata-snapshot"),
+        "{listed}"
+    );
+    for (path, mode) in [
+        ("usr/bin/strata", 0o755),
+        ("usr/sbin/strata-snapshot", 0o755),
+        ("etc/sudoers.d/strata", 0o440),
+        ("lib/systemd/system/strata-run.timer", 0o644),
+    ] {
+        let m = std::fs::metadata(root.join(path)).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (0, 0, mode),
+            "{path}"
+        );
+    }
+    let help = snap_env::sh(root.join("usr/bin/strata").to_str().unwrap(), &["--help"]);
+    assert!(text(&help.stdout).contains("Usage: strata"));
+    snap_env::sh(
+        "visudo",
+        &[
+            "-c",
+            "-q",
+            "-f",
+            root.join("etc/sudoers.d/strata").to_str().unwrap(),
+        ],
+    );
+}
