@@ -280,16 +280,72 @@ fn check_own_dir(path: &Path) -> Result<Found, Refusal> {
     }
 }
 
-fn make_own_dir(path: &Path) -> Result<(), HelperError> {
-    match std::fs::DirBuilder::new().mode(0o755).create(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(HelperError::io(path)(e)),
+/// A directory the helper owns, opened without following symlinks, checked
+/// through its descriptor, and kept open while commands use it. Commands get
+/// [`Pinned::proc_path`] (`/proc/<pid>/fd/<n>`), which the kernel resolves to
+/// this very directory: renaming `<root>/Snapshots` or putting a symlink in
+/// its place after the check (the backup user owns `<root>`) cannot redirect
+/// a mount or an unmount.
+struct Pinned {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl Pinned {
+    /// Open `name` in `dir` (or the absolute `shown` when `dir` is None);
+    /// `None` when missing. A symlink, a non-directory, or a directory not
+    /// owned by root / writable by others is refused.
+    fn open(
+        dir: Option<&Pinned>,
+        name: &Path,
+        shown: &Path,
+    ) -> Result<Option<Pinned>, HelperError> {
+        use nix::fcntl::{AT_FDCWD, OFlag, openat};
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let opened = match dir {
+            Some(d) => openat(&d.fd, name, flags, nix::sys::stat::Mode::empty()),
+            None => openat(AT_FDCWD, shown, flags, nix::sys::stat::Mode::empty()),
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(nix::errno::Errno::ENOENT) => return Ok(None),
+            Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => {
+                check_own_dir(shown)?;
+                return Err(
+                    Refusal(format!("{} changed while it was checked", shown.display())).into(),
+                );
+            }
+            Err(e) => return Err(HelperError::io(shown)(e.into())),
+        };
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| HelperError::io(shown)(e.into()))?;
+        config::check_owner_mode(shown, st.st_uid, st.st_mode, "directory")?;
+        Ok(Some(Pinned { fd }))
     }
-    // why: re-check after creating: a racing user may have put something else there first
-    match check_own_dir(path)? {
-        Found::Dir => Ok(()),
-        Found::Missing => Err(Refusal(format!("{} vanished", path.display())).into()),
+
+    /// The backup root itself: owned by the backup user by design, so only
+    /// "a directory, not a symlink" is checked (its path is canonical and
+    /// comes from the root-owned config; its parent is not the user's).
+    fn open_root(root: &Path) -> Result<Pinned, HelperError> {
+        use nix::fcntl::{AT_FDCWD, OFlag, openat};
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(AT_FDCWD, root, flags, nix::sys::stat::Mode::empty())
+            .map_err(|e| Refusal(format!("backup root {}: {e}", root.display())))?;
+        Ok(Pinned { fd })
+    }
+
+    /// Make `name` here (root-owned, 0755) unless it exists, then open it.
+    fn make(&self, name: &str, shown: &Path) -> Result<Pinned, HelperError> {
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o755);
+        match nix::sys::stat::mkdirat(&self.fd, name, mode) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(HelperError::io(shown)(e.into())),
+        }
+        Pinned::open(Some(self), Path::new(name), shown)?
+            .ok_or_else(|| Refusal(format!("{} vanished", shown.display())).into())
+    }
+
+    fn proc_path(&self) -> String {
+        use std::os::fd::AsRawFd;
+        format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
     }
 }
 
@@ -469,23 +525,33 @@ impl Helper {
         if already {
             return Ok(json(&MountReply { mounted: mp }));
         }
-        make_own_dir(&self.snapshots_dir())?;
-        make_own_dir(&mp)?;
+        let root = Pinned::open_root(&self.cfg.root)?;
+        let snaps = root.make("Snapshots", &self.snapshots_dir())?;
+        let target = snaps.make(name.as_str(), &mp)?;
+        if !is_empty_dir(Path::new(&target.proc_path()))? {
+            return Err(Refusal(format!("mount point {} is not empty", mp.display())).into());
+        }
         self.cmd(&lvm::activate_argv(vg, name)).run()?;
         let device = format!("/dev/{vg}/{name}");
+        // why: -c (no canonicalization): the kernel resolves the pinned /proc/<pid>/fd path itself
         let argv = [
             "mount".to_owned(),
+            "-c".to_owned(),
             "-t".to_owned(),
             self.cfg.fstype.name().to_owned(),
             "-o".to_owned(),
             self.cfg.fstype.mount_options().to_owned(),
             device,
-            mp.to_string_lossy().into_owned(),
+            target.proc_path(),
         ];
         if let Err(source) = self.cmd(&argv).run() {
             // why: leave nothing behind: the LV inactive again and no empty mount point
             let _ = self.cmd(&lvm::deactivate_argv(vg, name)).run();
-            let _ = std::fs::remove_dir(&mp);
+            let _ = nix::unistd::unlinkat(
+                &snaps.fd,
+                name.as_str(),
+                nix::unistd::UnlinkatFlags::RemoveDir,
+            );
             return Err(HelperError::Mount {
                 name: name.clone(),
                 source,
@@ -510,15 +576,27 @@ impl Helper {
         };
         let rows = self.lvs()?;
         let ours = self.is_ours(&rows, name)?;
-        if mounted {
-            self.cmd(&["umount".to_owned(), mp.to_string_lossy().into_owned()])
+        let snaps = if dir_state == Found::Dir {
+            Pinned::open(None, &self.snapshots_dir(), &self.snapshots_dir())?
+        } else {
+            None
+        };
+        if let (true, Some(snaps)) = (mounted, &snaps) {
+            // why: through the pinned Snapshots dir, as for mount
+            let target = format!("{}/{name}", snaps.proc_path());
+            self.cmd(&["umount".to_owned(), "-c".to_owned(), target])
                 .run()?;
         }
         if ours {
             self.cmd(&lvm::deactivate_argv(vg, name)).run()?;
         }
-        if mp_state == Found::Dir && is_empty_dir(&mp)? {
-            std::fs::remove_dir(&mp).map_err(HelperError::io(&mp))?;
+        if let (Found::Dir, Some(snaps)) = (&mp_state, &snaps) {
+            let flags = nix::unistd::UnlinkatFlags::RemoveDir;
+            match nix::unistd::unlinkat(&snaps.fd, name.as_str(), flags) {
+                // why: a non-empty directory is not one the helper left behind; keep it
+                Ok(()) | Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTEMPTY) => {}
+                Err(e) => return Err(HelperError::io(&mp)(e.into())),
+            }
         }
         Ok(json(&UmountReply { unmounted: mounted }))
     }
@@ -538,13 +616,17 @@ impl Helper {
             }
             Verb::PoolStatus => Ok(json(&PoolReply { pool: None })),
             Verb::Create => {
-                make_own_dir(&dir)?;
+                // why: pinned, as for LVM mounts: the user owns <root> and could swap `.snapshots`
+                check_own_dir(&dir)?;
+                let root = Pinned::open_root(&self.cfg.root)?;
+                let pinned = root.make(".snapshots", &dir)?;
                 let name = SnapshotName::next_for_day(
                     &btrfs_list(&dir)?,
                     chrono::Local::now().date_naive(),
                 );
-                let argv = btrfs_argv::snapshot(&self.cfg.root, &dir.join(name.as_str()));
-                self.cmd(&argv).run()?;
+                let dest = PathBuf::from(format!("{}/{name}", pinned.proc_path()));
+                self.cmd(&btrfs_argv::snapshot(&self.cfg.root, &dest))
+                    .run()?;
                 Ok(json(&CreateReply {
                     created: name.to_string(),
                 }))
@@ -553,14 +635,21 @@ impl Helper {
                 if check_own_dir(&dir)? == Found::Missing {
                     return Ok(json(&RemoveReply { removed: false }));
                 }
-                let path = dir.join(name.as_str());
+                let root = Pinned::open_root(&self.cfg.root)?;
+                let Some(pinned) = Pinned::open(Some(&root), Path::new(".snapshots"), &dir)? else {
+                    return Ok(json(&RemoveReply { removed: false }));
+                };
+                let shown = dir.join(name.as_str());
+                let path = PathBuf::from(format!("{}/{name}", pinned.proc_path()));
                 match std::fs::symlink_metadata(&path) {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         return Ok(json(&RemoveReply { removed: false }));
                     }
-                    Err(e) => return Err(HelperError::io(&path)(e)),
+                    Err(e) => return Err(HelperError::io(&shown)(e)),
                     Ok(m) if !m.is_dir() => {
-                        return Err(Refusal(format!("{} is not a snapshot", path.display())).into());
+                        return Err(
+                            Refusal(format!("{} is not a snapshot", shown.display())).into()
+                        );
                     }
                     Ok(_) => {}
                 }
