@@ -10,6 +10,8 @@
 //! before they are written into a file that sudo, cron or systemd parses,
 //! so nothing a caller passes can add a line, a rule or an option.
 
+// why: writing into a String cannot fail; the results are ignored with `let _`
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Why a file cannot be rendered.
@@ -154,15 +156,15 @@ pub fn crontab(t: &Target, email: Option<&str>) -> Result<String, MkconfError> {
         {
             return Err(MkconfError::BadEmail(e.to_owned()));
         }
-        s.push_str(&format!("MAILTO={e}\n"));
+        let _ = writeln!(s, "MAILTO={e}");
     }
     s.push_str("PATH=/usr/local/bin:/usr/bin:/bin\n\n");
     for j in &JOBS {
-        s.push_str(&format!("# {}\n", j.what));
+        let _ = writeln!(s, "# {}", j.what);
         if !j.enabled {
             s.push_str("# (enable once an archiver profile is configured)\n#");
         }
-        s.push_str(&format!("{} {}\n", j.cron, t.command(j.args)));
+        let _ = writeln!(s, "{} {}", j.cron, t.command(j.args));
     }
     Ok(s)
 }

@@ -35,7 +35,7 @@ use protocol::{
     CreateReply, ListReply, ListedSnapshot, MountReply, PoolReply, RemoveReply, UmountReply,
 };
 use std::ffi::OsString;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The `PATH` children run with.
