@@ -107,7 +107,7 @@ struct Job {
     enabled: bool,
 }
 
-const JOBS: [Job; 4] = [
+const JOBS: [Job; 5] = [
     Job {
         name: "prune",
         cron: "0 1 * * *",
@@ -138,6 +138,14 @@ const JOBS: [Job; 4] = [
         calendar: "Sat *-*-* 12:00:00",
         args: "archive run",
         what: "archive the newest snapshot offsite",
+        enabled: false,
+    },
+    Job {
+        name: "archive-prune",
+        cron: "0 12 * * 0",
+        calendar: "Sun *-*-* 12:00:00",
+        args: "archive prune",
+        what: "remove old archive sets",
         enabled: false,
     },
 ];

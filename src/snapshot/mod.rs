@@ -2,8 +2,9 @@
 //!
 //! Owns: the [`SnapshotStore`] trait and the factory that picks a store from
 //! the config. One file per store: `dir.rs` (a copy, for hosts without a
-//! volume manager), and the privileged ones (LVM thin, btrfs) that go through
-//! the `strata-snapshot` helper.
+//! volume manager), and the privileged ones, `lvm_thin.rs` and `btrfs.rs`,
+//! that go through the `strata-snapshot` root helper (`helper.rs`: `sudo -n`,
+//! JSON replies; DESIGN §4, docs/privilege.md).
 //!
 //! Contract shared by every store: names are [`SnapshotName`]s (`YYYYMMDD-N`,
 //! N the first unused number of the day); a snapshot is never modified after

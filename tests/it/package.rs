@@ -57,7 +57,7 @@ fn package_builds_with_expected_files_and_modes() {
         entry("/etc/sudoers.d/strata"),
         ("-r--r-----".into(), root.clone())
     );
-    for unit in ["run", "prune", "df", "archive"] {
+    for unit in ["run", "prune", "df", "archive", "archive-prune"] {
         for kind in ["service", "timer"] {
             let p = format!("/lib/systemd/system/strata-{unit}.{kind}");
             assert_eq!(entry(&p), ("-rw-r--r--".into(), root.clone()));
