@@ -41,10 +41,21 @@ impl Rig {
             let body = format!(
                 "#!/bin/sh\nprintf '%s\\n' \"{tool} $*\" >> {log}\n{extra}exit 0\n",
                 log = rig.log().display(),
-                extra = if tool == "lvs" {
-                    format!("/bin/cat {}\n", fixture.display())
-                } else {
-                    String::new()
+                extra = match tool {
+                    "lvs" => format!("/bin/cat {}\n", fixture.display()),
+                    // why: the window between the helper's checks and its mount:
+                    // a racing user swaps <root>/Snapshots for a symlink here
+                    "lvchange" => format!(
+                        "if [ -e {d}/swap ]; then /bin/mv {r}/Snapshots {r}/Snapshots.old && /bin/ln -s {d}/decoy {r}/Snapshots; fi\n",
+                        d = rig.dir.path().display(),
+                        r = rig.root().display()
+                    ),
+                    // why: record where the target really resolves to
+                    "mount" | "umount" => format!(
+                        "for a; do last=$a; done; printf 'target %s\\n' \"$(/bin/readlink -f \"$last\")\" >> {}\n",
+                        rig.log().display()
+                    ),
+                    _ => String::new(),
                 }
             );
             fs::write(&p, body).unwrap();
@@ -323,8 +334,15 @@ fn root_helper_runs_fixed_argv() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mp = rig.root().join("Snapshots/20260101-1");
     let calls = rig.calls();
-    let lines: Vec<&str> = calls.lines().collect();
+    let lines: Vec<&str> = calls
+        .lines()
+        .filter(|l| !l.starts_with("target "))
+        .collect();
     assert_eq!(lines.len(), 3, "{calls}");
+    assert!(
+        calls.contains(&format!("target {}\n", mp.display())),
+        "{calls}"
+    );
     assert_eq!(lines[1], "lvchange -ay -K stratavg/20260101-1");
     // The target is the helper's pinned descriptor of the mount point, not a path a user could swap.
     let target = lines[2]
@@ -375,4 +393,53 @@ fn root_helper_btrfs_refuses_mount_and_symlinked_dir() {
     rig.assert_refused(&["create"], "is a symlink");
     rig.assert_refused(&["remove", "20260101-1"], "is a symlink");
     rig.assert_refused(&["list"], "is a symlink");
+}
+
+#[test]
+fn root_helper_mount_survives_a_swapped_snapshots_dir() {
+    if !require("root", is_root()) {
+        return;
+    }
+    let rig = Rig::new("lvm-thin");
+    nix::unistd::chown(&rig.root(), Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    fs::create_dir(rig.dir.path().join("decoy")).unwrap();
+    fs::write(rig.dir.path().join("swap"), "").unwrap();
+    let out = rig.helper(&["mount", "20260101-1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let calls = rig.calls();
+    // The swap happened (during lvchange), yet mount got the directory that was checked.
+    assert!(
+        fs::symlink_metadata(rig.root().join("Snapshots"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let target = calls
+        .lines()
+        .find_map(|l| l.strip_prefix("target "))
+        .unwrap_or_else(|| panic!("{calls}"));
+    assert_eq!(
+        Path::new(target),
+        rig.root().join("Snapshots.old/20260101-1"),
+        "{calls}"
+    );
+    assert!(!rig.dir.path().join("decoy/20260101-1").exists());
+}
+
+#[test]
+fn root_helper_refuses_a_non_root_caller() {
+    if !require("root", is_root()) {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let rig = Rig::new("lvm-thin");
+    let out = clean(helper_bin(), Path::new("/"))
+        .arg("list")
+        .env("STRATA_SNAPSHOT_CONFIG", rig.config())
+        .env("STRATA_SNAPSHOT_TEST_PATH", rig.shim())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    rig.assert_refused_out(&out, &["list as nobody"], "must run as root", true);
 }
