@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod output;
+mod rbd_cmd;
 mod snapshots;
 mod source_cmds;
 mod status;
@@ -85,9 +86,9 @@ pub enum Command {
     /// The github source (not in this build yet)
     #[command(subcommand)]
     Github(source_cmds::PendingCmd),
-    /// The rbd source (not in this build yet)
+    /// The rbd source: Ceph RBD images and snapshots
     #[command(subcommand)]
-    Rbd(source_cmds::PendingCmd),
+    Rbd(rbd_cmd::RbdCmd),
     /// The rgw source (not in this build yet)
     #[command(subcommand)]
     Rgw(source_cmds::PendingCmd),
@@ -208,7 +209,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rsync(_) => source_cmds::pending("rsync"),
         Command::Github(_) => source_cmds::pending("github"),
-        Command::Rbd(_) => source_cmds::pending("rbd"),
+        Command::Rbd(cmd) => {
+            if let Some(r) = rbd_cmd::run_without_config(cli, cmd) {
+                return r.context("rbd");
+            }
+            refuse_root(cli, "rbd")?;
+            rbd_cmd::run(&load_config(cli)?, cmd).context("rbd")
+        }
         Command::Rgw(_) => source_cmds::pending("rgw"),
         Command::Coda(_) => source_cmds::pending("coda"),
     }

@@ -42,7 +42,7 @@ pub fn pending(source: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Write the report for the runner, or record state when run by hand.
-fn report(
+pub(super) fn report(
     ctx: &Ctx,
     unit: &crate::config::UnitPath,
     r: &UnitReport,
