@@ -5,5 +5,6 @@
 
 mod config;
 mod prune;
+mod rbd;
 mod run;
 mod support;
