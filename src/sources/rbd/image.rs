@@ -353,10 +353,11 @@ fn incremental(
 
 /// Steps 6-7 after a crash that came after step 5.
 fn finish_rebase(rbd: &Rbd, image: &str, files: &ImageFiles, p: &str) -> Result<(), RbdError> {
-    if let Some(old) = from_snap_of(&files.pending) {
-        if old != p && rbd.snap_rm(image, &old)? == Removal::Removed {
-            eprintln!("removed the previous snapshot {old}");
-        }
+    if let Some(old) = from_snap_of(&files.pending)
+        && old != p
+        && rbd.snap_rm(image, &old)? == Removal::Removed
+    {
+        eprintln!("removed the previous snapshot {old}");
     }
     remove_xattr(&files.image, xattrs::RBD_PENDING_SNAPSHOT)?;
     remove_stale(files)

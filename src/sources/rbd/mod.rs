@@ -272,10 +272,10 @@ pub fn drop_snapshots(
         } else {
             rbd.image_of_snapshot(&snap)?
         };
-        if let Some(owner) = owner {
-            if rbd.snap_rm(&owner, &snap)? == tool::Removal::Removed {
-                removed.push(rbd.spec(&owner, Some(&snap)));
-            }
+        if let Some(owner) = owner
+            && rbd.snap_rm(&owner, &snap)? == tool::Removal::Removed
+        {
+            removed.push(rbd.spec(&owner, Some(&snap)));
         }
         crate::backup_root::xattrs::remove_if_present(&path, attr).map_err(io_err(&path))?;
     }
@@ -313,16 +313,17 @@ pub fn apply_diff_file(diff: &Path, image: &Path) -> Result<apply::ApplyStats, R
         crate::backup_root::xattrs::get_text(image, crate::backup_root::xattrs::RBD_SNAPSHOT)
             .ok()
             .flatten();
-    if let (Some(held), Some(from)) = (&held, &summary.from_snap) {
-        if held != from && summary.to_snap.as_ref() != Some(held) {
-            return Err(RbdError::DiffSnapshots {
-                path: diff.to_owned(),
-                want_from: Some(held.clone()),
-                want_to: "(any)".to_owned(),
-                found_from: summary.from_snap,
-                found_to: summary.to_snap,
-            });
-        }
+    if let (Some(held), Some(from)) = (&held, &summary.from_snap)
+        && held != from
+        && summary.to_snap.as_ref() != Some(held)
+    {
+        return Err(RbdError::DiffSnapshots {
+            path: diff.to_owned(),
+            want_from: Some(held.clone()),
+            want_to: "(any)".to_owned(),
+            found_from: summary.from_snap,
+            found_to: summary.to_snap,
+        });
     }
     let f = std::fs::File::open(diff).map_err(io_err(diff))?;
     apply::apply_diff(f, image).map_err(|source| RbdError::Apply {

@@ -194,7 +194,8 @@ mod tests {
     #[test]
     fn basis_is_the_newest_older_snapshot_still_on_the_image() {
         let snaps = [snap(3, "v1"), snap(7, "v2"), snap(9, "v3"), snap(12, "v4")];
-        let cases: &[(u64, &[Held], Option<(&str, &str)>)] = &[
+        type Case<'a> = (u64, &'a [Held], Option<(&'a str, &'a str)>);
+        let cases: &[Case] = &[
             // nothing held: full fetch
             (9, &[], None),
             // held v1 and v2: v2 is the newest older one
