@@ -12,6 +12,7 @@
 // rest must not warn (CI builds with -D warnings).
 #![allow(dead_code)]
 
+pub mod ceph;
 pub mod env;
 pub mod sshd;
 pub mod tree_builder;
