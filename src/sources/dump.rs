@@ -9,6 +9,7 @@
 //!    updated block by block from the new file (only differing blocks are
 //!    written: DESIGN §2), then the mark is replaced by `user.strata.sha256`
 //!    and the new file removed. A first copy is simply renamed into place.
+//!
 //! A run that finds the mark and a complete new file (its hash equals the
 //! mark) finishes step 2 before anything else.
 //!
@@ -88,15 +89,18 @@ pub fn backup(root: &Path, unit: &DumpUnit, check: Check) -> Result<UnitReport, 
         notes.push(note);
     }
     let mut repaired = 0;
-    if check == Check::Scrub && dest.exists() {
-        if let Some(recorded) = xattrs::get_text(&dest, xattrs::STRATA_SHA256).map_err(io(&dest))? {
-            let (actual, _) = hash_file(&dest)?;
-            if actual != recorded {
-                repaired = 1;
-                notes.push(format!("scrub: stored copy did not match its recorded sha256 {recorded} (found {actual}); repaired by this run"));
-            } else {
-                notes.push("scrub: stored copy matches its recorded sha256".to_owned());
-            }
+    let scrub_against = if check == Check::Scrub && dest.exists() {
+        xattrs::get_text(&dest, xattrs::STRATA_SHA256).map_err(io(&dest))?
+    } else {
+        None
+    };
+    if let Some(recorded) = scrub_against {
+        let (actual, _) = hash_file(&dest)?;
+        if actual != recorded {
+            repaired = 1;
+            notes.push(format!("scrub: stored copy did not match its recorded sha256 {recorded} (found {actual}); repaired by this run"));
+        } else {
+            notes.push("scrub: stored copy matches its recorded sha256".to_owned());
         }
     }
 
