@@ -556,3 +556,40 @@ fn rbd_snapshot_units_repointed_names_and_drop() {
     assert_eq!(xattr_text(&rig.image_file("vm"), "user.rbd.snapshot"), None);
     rig.rbd(&["rm", "--no-progress", &rig.spec("snap-b")]);
 }
+
+#[test]
+fn rbd_units_are_backed_up_by_run() {
+    let Some(rig) = Rig::new(&[("vm", "run-img")], &[("rel", "run-img@rel")]) else {
+        return;
+    };
+    let mut img = Image::create(&rig, "run-img", 7);
+    img.mutate(&rig, 40, 0);
+    rig.rbd(&[
+        "snap",
+        "create",
+        "--no-progress",
+        &format!("{}@rel", rig.spec("run-img")),
+    ]);
+    let rel = img.model_sha();
+    for round in 0..2 {
+        img.mutate(&rig, 20, 1);
+        let out = rig.strata(&["run"], None);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+        for unit in ["images/vm", "snapshots/rel"] {
+            let unit = format!("rbd/{}/{unit}", rig.pool);
+            assert!(
+                stdout.contains(&format!("done  {unit} ok")),
+                "round {round}: {stdout}"
+            );
+            let state: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(rig.root.join(format!(".strata/state/{unit}.json"))).unwrap(),
+            )
+            .unwrap();
+            assert!(state["bytes"].as_u64().unwrap() > 0, "{state}");
+        }
+        rig.assert_consistent("vm", "run-img");
+        assert_eq!(sha_file(&rig.image_file("vm")), img.model_sha());
+        assert_eq!(sha_file(&rig.snapshot_file("rel")), rel);
+    }
+}
