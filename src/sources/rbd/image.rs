@@ -143,7 +143,10 @@ pub fn backup_image(
             Some(s) if has(&snaps, s) => {
                 incremental(rbd, image, &files, s, p, has(&snaps, p))?;
             }
-            _ => {
+            other => {
+                if let Some(s) = other {
+                    drop_foreign(rbd, image, s)?;
+                }
                 full(rbd, image, &files, p, has(&snaps, p))?;
             }
         }
