@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod output;
+mod rsync_cmd;
 mod snapshots;
 mod source_cmds;
 mod status;
@@ -79,9 +80,9 @@ pub enum Command {
     /// The dump source: a command's output stored as a file
     #[command(subcommand)]
     Dump(source_cmds::DumpCmd),
-    /// The rsync source (not in this build yet)
+    /// The rsync source: host filesystems over ssh
     #[command(subcommand)]
-    Rsync(source_cmds::PendingCmd),
+    Rsync(rsync_cmd::RsyncCmd),
     /// The github source (not in this build yet)
     #[command(subcommand)]
     Github(source_cmds::PendingCmd),
@@ -206,7 +207,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             refuse_root(cli, "dump")?;
             source_cmds::dump(&load_config(cli)?, cmd).context("dump")
         }
-        Command::Rsync(_) => source_cmds::pending("rsync"),
+        Command::Rsync(cmd) => rsync_cmd::rsync(&load_config(cli)?, cmd).context("rsync"),
         Command::Github(_) => source_cmds::pending("github"),
         Command::Rbd(_) => source_cmds::pending("rbd"),
         Command::Rgw(_) => source_cmds::pending("rgw"),
