@@ -70,7 +70,8 @@ pub fn rsync(ctx: &Ctx, cmd: &RsyncCmd) -> anyhow::Result<ExitCode> {
                 } else {
                     RestoreKind::Full
                 },
-                source: source.clone(),
+                // why: absolute, so that a relative SOURCE can never be read as an rsync option
+                source: std::path::absolute(source)?,
                 endpoint: Restore::endpoint_for(&ctx.config, host, user, &known_hosts),
                 host: host.clone(),
                 dest_dir: destdir.clone(),

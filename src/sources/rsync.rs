@@ -361,7 +361,13 @@ pub fn backup_argv(
     check: Check,
 ) -> Vec<OsString> {
     let mut v: Vec<OsString> = vec![settings.local_binary.clone().into()];
-    v.extend(BACKUP_OPTIONS.iter().map(OsString::from));
+    v.extend(BACKUP_OPTIONS.iter().map(|o| match (endpoint, *o) {
+        // why: in a local copy --fake-super applies to both sides, and a sender
+        // in fake-super mode reads owners and ACLs from user.rsync.* xattrs, not
+        // from the files; -M--fake-super (rsync(1)) limits it to the receiver
+        (Endpoint::Local, "--fake-super") => OsString::from("-M--fake-super"),
+        _ => OsString::from(o),
+    }));
     v.extend(endpoint.rsh_args());
     for pattern in settings.exclude.iter().chain(&host.exclude) {
         v.push(format!("--exclude={pattern}").into());
@@ -584,9 +590,9 @@ pub fn ssh_problem(stderr: &[u8]) -> Option<SshProblem> {
         });
         let detail = detail
             .iter()
-            .map(|l| l.trim_matches('@').trim())
+            .map(|l| l.trim_matches('@').trim().trim_end_matches('.'))
             .collect::<Vec<_>>()
-            .join(" ");
+            .join("; ");
         return Some(SshProblem::HostKey(detail));
     }
     let connect = pick(&|l| {
@@ -802,11 +808,14 @@ pub struct Restore {
 
 impl Restore {
     /// Where to restore to `host` as `user`: a configured host entry's ssh
-    /// settings (port, identity, transport) apply when `host` names one.
+    /// settings (port, identity, transport) apply when `host` names one (by
+    /// its name or alias); the entry's own name is then the ssh destination.
     #[must_use]
     pub fn endpoint_for(config: &Config, host: &str, user: &str, known_hosts: &Path) -> Endpoint {
         let settings = &config.settings.rsync;
-        match config.rsync.iter().find(|h| h.host == host) {
+        let entry = (config.rsync.iter().find(|h| h.host == host))
+            .or_else(|| config.rsync.iter().find(|h| h.alias == host));
+        match entry {
             Some(h) if h.transport == Transport::Local => Endpoint::Local,
             Some(h) => {
                 let mut t = SshTarget::of(h, settings, known_hosts);
@@ -955,6 +964,8 @@ mod tests {
         ));
         assert!(argv.contains(&"--checksum".to_owned()));
         assert!(!argv.iter().any(|a| a == "-e" || a.contains("ssh")));
+        assert!(argv.contains(&"-M--fake-super".to_owned()));
+        assert!(!argv.contains(&"--fake-super".to_owned()));
         assert_eq!(argv[argv.len() - 3..], ["/", "/home", "/b/rsync/octopus"]);
     }
 

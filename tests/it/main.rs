@@ -4,3 +4,4 @@
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
 mod support;
+mod rsync;
