@@ -3,5 +3,8 @@
 //! Tests that need root or devices are named `root_...` / `vm_...`; a missing
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
+mod config;
+mod prune;
+mod run;
 mod support;
 mod rsync;
