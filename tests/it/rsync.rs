@@ -460,7 +460,8 @@ fn excerpt(stderr: &str, unit: &str) -> String {
 }
 
 /// An rsync that refuses `--acls`/`--xattrs` (as rsync 2.6 did) makes strata
-/// retry once without them; a local transport needs no ssh.
+/// retry once without them; a local transport needs no ssh; a restore passes
+/// the arguments after `--` on to rsync.
 #[test]
 fn rsync_retries_without_acls_and_xattrs_for_an_old_far_side() {
     if !env::require("rsync (apt: rsync)", env::have_program("rsync")) {
@@ -505,8 +506,36 @@ fn rsync_retries_without_acls_and_xattrs_for_an_old_far_side() {
         "{}",
         text(&out)
     );
-    assert_eq!(
-        std::fs::read(stored(&root.join("rsync/appliance"), &src).join("d/f")).unwrap(),
-        b"data\n"
+    let copy = stored(&root.join("rsync/appliance"), &src);
+    assert_eq!(std::fs::read(copy.join("d/f")).unwrap(), b"data\n");
+
+    // Restore to the local host: arguments after `--` reach rsync.
+    if !env::is_root() {
+        // why: -M--super makes the receiver chown, which only root may do
+        return;
+    }
+    let dest = home.join("restored");
+    std::fs::create_dir(&dest).unwrap();
+    let restore = |extra: &[&str]| {
+        run(env::strata(&home)
+            .arg("-c")
+            .arg(&config)
+            .args(["rsync", "restore"])
+            .arg(&copy)
+            .arg("appliance")
+            .arg(&dest)
+            .arg("--")
+            .args(extra))
+    };
+    let out = restore(&["--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("--dry-run"),
+        "{}",
+        text(&out)
     );
+    assert!(!dest.join("d").exists(), "a dry run restores nothing");
+    let out = restore(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read(dest.join("d/f")).unwrap(), b"data\n");
 }
