@@ -13,6 +13,7 @@
 #        BENCH_REPS        repetitions per case, median reported [5]
 #        BENCH_SSH=1       go over a throwaway sshd on 127.0.0.1 (needs root
 #                          and openssh-server) instead of `transport: local`
+#        BENCH_CASES       which cases ["full incremental"]
 #        BENCH_KEEP=1      keep the generated files
 #
 # Two cases, each timed with strata and bare, alternating, median of REPS,
@@ -149,5 +150,10 @@ empty_unit() { rm -rf "$unit"; mkdir -p "$unit"; }
 nothing() { :; }
 
 echo "strata: $strata; $reps repetitions each, median"
-time_case full empty_unit
-time_case incremental nothing
+for c in ${BENCH_CASES:-full incremental}; do
+    case $c in
+        full) time_case full empty_unit ;;
+        incremental) time_case incremental nothing ;;
+        *) echo "rsync_overhead: unknown case $c" >&2; exit 2 ;;
+    esac
+done
