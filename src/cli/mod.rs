@@ -5,6 +5,7 @@
 mod config_cmd;
 mod output;
 mod rbd_cmd;
+mod rsync_cmd;
 mod snapshots;
 mod source_cmds;
 mod status;
@@ -80,9 +81,9 @@ pub enum Command {
     /// The dump source: a command's output stored as a file
     #[command(subcommand)]
     Dump(source_cmds::DumpCmd),
-    /// The rsync source (not in this build yet)
+    /// The rsync source: host filesystems over ssh
     #[command(subcommand)]
-    Rsync(source_cmds::PendingCmd),
+    Rsync(rsync_cmd::RsyncCmd),
     /// The github source (not in this build yet)
     #[command(subcommand)]
     Github(source_cmds::PendingCmd),
@@ -207,7 +208,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             refuse_root(cli, "dump")?;
             source_cmds::dump(&load_config(cli)?, cmd).context("dump")
         }
-        Command::Rsync(_) => source_cmds::pending("rsync"),
+        Command::Rsync(cmd) => rsync_cmd::rsync(&load_config(cli)?, cmd).context("rsync"),
         Command::Github(_) => source_cmds::pending("github"),
         Command::Rbd(cmd) => {
             if let Some(r) = rbd_cmd::run_without_config(cli, cmd) {

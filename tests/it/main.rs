@@ -8,3 +8,4 @@ mod prune;
 mod rbd;
 mod run;
 mod support;
+mod rsync;
