@@ -65,9 +65,11 @@ pub fn run(cli: &Cli, cmd: &ConfigCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         ConfigCmd::Show => {
-            let text = serde_saphyr::to_string(&config)
-                .map_err(|e| anyhow::anyhow!("cannot render the config: {e}"))?;
-            print!("{text}");
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&config)?);
+            } else {
+                print!("{}", config::render::to_yaml(&config));
+            }
             Ok(ExitCode::Ok)
         }
     }

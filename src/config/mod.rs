@@ -14,6 +14,7 @@
 
 mod node;
 mod reader;
+pub mod render;
 mod schema;
 mod secret;
 mod unit;
@@ -66,16 +67,15 @@ fn render(file: &Path, problems: &[Problem]) -> String {
 /// `file:line: key.path: message`, the one-line form of every config problem.
 #[must_use]
 pub fn render_one(file: &Path, p: &Problem) -> String {
-    if p.line > 0 {
-        format!(
-            "{}:{}: {}: {}",
-            file.display(),
-            p.line,
-            p.path.as_str(),
-            p.message
-        )
+    let at = if p.line > 0 {
+        format!("{}:{}", file.display(), p.line)
     } else {
-        format!("{}: {}: {}", file.display(), p.path.as_str(), p.message)
+        file.display().to_string()
+    };
+    if p.path == KeyPath::root() {
+        format!("{at}: {}", p.message)
+    } else {
+        format!("{at}: {}: {}", p.path.as_str(), p.message)
     }
 }
 
@@ -121,7 +121,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         invalid(vec![Problem {
             line,
             path: KeyPath::root(),
-            message,
+            message: format!("invalid YAML: {message}"),
         }])
     })?;
     let base = path

@@ -270,7 +270,8 @@ pub struct RbdPool {
     pub pool: String,
     /// friendly name -> RBD image name
     pub images: Vec<RbdItem>,
-    /// friendly name -> RBD snapshot (`image@snap`)
+    /// friendly name -> RBD snapshot: a snapshot name found in the pool (as
+    /// Deltaic), or `image@snap`
     pub snapshots: Vec<RbdItem>,
 }
 
@@ -486,7 +487,7 @@ fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
     if s.snapshot_store == StoreKind::LvmThin && s.backup_lv.is_none() {
         r.error(doc.line.max(1), &at("backup-lv"), "required by snapshot-store lvm-thin (the default); give `vg/lv`, or set snapshot-store to btrfs or dir");
     }
-    if s.archive.gpg_signing_key.is_some() != !s.archive.gpg_recipients.is_empty() {
+    if s.archive.gpg_signing_key.is_some() == s.archive.gpg_recipients.is_empty() {
         r.error(doc.line.max(1), &at("archive-gpg-recipients"), "archive-gpg-signing-key and archive-gpg-recipients must be given together to encrypt archives");
     }
     // Machine state: warnings only (DESIGN §8).
@@ -1212,15 +1213,6 @@ fn rbd_pools(r: &mut Reader, node: &Node, path: &KeyPath) -> Located<RbdPool> {
                 let Some(rbd_name) = r.nonempty(fnode, &ip) else {
                     continue;
                 };
-                if section == "snapshots" && !rbd_name.contains('@') {
-                    // why: Deltaic accepts a bare snapshot name only with an image; strata requires image@snap
-                    r.error(
-                        fnode.line,
-                        &ip,
-                        format!("expected an RBD snapshot as `image@snapshot`, found `{rbd_name}`"),
-                    );
-                    continue;
-                }
                 let Some(unit) = unit_path(r, &["rbd", &key.name, label, &fk.name], fk.line, &ip)
                 else {
                     continue;

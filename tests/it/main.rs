@@ -3,8 +3,13 @@
 //! Tests that need root or devices are named `root_...` / `vm_...`; a missing
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
+mod config;
 mod mkconf;
 mod package;
+mod prune;
+mod rbd;
+mod rsync;
+mod run;
 mod snap_env;
 mod snapshots_btrfs;
 mod snapshots_priv;

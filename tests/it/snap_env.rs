@@ -1,44 +1,21 @@
-//! What the snapshot tests need from the environment: strict mode, loud
-//! skips, root detection, the built binaries, and running a binary with a
-//! clean environment (no `STRATA_*`, no `SUDO_*`, a temp `HOME`).
-//! A stand-in for `support::env` until that lands on this branch.
+//! What the snapshot tests need beyond `support::env` (whose strict mode,
+//! loud skips and root detection they reuse): the two built binaries, the
+//! repository, and running a program with an empty environment (no
+//! `STRATA_*`, no `SUDO_*`) and a given `HOME`, possibly as another uid.
 
 #![allow(dead_code)] // why: each test file uses a different subset
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub fn strict() -> bool {
-    std::env::var_os("STRATA_TEST_STRICT").is_some_and(|v| v == "1")
-}
+pub use crate::support::env::{is_root, require};
 
-/// `ok`, or: a panic under strict mode, a loud skip (false) otherwise.
-#[track_caller]
-pub fn require(what: &str, ok: bool) -> bool {
-    if ok {
-        return true;
-    }
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("<this test>")
-        .to_owned();
-    assert!(
-        !strict(),
-        "{test} needs {what}; STRATA_TEST_STRICT=1 makes that a failure"
-    );
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {test} needs {what} ***");
-    false
-}
-
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
+/// Whether `program` is installed (PATH, /usr/sbin, /sbin).
 pub fn have(program: &str) -> bool {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).is_file())
+    crate::support::env::have_program(program)
+        || ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(program).is_file())
 }
 
 pub fn strata_bin() -> PathBuf {

@@ -1,3 +1,19 @@
-//! Placeholder on branch issue3-snapshots: the shared fixtures are being
-//! written on main; take main's version of this file when merging. The
-//! snapshot tests use their own small `snap_env` module.
+//! Fixtures shared by the integration tests: the test environment and
+//! prerequisites (`env`), a real sshd on 127.0.0.1 (`sshd`), the hostile
+//! source tree (`tree_builder`) and the attribute-by-attribute tree
+//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`).
+//!
+//! Owns no strata logic: fixtures drive real programs (sshd, ssh-keygen,
+//! setfacl) and real syscalls, and never mock them. Every fixture tears down
+//! in `Drop`. A fixture whose prerequisite is missing goes through
+//! [`env::require`]: a loud skip, or a failure under `STRATA_TEST_STRICT=1`.
+
+// why: each test module uses a different subset of the fixtures; the unused
+// rest must not warn (CI builds with -D warnings).
+#![allow(dead_code)]
+
+pub mod ceph;
+pub mod env;
+pub mod sshd;
+pub mod tree_builder;
+pub mod treecmp;

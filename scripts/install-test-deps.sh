@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# install-test-deps.sh -- install what strata's integration tests need on a
+# Debian 12 (bookworm) machine, idempotently.
+#
+# Usage: scripts/install-test-deps.sh [--base] [--ceph] [--vm] [--all] [-q]
+#   --base  rsync, sshd, acl/attr tools, btrfs-progs, compressors, gnupg, GNU
+#           tar, sudo, e2fsprogs, ... and the Python venv with moto[server]
+#           (the local S3 server of the archive tests)
+#   --ceph  a single-node Ceph (see /work/shared/recipes/ceph/start-ceph.sh)
+#   --vm    QEMU + a stock kernel + LVM thin tools for the LVM VM tests
+#           (see /work/shared/recipes/lvm-vm/run-in-lvm-vm.sh)
+#   --all   all groups (the default when no group is given)
+#   -q      print nothing at all when everything is already present
+#
+# Environment:
+#   STRATA_TEST_VENV  where the venv lives [$HOME/.cache/strata-test-venv]
+#
+# Runs as root (apt-get); when every package is already installed it runs no
+# apt-get at all and needs no root.  apt output goes to a log file that is
+# shown only when a step fails.  The venv is built under a lock and marked
+# complete last, so an interrupted run is redone from scratch next time.
+#
+# Nothing is started here: on a systemd host the packages' own maintainer
+# scripts may enable ssh/ceph services; the tests never use them.
+set -euo pipefail
+
+BASE_PKGS=(rsync openssh-server openssh-client acl attr btrfs-progs lzop lz4
+    zstd gzip gnupg tar xz-utils sudo e2fsprogs util-linux procps time
+    python3-venv)
+# why: python3-boto3 and librados-dev/librbd-dev from the recipe are left out;
+# the tests talk S3 through strata itself and rbd through the CLI.
+CEPH_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common radosgw uuid-runtime curl
+    iproute2)
+VM_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils
+    lvm2 thin-provisioning-tools)
+MOTO_SPEC='moto[server]==5.*'
+VENV=${STRATA_TEST_VENV:-$HOME/.cache/strata-test-venv}
+
+want_base=0 want_ceph=0 want_vm=0 quiet=0
+for arg in "$@"; do
+    case $arg in
+        --base) want_base=1 ;;
+        --ceph) want_ceph=1 ;;
+        --vm) want_vm=1 ;;
+        --all) want_base=1 want_ceph=1 want_vm=1 ;;
+        -q|--quiet) quiet=1 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        *) echo "install-test-deps: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+if (( want_base + want_ceph + want_vm == 0 )); then
+    want_base=1 want_ceph=1 want_vm=1
+fi
+
+step() { echo "install-test-deps: $*"; }
+die() { echo "install-test-deps: error: $*" >&2; exit 1; }
+
+LOG=$(mktemp -t strata-install-test-deps.XXXXXX.log)
+cleanup() { rm -f "$LOG"; }
+trap cleanup EXIT
+# Runs "$@" with its output in $LOG; on failure shows the log's tail and exits.
+logged() {
+    if ! "$@" >>"$LOG" 2>&1; then
+        echo "install-test-deps: failed: $*" >&2
+        tail -n 40 "$LOG" >&2
+        exit 1
+    fi
+}
+
+pkgs=()
+(( want_base )) && pkgs+=("${BASE_PKGS[@]}")
+(( want_ceph )) && pkgs+=("${CEPH_PKGS[@]}")
+(( want_vm )) && pkgs+=("${VM_PKGS[@]}")
+# why: groups overlap (xz-utils); apt does not mind, but the step line should
+# count each package once.
+mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    # why: only "install ok installed" counts; config-files, half-installed
+    # and unknown packages all need apt.
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+did_something=0
+if (( ${#missing[@]} > 0 )); then
+    did_something=1
+    [[ $(id -u) == 0 ]] || die "missing packages (${missing[*]}) and not root; rerun as root"
+    command -v apt-get >/dev/null || die "apt-get not found: this script targets Debian 12"
+    export DEBIAN_FRONTEND=noninteractive
+    # why: a concurrent apt run (another test run, unattended-upgrades) holds
+    # the dpkg lock; wait for it rather than fail.
+    # why: never stop at a conffile prompt when a package is upgraded over a
+    # locally edited config.
+    apt_opts=(-q -o DPkg::Lock::Timeout=600
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+    step "apt-get update"
+    logged apt-get "${apt_opts[@]}" update
+    step "apt-get install ${#missing[@]} packages: ${missing[*]}"
+    logged apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}"
+fi
+
+if (( want_base )); then
+    # why: Debian's interpreter, not whatever python3 comes first on PATH
+    # (pyenv, conda): python3-venv above is what makes `-m venv` work.
+    py=/usr/bin/python3
+    [[ -x $py ]] || py=$(command -v python3) || die "python3 not found"
+    marker=$VENV/.strata-test-venv-complete
+    if [[ ! -f $marker ]]; then
+        did_something=1
+        mkdir -p "$(dirname "$VENV")"
+        exec 9>"$VENV.lock"
+        # why: two test runs starting together must not build one venv twice.
+        flock 9
+        if [[ ! -f $marker ]]; then
+            rm -rf "$VENV"
+            step "creating venv $VENV with $MOTO_SPEC"
+            logged "$py" -m venv "$VENV"
+            logged "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
+            logged "$VENV/bin/python" -c 'import moto, flask, flask_cors'
+            [[ -x $VENV/bin/moto_server ]] || die "moto_server missing from $VENV/bin after pip install"
+            "$VENV/bin/python" -c 'import moto; print(moto.__version__)' >"$marker"
+        fi
+        exec 9>&-
+    fi
+fi
+
+if (( ! did_something )); then
+    # why: the common case (every test run) stays at one line, or none with -q.
+    if (( ! quiet )); then
+        if (( want_base )); then
+            step "all ${#pkgs[@]} packages present; moto_server: $VENV/bin/moto_server"
+        else
+            step "all ${#pkgs[@]} packages present"
+        fi
+    fi
+    exit 0
+fi
+step "done; where things are:"
+if (( want_base )); then
+    step "  moto_server: $VENV/bin/moto_server (moto $(cat "$VENV/.strata-test-venv-complete"))"
+    step "  sshd: /usr/sbin/sshd, rsync: $(command -v rsync), setfacl: $(command -v setfacl)"
+fi
+if (( want_ceph )); then
+    step "  ceph: $(command -v ceph-mon), radosgw: $(command -v radosgw) (start with recipes/ceph/start-ceph.sh)"
+fi
+if (( want_vm )); then
+    step "  qemu: $(command -v qemu-system-x86_64), kernels: $(cd /boot && echo vmlinuz-*)"
+fi
