@@ -6,8 +6,9 @@
 //! unprivileged `backup` user: run, ls, mount (content), umount, prune
 //! --as-of, df -c firing once the pool fills; refusals through sudo.
 //!
-//! Cost: about 3 minutes of wall time on a 2-core machine without usable
-//! KVM (software emulation), most of it the guest running debug binaries.
+//! Cost: 100-270 s of wall time on a shared 2-core machine without usable
+//! KVM (software emulation; boot ~20 s, the rest the guest running debug
+//! binaries); 262 s measured at load average 12.
 //! Needs root, qemu-system-x86, a Debian kernel with dm-thin-pool
 //! (`scripts/install-test-deps.sh --vm`; the runner apt-installs what is
 //! missing otherwise).
