@@ -500,7 +500,12 @@ fn rbd_scrub_repairs_a_flipped_byte_and_restore_round_trips() {
 fn rbd_snapshot_units_repointed_names_and_drop() {
     let Some(rig) = Rig::new(
         &[("vm", "snap-a")],
-        &[("v1", "snap-a@rel-1"), ("v2", "snap-a@rel-2")],
+        &[
+            ("v1", "snap-a@rel-1"),
+            ("v2", "snap-a@rel-2"),
+            // why: Deltaic's configs name a snapshot alone; strata finds its image
+            ("bare", "rel-1"),
+        ],
     ) else {
         return;
     };
@@ -526,6 +531,12 @@ fn rbd_snapshot_units_repointed_names_and_drop() {
     let out = rig.ok(&["rbd", "backup", "-s", &rig.pool, "v2"]);
     assert!(out.contains("as a diff from rel-1"), "{out}");
     assert_eq!(sha_file(&rig.snapshot_file("v1")), v1);
+    let out = rig.ok(&["rbd", "backup", "-s", &rig.pool, "bare"]);
+    assert!(
+        out.contains("fetched") && out.contains("snap-a@rel-1"),
+        "{out}"
+    );
+    assert_eq!(sha_file(&rig.snapshot_file("bare")), v1);
     assert_eq!(sha_file(&rig.snapshot_file("v2")), a.model_sha());
     let out = rig.ok(&["rbd", "backup", "-s", "-c", &rig.pool, "v2"]);
     assert!(

@@ -26,7 +26,7 @@
 //! truncate the file, and stream `rbd export-diff POOL/IMAGE@P -` straight
 //! into [`apply_diff`]; then `snapshot = P`, remove `pending`.
 //!
-//! ## After a crash, the next run first finishes what it finds
+//! ## After a crash, the next run first finishes what it finds ([`plan`])
 //! - `pending = P`, `snapshot = S`, S on the image: resume the incremental at
 //!   step 2 (when `P` does not exist yet), 3 (no `.pending`: export again) or
 //!   4 (`.pending` present: it is validated again, then applied: applying is
@@ -132,24 +132,15 @@ pub fn backup_image(
     let files = ImageFiles::new(path);
     std::fs::create_dir_all(files.dir()).map_err(io_err(files.dir()))?;
     let mut snaps = rbd.snap_ls(image)?;
-    let has = |snaps: &[SnapInfo], name: &str| snaps.iter().any(|s| s.name == name);
 
     // 1. finish what an interrupted run left
     let stored = Stored::read(path)?;
-    if let Some(p) = &stored.pending {
-        eprintln!("finishing a backup interrupted at snapshot {p}");
-        match &stored.snapshot {
-            Some(s) if s == p => finish_rebase(rbd, image, &files, p)?,
-            Some(s) if has(&snaps, s) => {
-                incremental(rbd, image, &files, s, p, has(&snaps, p))?;
-            }
-            other => {
-                if let Some(s) = other {
-                    drop_foreign(rbd, image, s)?;
-                }
-                full(rbd, image, &files, p, has(&snaps, p))?;
-            }
-        }
+    if let Some(step) = plan(&stored, &snaps, Phase::Recover) {
+        eprintln!(
+            "finishing a backup interrupted at snapshot {}",
+            stored.pending.as_deref().unwrap_or("?")
+        );
+        run_step(rbd, image, &files, &step)?;
         snaps = rbd.snap_ls(image)?;
     } else {
         remove_stale(&files)?;
@@ -157,21 +148,16 @@ pub fn backup_image(
 
     // 2. this run's backup
     let stored = Stored::read(path)?;
-    let new = new_snapshot_name();
-    let done = match &stored.snapshot {
-        Some(s) if has(&snaps, s) => Done {
-            full: false,
-            stats: incremental(rbd, image, &files, s, &new, false)?,
-        },
-        other => {
-            if let Some(s) = other {
-                drop_foreign(rbd, image, s)?;
-            }
-            Done {
-                full: true,
-                stats: full(rbd, image, &files, &new, false)?,
-            }
-        }
+    let step =
+        plan(&stored, &snaps, Phase::Run(new_snapshot_name())).expect("a run always has a step");
+    let stats = run_step(rbd, image, &files, &step)?.unwrap_or_default();
+    let (new, full_fetch) = match &step {
+        Step::Incremental { to, .. } => (to.clone(), false),
+        Step::Full { to, .. } | Step::FinishRebase { to } => (to.clone(), true),
+    };
+    let done = Done {
+        full: full_fetch,
+        stats,
     };
 
     // 3. scrub
@@ -211,6 +197,92 @@ pub fn backup_image(
         repaired,
         summary,
     })
+}
+
+/// Which backup a run is planning: finishing an interrupted one, or its own
+/// (with the name of its new snapshot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    Recover,
+    Run(String),
+}
+
+/// One step of the protocol (module doc), decided from the xattrs and the
+/// image's snapshots alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Steps 6-7: the image holds `to`; remove the old snapshot and the marks.
+    FinishRebase { to: String },
+    /// Steps 1-7 from `from` to `to` (`to_exists`: step 2 already done).
+    Incremental {
+        from: String,
+        to: String,
+        to_exists: bool,
+    },
+    /// A full fetch of `to`, after removing `foreign` (a stored snapshot not
+    /// on this image) from wherever it is.
+    Full {
+        to: String,
+        to_exists: bool,
+        foreign: Option<String>,
+    },
+}
+
+/// The step to take. `Recover` yields `None` when no backup was interrupted.
+#[must_use]
+pub fn plan(stored: &Stored, snaps: &[SnapInfo], phase: Phase) -> Option<Step> {
+    let has = |name: &str| snaps.iter().any(|s| s.name == name);
+    let (to, to_exists) = match phase {
+        Phase::Recover => {
+            let p = stored.pending.clone()?;
+            let exists = has(&p);
+            (p, exists)
+        }
+        Phase::Run(new) => (new, false),
+    };
+    Some(match &stored.snapshot {
+        Some(s) if *s == to => Step::FinishRebase { to },
+        Some(s) if has(s) => Step::Incremental {
+            from: s.clone(),
+            to,
+            to_exists,
+        },
+        other => Step::Full {
+            to,
+            to_exists,
+            foreign: other.clone(),
+        },
+    })
+}
+
+/// Carry out a step; the apply statistics when it applied a diff.
+fn run_step(
+    rbd: &Rbd,
+    image: &str,
+    files: &ImageFiles,
+    step: &Step,
+) -> Result<Option<ApplyStats>, RbdError> {
+    match step {
+        Step::FinishRebase { to } => {
+            finish_rebase(rbd, image, files, to)?;
+            Ok(None)
+        }
+        Step::Incremental {
+            from,
+            to,
+            to_exists,
+        } => incremental(rbd, image, files, from, to, *to_exists).map(Some),
+        Step::Full {
+            to,
+            to_exists,
+            foreign,
+        } => {
+            if let Some(s) = foreign {
+                drop_foreign(rbd, image, s)?;
+            }
+            full(rbd, image, files, to, *to_exists).map(Some)
+        }
+    }
 }
 
 /// Compare the file with a full export of `image@snap`, repairing and
@@ -538,6 +610,110 @@ mod tests {
         std::fs::write(&p, w.finish().unwrap()).unwrap();
         assert_eq!(from_snap_of(&p).as_deref(), Some("backup-old"));
         assert_eq!(from_snap_of(&d.path().join("missing")), None);
+    }
+
+    #[test]
+    fn plan_follows_the_protocol_table() {
+        let snaps: Vec<SnapInfo> = ["backup-s", "backup-p", "release"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| SnapInfo {
+                id: i as u64,
+                name: (*n).to_owned(),
+                size: 0,
+                timestamp: None,
+            })
+            .collect();
+        let st = |snapshot: Option<&str>, pending: Option<&str>| Stored {
+            snapshot: snapshot.map(str::to_owned),
+            pending: pending.map(str::to_owned),
+        };
+        let s = String::from;
+        let run = || Phase::Run(s("backup-new"));
+        let cases = [
+            // nothing interrupted
+            (st(Some("backup-s"), None), Phase::Recover, None),
+            (st(None, None), Phase::Recover, None),
+            // interrupted after step 5
+            (
+                st(Some("backup-p"), Some("backup-p")),
+                Phase::Recover,
+                Some(Step::FinishRebase { to: s("backup-p") }),
+            ),
+            // interrupted incremental, snapshot made / not yet made
+            (
+                st(Some("backup-s"), Some("backup-p")),
+                Phase::Recover,
+                Some(Step::Incremental {
+                    from: s("backup-s"),
+                    to: s("backup-p"),
+                    to_exists: true,
+                }),
+            ),
+            (
+                st(Some("backup-s"), Some("backup-q")),
+                Phase::Recover,
+                Some(Step::Incremental {
+                    from: s("backup-s"),
+                    to: s("backup-q"),
+                    to_exists: false,
+                }),
+            ),
+            // interrupted full fetch; and one whose old snapshot is foreign
+            (
+                st(None, Some("backup-p")),
+                Phase::Recover,
+                Some(Step::Full {
+                    to: s("backup-p"),
+                    to_exists: true,
+                    foreign: None,
+                }),
+            ),
+            (
+                st(Some("backup-elsewhere"), Some("backup-p")),
+                Phase::Recover,
+                Some(Step::Full {
+                    to: s("backup-p"),
+                    to_exists: true,
+                    foreign: Some(s("backup-elsewhere")),
+                }),
+            ),
+            // a normal run: incremental, first fetch, repointed name
+            (
+                st(Some("backup-s"), None),
+                run(),
+                Some(Step::Incremental {
+                    from: s("backup-s"),
+                    to: s("backup-new"),
+                    to_exists: false,
+                }),
+            ),
+            (
+                st(None, None),
+                run(),
+                Some(Step::Full {
+                    to: s("backup-new"),
+                    to_exists: false,
+                    foreign: None,
+                }),
+            ),
+            (
+                st(Some("backup-elsewhere"), None),
+                run(),
+                Some(Step::Full {
+                    to: s("backup-new"),
+                    to_exists: false,
+                    foreign: Some(s("backup-elsewhere")),
+                }),
+            ),
+        ];
+        for (stored, phase, want) in cases {
+            assert_eq!(
+                plan(&stored, &snaps, phase.clone()),
+                want,
+                "{stored:?} {phase:?}"
+            );
+        }
     }
 
     #[test]
