@@ -17,6 +17,9 @@
 //! - [`retention`]: pure plans of which snapshots and logs to keep.
 //! - [`archive`]: offsite archives: pack, upload, retrieve, unpack, drill.
 //! - [`exec`]: the only module that starts processes.
+//! - [`privileged`]: `strata-snapshot`, the only code that runs as root
+//!   (through sudo), and the JSON it answers with.
+//! - [`mkconf`]: crontab, sudoers and systemd units rendered from the config.
 //! - [`cli`]: clap types, dispatch and output; the only user of `anyhow`.
 //!
 //! The error policy is written down in [`error`].
@@ -27,6 +30,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod mkconf;
+pub mod privileged;
 pub mod retention;
 pub mod runner;
 pub mod snapshot;

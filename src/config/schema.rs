@@ -487,7 +487,7 @@ fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
     if s.snapshot_store == StoreKind::LvmThin && s.backup_lv.is_none() {
         r.error(doc.line.max(1), &at("backup-lv"), "required by snapshot-store lvm-thin (the default); give `vg/lv`, or set snapshot-store to btrfs or dir");
     }
-    if s.archive.gpg_signing_key.is_some() != !s.archive.gpg_recipients.is_empty() {
+    if s.archive.gpg_signing_key.is_some() == s.archive.gpg_recipients.is_empty() {
         r.error(doc.line.max(1), &at("archive-gpg-recipients"), "archive-gpg-signing-key and archive-gpg-recipients must be given together to encrypt archives");
     }
     // Machine state: warnings only (DESIGN §8).

@@ -5,6 +5,14 @@
 
 mod archive;
 mod config;
+mod mkconf;
+mod package;
 mod prune;
+mod rbd;
+mod rsync;
 mod run;
+mod snap_env;
+mod snapshots_btrfs;
+mod snapshots_priv;
+mod snapshots_vm;
 mod support;

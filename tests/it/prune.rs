@@ -171,3 +171,37 @@ fn df_reports_space_and_check_mode_fires_below_the_threshold() {
     assert!(out.status.success());
     assert!(text(&out.stdout).is_empty(), "{}", text(&out.stdout));
 }
+
+#[test]
+fn the_free_space_rule_removes_the_oldest_until_min_keep() {
+    // why: 100% free can never be met, so the rule runs down to gc-min-keep
+    let s = Setup::new(
+        "  gc-min-free-percent: 100\n  gc-min-keep: 2\n",
+        "  a:\n    command: [echo, a]\n",
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+    let names: Vec<SnapshotName> = (1..=5).map(|n| SnapshotName::new(day, n)).collect();
+    make_snapshots(&s, &names);
+    let out = s.run(&["prune", "-n", "--as-of", "2026-05-02"]);
+    assert!(
+        text(&out.stdout).contains("would remove 20260501-1 (free space"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(remaining(&s).len(), 5);
+    let out = s.run(&["prune", "--as-of", "2026-05-02"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    for n in 1..=3 {
+        assert!(
+            stdout.contains(&format!("removed 20260501-{n}: free space")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stderr.contains("no more snapshots may be removed (gc-min-keep)"),
+        "{stderr}"
+    );
+    let left: Vec<String> = remaining(&s).iter().map(ToString::to_string).collect();
+    assert_eq!(left, ["20260501-4", "20260501-5"]);
+}

@@ -413,3 +413,98 @@ fn an_unwritable_logs_directory_stops_the_run_before_anything_is_written() {
     );
     assert!(!s.root.join("dump").exists() && !s.root.join(".snapshots").exists());
 }
+
+#[test]
+fn status_flags_units_without_a_recent_success_and_exits_1() {
+    let s = Setup::new(
+        "  stale-days: 2\n",
+        "  fresh:\n    command: [echo, f]\n  old:\n    command: [echo, o]\n  never:\n    command: [echo, n]\n",
+    );
+    assert!(
+        s.run(&[
+            "run",
+            "--no-snapshot",
+            "--only",
+            "dump/fresh",
+            "--only",
+            "dump/old"
+        ])
+        .status
+        .success()
+    );
+    // Age the last success of dump/old to 3 days ago.
+    let path = s.root.join(".strata/state/dump/old.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let three_days_ago = chrono::Utc::now().timestamp() - 3 * 86_400;
+    state["last_success"] = three_days_ago.into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let out = s.run(&["status"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = |unit: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(unit))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("dump/fresh").ends_with("ok"), "{stdout}");
+    assert!(
+        line("dump/old").contains("STALE (no success for 2+ days)"),
+        "{stdout}"
+    );
+    assert!(
+        line("dump/never").contains("STALE (never succeeded)"),
+        "{stdout}"
+    );
+    let prom = s.home.join("m.prom");
+    assert!(s.run(&["metrics", prom.to_str().unwrap()]).status.success());
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert!(
+        m.contains("strata_unit_stale{unit=\"dump/old\",source=\"dump\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("strata_unit_stale{unit=\"dump/fresh\",source=\"dump\"} 0"),
+        "{m}"
+    );
+    assert!(m.contains(&format!("strata_unit_last_success_timestamp_seconds{{unit=\"dump/old\",source=\"dump\"}} {three_days_ago}")), "{m}");
+}
+
+#[test]
+fn dump_restore_brings_back_a_snapshot_copy() {
+    let flag = tempfile::NamedTempFile::new().unwrap();
+    let s = Setup::new(
+        "",
+        &format!(
+            "  db:\n    command: [cat, {}]\n    file: db.sql\n",
+            flag.path().display()
+        ),
+    );
+    std::fs::write(flag.path(), "version 1\n").unwrap();
+    assert!(s.run(&["run"]).status.success());
+    std::fs::write(flag.path(), "version 2\n").unwrap();
+    assert!(s.run(&["run"]).status.success());
+    let mounted = s.run(&["mount", &format!("{}-1", today())]);
+    assert!(mounted.status.success(), "{}", text(&mounted.stderr));
+    let mp = text(&mounted.stdout).trim().to_owned();
+    let dest = s.home.join("restored.sql");
+    let out = s.run(&[
+        "dump",
+        "restore",
+        "--from",
+        &mp,
+        "db",
+        dest.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "version 1\n");
+    let out = s.run(&["dump", "restore", "db", "-"]);
+    assert_eq!(text(&out.stdout), "version 2\n");
+    assert!(
+        s.run(&["umount", &format!("{}-1", today())])
+            .status
+            .success()
+    );
+}
