@@ -10,6 +10,7 @@
 
 pub mod dump;
 pub mod rbd;
+pub mod rgw;
 
 use crate::config::{Config, UnitPath};
 use serde::{Deserialize, Serialize};

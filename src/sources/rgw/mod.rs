@@ -1,0 +1,3 @@
+//! The `rgw` source: RADOS Gateway buckets backed up through the S3 API.
+
+pub mod keymap;
