@@ -88,9 +88,9 @@ pub enum Command {
     /// The rbd source (not in this build yet)
     #[command(subcommand)]
     Rbd(source_cmds::PendingCmd),
-    /// The rgw source (not in this build yet)
+    /// The rgw source: RADOS Gateway buckets through S3
     #[command(subcommand)]
-    Rgw(source_cmds::PendingCmd),
+    Rgw(source_cmds::RgwCmd),
     /// The coda source (not in this build yet)
     #[command(subcommand)]
     Coda(source_cmds::PendingCmd),
@@ -209,7 +209,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Rsync(_) => source_cmds::pending("rsync"),
         Command::Github(_) => source_cmds::pending("github"),
         Command::Rbd(_) => source_cmds::pending("rbd"),
-        Command::Rgw(_) => source_cmds::pending("rgw"),
+        Command::Rgw(cmd) => {
+            refuse_root(cli, "rgw")?;
+            source_cmds::rgw(&load_config(cli)?, cmd).context("rgw")
+        }
         Command::Coda(_) => source_cmds::pending("coda"),
     }
 }

@@ -5,5 +5,6 @@
 
 mod config;
 mod prune;
+mod rgw;
 mod run;
 mod support;

@@ -288,20 +288,17 @@ mod tests {
     #[test]
     fn non_canonical_and_foreign_paths_are_refused() {
         for bad in [
-            "plain",
-            "a_x",
-            "a_k/b_k",
-            "a_d",
-            "a_c",
+            "plain", "a_x", "a_k/b_k", "a_d", "a_c",
             "a\nb_k", // Deltaic would have stored this raw; strata escapes it
-            "a%zz%k",
-            "../a_k",
-            "/a_k",
+            "a%zz%k", "../a_k", "/a_k",
         ] {
             assert!(parse_path(Path::new(bad)).is_err(), "{bad:?}");
         }
         assert_eq!(parse_path(Path::new("bucket_A")).unwrap(), Entry::BucketAcl);
-        assert_eq!(parse_path(Path::new("bucket_C")).unwrap(), Entry::BucketCors);
+        assert_eq!(
+            parse_path(Path::new("bucket_C")).unwrap(),
+            Entry::BucketCors
+        );
         assert_eq!(
             parse_path(Path::new("d_d/.strata-1_t")).unwrap(),
             Entry::Temp
