@@ -1,8 +1,10 @@
 //! The rgw source against a real radosgw (a throwaway single-node Ceph with a
 //! memstore OSD, `support::ceph`): back up a bucket of 10,000 small objects,
 //! two multipart objects, hostile keys, user metadata, canned and explicit
-//! ACLs, a bucket ACL and CORS; change, delete, re-ACL; back up again; scrub
-//! a damaged copy; restore into a new bucket and compare everything. Then the
+//! ACLs, a bucket ACL and CORS; change, delete, re-ACL; back up again;
+//! restore into a new bucket and compare everything. A second, 200-object
+//! bucket: ACL refresh (`--scrub-acls`), scrub of a damaged copy, `restore -f`,
+//! then the
 //! faults: an object changed between list and get, a bucket deleted
 //! mid-run, wrong credentials.
 //!
@@ -79,7 +81,7 @@ struct World {
 }
 
 impl World {
-    fn new() -> Option<World> {
+    fn new(tag: &str) -> Option<World> {
         let ceph = match Ceph::shared() {
             Ok(c) => c,
             Err(e) => {
@@ -89,7 +91,7 @@ impl World {
         };
         let server = ceph.rgw_endpoint().trim_start_matches("http://").to_owned();
         // why: the cluster may be shared with other tests; names of our own
-        let prefix = format!("rgwt{}", std::process::id() % 100_000);
+        let prefix = format!("rgwt{}{tag}", std::process::id() % 100_000);
         let mut w = World {
             server,
             alice: Keys {
@@ -442,8 +444,8 @@ fn stored(dir: &Path, key: &str) -> Vec<u8> {
 }
 
 #[test]
-fn rgw_backup_change_scrub_and_restore_round_trip() {
-    let Some(w) = World::new() else { return };
+fn rgw_backup_change_and_restore_round_trip() {
+    let Some(w) = World::new("rt") else { return };
     let c = w.client();
     let src = format!("{}-src", w.prefix);
     let dst = format!("{}-dst", w.prefix);
@@ -540,45 +542,6 @@ fn rgw_backup_change_scrub_and_restore_round_trip() {
     let acl_path = unit.join(keymap::key_path("many/10/00010", Role::Acl));
     assert!(std::fs::read_to_string(&acl_path).unwrap().contains(&w.bob));
 
-    // Stored ACLs of unchanged objects are kept unless --scrub-acls: damage one to see which.
-    let good_acl = std::fs::read(&acl_path).unwrap();
-    let damaged = String::from_utf8(good_acl.clone())
-        .unwrap()
-        .replace(&w.bob, "nobody-at-all");
-    std::fs::write(&acl_path, &damaged).unwrap();
-    let out = cli.ok(&w, &["rgw", "backup", &src]);
-    assert!(
-        out.contains("0 fetched, 0 deleted, 0 ACLs updated"),
-        "{out}"
-    );
-    assert_eq!(std::fs::read_to_string(&acl_path).unwrap(), damaged);
-    let out = cli.ok(&w, &["rgw", "backup", "--scrub-acls", &src]);
-    assert!(
-        out.contains("0 fetched, 0 deleted, 1 ACLs updated"),
-        "{out}"
-    );
-    assert_eq!(std::fs::read(&acl_path).unwrap(), good_acl);
-
-    // Scrub: damage one stored object without changing its size or mtime.
-    let victim = unit.join(keymap::key_path("big/two", Role::Data));
-    let mtime = std::fs::metadata(&victim).unwrap().modified().unwrap();
-    let mut bytes = std::fs::read(&victim).unwrap();
-    bytes[PART + 5] ^= 0xff;
-    std::fs::write(&victim, &bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&victim)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
-    let out = cli.ok(&w, &["rgw", "backup", "-c", &src]);
-    assert!(
-        out.contains("scrub: \"big/two\": stored data differed"),
-        "{out}"
-    );
-    assert!(out.contains("scrub repaired 1"), "{out}");
-    assert_eq!(stored(&unit, "big/two"), big(2));
-
     // Restore into a new bucket and compare everything.
     let out = cli.ok(&w, &["rgw", "restore", &src, &dst]);
     assert!(
@@ -616,7 +579,6 @@ fn rgw_backup_change_scrub_and_restore_round_trip() {
     let out = cli.run(&w, &["rgw", "restore", &src, &dst]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty; use -f"));
-    cli.ok(&w, &["rgw", "restore", "-f", &src, &dst]);
 }
 
 fn changed_key(w: &World, bucket: &str, key: &str, body: &[u8]) {
@@ -639,8 +601,8 @@ fn changed_key(w: &World, bucket: &str, key: &str, body: &[u8]) {
 }
 
 #[test]
-fn rgw_faults_are_per_unit_errors_without_partial_files() {
-    let Some(w) = World::new() else { return };
+fn rgw_acl_refresh_scrub_force_restore_and_faults() {
+    let Some(w) = World::new("ft") else { return };
     let c = w.client();
     let bucket = format!("{}-faults", w.prefix);
     w.rt.block_on(async {
@@ -651,14 +613,77 @@ fn rgw_faults_are_per_unit_errors_without_partial_files() {
         put_many(&c, &bucket, objects).await;
         put_multipart(&c, &bucket, "f/big", &big(3)).await;
     });
-    let home = TestHome::new();
-    let dir = home.join("rgw").join(&bucket);
+    let cli = Cli::new(&w, &bucket);
+    let dir = cli.root.join("rgw").join(&bucket);
     let opts = || {
         let mut o = BackupOptions::new(Check::Normal, AclRefresh::KeepStored);
         o.keys = Some(w.alice.clone());
         o
     };
-    strata::sources::rgw::backup(&dir, &bucket, &w.endpoint(), opts()).unwrap();
+    let out = cli.ok(&w, &["rgw", "backup", &bucket]);
+    assert!(out.contains("201 objects: 201 fetched"), "{out}");
+
+    // Stored ACLs of unchanged objects are kept unless --scrub-acls: damage one to see which.
+    let acl_path = dir.join(keymap::key_path("f/010", Role::Acl));
+    let good_acl = std::fs::read(&acl_path).unwrap();
+    let damaged = String::from_utf8(good_acl.clone())
+        .unwrap()
+        .replace("FULL_CONTROL", "READ");
+    std::fs::write(&acl_path, &damaged).unwrap();
+    let out = cli.ok(&w, &["rgw", "backup", &bucket]);
+    assert!(
+        out.contains("0 fetched, 0 deleted, 0 ACLs updated"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&acl_path).unwrap(), damaged);
+    let out = cli.ok(&w, &["rgw", "backup", "--scrub-acls", &bucket]);
+    assert!(
+        out.contains("0 fetched, 0 deleted, 1 ACLs updated"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(&acl_path).unwrap(), good_acl);
+
+    // Scrub: damage one stored object without changing its size or mtime.
+    let victim = dir.join(keymap::key_path("f/big", Role::Data));
+    let mtime = std::fs::metadata(&victim).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[PART + 5] ^= 0xff;
+    std::fs::write(&victim, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let out = cli.ok(&w, &["rgw", "backup", "-c", &bucket]);
+    assert!(
+        out.contains("scrub: \"f/big\": stored data differed"),
+        "{out}"
+    );
+    assert!(out.contains("scrub repaired 1"), "{out}");
+    assert_eq!(stored(&dir, "f/big"), big(3));
+
+    // Restore into a bucket that holds something: refused, then forced with -f.
+    let dst = format!("{}-faults-dst", w.prefix);
+    w.rt.block_on(async {
+        c.create_bucket().bucket(&dst).send().await.unwrap();
+        put_many(&c, &dst, vec![("already-here".into(), b"x".to_vec())]).await;
+    });
+    let out = cli.run(&w, &["rgw", "restore", &bucket, &dst]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty; use -f"));
+    let out = cli.ok(&w, &["rgw", "restore", "-f", &bucket, &dst]);
+    assert!(out.contains("restored 201 objects"), "{out}");
+    let n = w.rt.block_on(async {
+        c.list_objects_v2()
+            .bucket(&dst)
+            .send()
+            .await
+            .unwrap()
+            .key_count()
+            .unwrap()
+    });
+    assert_eq!(n, 202);
 
     // Changed between list and get: a clear error; the previous copy is kept.
     w.rt.block_on(put_many(
@@ -748,7 +773,6 @@ fn rgw_faults_are_per_unit_errors_without_partial_files() {
     assert!(temp_files(&dir).is_empty());
 
     // Through the CLI, a bucket radosgw-admin does not know is a per-unit error.
-    let cli = Cli::new(&w, &bucket);
     let out = cli.run(&w, &["rgw", "backup", &bucket]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -756,5 +780,4 @@ fn rgw_faults_are_per_unit_errors_without_partial_files() {
         err.contains(&format!("backing up rgw/{bucket}")) && err.contains("owner of bucket"),
         "{err}"
     );
-    let _ = &cli.home;
 }
