@@ -95,9 +95,9 @@ pub enum Command {
     /// The rbd source: Ceph RBD images and snapshots
     #[command(subcommand)]
     Rbd(rbd_cmd::RbdCmd),
-    /// The rgw source (not in this build yet)
+    /// The rgw source: RADOS Gateway buckets through S3
     #[command(subcommand)]
-    Rgw(source_cmds::PendingCmd),
+    Rgw(source_cmds::RgwCmd),
     /// The coda source (not in this build yet)
     #[command(subcommand)]
     Coda(source_cmds::PendingCmd),
@@ -225,7 +225,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             refuse_root(cli, "rbd")?;
             rbd_cmd::run(&load_config(cli)?, cmd).context("rbd")
         }
-        Command::Rgw(_) => source_cmds::pending("rgw"),
+        Command::Rgw(cmd) => {
+            refuse_root(cli, "rgw")?;
+            source_cmds::rgw(&load_config(cli)?, cmd).context("rgw")
+        }
         Command::Coda(_) => source_cmds::pending("coda"),
         Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
     }

@@ -11,6 +11,7 @@
 pub mod dump;
 pub mod rbd;
 pub mod rsync;
+pub mod rgw;
 
 use crate::config::{Config, UnitPath};
 use serde::{Deserialize, Serialize};

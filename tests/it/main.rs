@@ -10,6 +10,7 @@ mod package;
 mod prune;
 mod rbd;
 mod rsync;
+mod rgw;
 mod run;
 mod snap_env;
 mod snapshots_btrfs;
