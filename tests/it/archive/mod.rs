@@ -314,3 +314,33 @@ fn rgw_round_trip_with_a_multipart_upload() {
     );
     check_round_trip(&w, &config, "rgw", "enc", true);
 }
+
+#[test]
+fn snapshot_prune_keeps_a_snapshot_that_an_incomplete_archive_set_reads() {
+    let Some(w) = World::new(UNITS, false, false, |_| {}) else {
+        return;
+    };
+    let config = w.config("plain", false, "");
+    let first = w.snapshot.clone();
+    w.ok(&config, &["run"]); // a second snapshot the same day: the policy drops the first later on
+    // An incomplete set of the first snapshot, as a killed `archive run` leaves it.
+    std::fs::create_dir_all(w.store.join("plain/zstd").join(&first)).unwrap();
+    let as_of = (chrono::Local::now() + chrono::Duration::days(60))
+        .format("%Y-%m-%d")
+        .to_string();
+    let out = w.ok(&config, &["prune", "-n", "--as-of", &as_of]);
+    assert!(
+        out.contains(&format!(
+            "kept {first}: read by an incomplete archive set of profile local-zstd"
+        )),
+        "{out}"
+    );
+    // Once the set is complete the snapshot may go.
+    std::fs::write(
+        w.store.join("plain/zstd").join(&first).join("COMPLETE"),
+        "x",
+    )
+    .unwrap();
+    let out = w.ok(&config, &["prune", "-n", "--as-of", &as_of]);
+    assert!(out.contains(&format!("would remove {first}")), "{out}");
+}
