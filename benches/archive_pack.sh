@@ -49,11 +49,11 @@ for u in u1 u2; do
         mkdir -p "$d/small/$(( n / 500 ))"
         head -c $sz /dev/urandom > "$d/small/$(( n / 500 ))/f$n" 2>/dev/null || true
         # why: half the small files compress well, like configs and logs
-        if [ $(( n % 2 )) -eq 0 ]; then base64 "$d/small/$(( n / 500 ))/f$n" | head -c $sz > "$d/small/$(( n / 500 ))/f$n.txt"; bytes=$(( bytes + sz )); fi
+        if [ $(( n % 2 )) -eq 0 ]; then { base64 "$d/small/$(( n / 500 ))/f$n" | head -c $sz > "$d/small/$(( n / 500 ))/f$n.txt" || true; }; bytes=$(( bytes + sz )); fi
         n=$(( n + 1 )); bytes=$(( bytes + sz ))
     done
     head -c $(( half * 3 / 10 ))M /dev/urandom > "$d/random.bin"
-    head -c $(( half * 3 / 40 ))M /dev/urandom | base64 -w 100 > "$d/text.log"
+    { head -c $(( half * 3 / 40 ))M /dev/urandom | base64 -w 100 > "$d/text.log"; } || true
     truncate -s 4G "$d/sparse.img"; echo data | dd of="$d/sparse.img" bs=1 seek=1G conv=notrunc 2>/dev/null
 done
 sync

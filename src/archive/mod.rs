@@ -437,6 +437,24 @@ mod tests {
     }
 
     #[test]
+    fn per_unit_compression_and_skip_come_from_the_top_level_archivers_section() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.yaml");
+        std::fs::write(
+            &p,
+            "settings:\n  root: /nonexistent\n  snapshot-store: dir\n  archivers:\n    default:\n      archiver: local\n      local-path: /x\n      compression: lz4\n\
+             archivers:\n  default:\n    dump/a:\n      compression: zstd\n    dump/b:\n      skip: true\n\
+             dump:\n  a:\n    command: [true]\n  b:\n    command: [true]\n",
+        )
+        .unwrap();
+        let c = crate::config::load(&p).unwrap();
+        assert_eq!(unit_compression(&c, "default", "dump/a"), Compression::Zstd);
+        assert_eq!(unit_compression(&c, "default", "dump/b"), Compression::Lz4);
+        assert!(unit_skipped(&c, "default", "dump/b"));
+        assert!(!unit_skipped(&c, "default", "dump/a"));
+    }
+
+    #[test]
     fn retrieved_names_are_flat() {
         assert_eq!(
             retrieved_name("20261122-1", "rbd/p/images/x"),

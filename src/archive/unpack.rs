@@ -27,7 +27,8 @@ use crate::exec::Cmd;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 /// The metadata recorded on a retrieved file (Deltaic's xattrs).
@@ -67,25 +68,27 @@ pub fn write_meta(file: &Path, meta: &ArchiveMeta) -> Result<(), ArchiveError> {
     Ok(())
 }
 
-/// One member of a tar listing.
+/// One member of a tar listing. Names are raw bytes: tar names need not be
+/// UTF-8, and a lossy conversion could hide a symlink behind a replacement
+/// character.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// The type character of `tar -tv` (`-`, `d`, `l`, `h`, `c`, `b`, `p`, `V`, ...).
     pub kind: char,
-    pub name: String,
+    pub name: Vec<u8>,
     /// Symlink target or hard-link target.
-    pub link: Option<String>,
+    pub link: Option<Vec<u8>>,
 }
 
 /// Parse one line of `tar -tv --quoting-style=c`; `None` if it is not one.
 #[must_use]
-pub fn parse_listing_line(line: &str) -> Option<Member> {
-    let kind = line.chars().next()?;
-    let q = line.find('"')?;
+pub fn parse_listing_line(line: &[u8]) -> Option<Member> {
+    let kind = char::from(*line.first()?);
+    let q = line.iter().position(|b| *b == b'"')?;
     let (name, rest) = parse_c_string(&line[q..])?;
-    let link = if let Some(r) = rest.strip_prefix(" -> ") {
+    let link = if let Some(r) = rest.strip_prefix(b" -> ") {
         Some(parse_c_string(r)?.0)
-    } else if let Some(r) = rest.strip_prefix(" link to ") {
+    } else if let Some(r) = rest.strip_prefix(b" link to ") {
         Some(parse_c_string(r)?.0)
     } else {
         None
@@ -93,9 +96,8 @@ pub fn parse_listing_line(line: &str) -> Option<Member> {
     Some(Member { kind, name, link })
 }
 
-/// Parse a C-quoted string at the start of `s`; returns it and what follows.
-fn parse_c_string(s: &str) -> Option<(String, &str)> {
-    let b = s.as_bytes();
+/// Parse a C-quoted string at the start of `b`; returns it and what follows.
+fn parse_c_string(b: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     if b.first() != Some(&b'"') {
         return None;
     }
@@ -103,9 +105,7 @@ fn parse_c_string(s: &str) -> Option<(String, &str)> {
     let mut i = 1;
     while i < b.len() {
         match b[i] {
-            b'"' => {
-                return Some((String::from_utf8_lossy(&out).into_owned(), &s[i + 1..]));
-            }
+            b'"' => return Some((out, &b[i + 1..])),
             b'\\' => {
                 let c = *b.get(i + 1)?;
                 i += 2;
@@ -139,74 +139,85 @@ fn parse_c_string(s: &str) -> Option<(String, &str)> {
     None
 }
 
+/// A name for messages.
+fn shown(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).into_owned()
+}
+
+/// The components of a relative name, without empty and `.` ones: `u//./l/`
+/// and `u/l` are the same path to tar, so they must be to the checks.
+fn components(name: &[u8]) -> Vec<&[u8]> {
+    name.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect()
+}
+
 /// Why a member name is not a plain relative path, if it is not.
-fn bad_name(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        return Some("has an empty name");
-    }
-    if name.starts_with('/') {
+fn bad_name(name: &[u8]) -> Option<&'static str> {
+    if name.first() == Some(&b'/') {
         return Some("is an absolute path");
     }
-    if Path::new(name)
-        .components()
-        .any(|c| matches!(c, Component::ParentDir))
-    {
+    let parts = components(name);
+    if parts.is_empty() {
+        return Some("has an empty name");
+    }
+    if parts.iter().any(|c| *c == b"..") {
         return Some("contains `..`");
     }
     None
 }
 
-/// The proper ancestors of a relative path (`a`, `a/b` for `a/b/c`).
-fn ancestors(name: &str) -> impl Iterator<Item = String> + '_ {
-    let trimmed = name.trim_end_matches('/');
-    trimmed
-        .match_indices('/')
-        .map(move |(i, _)| trimmed[..i].trim_end_matches('/').to_owned())
-        .filter(|a| !a.is_empty() && a != ".")
+/// The normalised name and its proper ancestors (`a`, `a/b` for `a/b/c`).
+fn normalise(name: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let parts = components(name);
+    let ancestors = (1..parts.len()).map(|n| parts[..n].join(&b'/')).collect();
+    (parts.join(&b'/'), ancestors)
 }
 
 /// Check every member of a listing; `Err((member, why))` for the first bad one.
 /// `on_disk_symlink(rel)` says whether DESTDIR already has a symlink at `rel`.
 pub fn check_members(
     members: impl IntoIterator<Item = Member>,
-    mut on_disk_symlink: impl FnMut(&str) -> bool,
+    mut on_disk_symlink: impl FnMut(&[u8]) -> bool,
 ) -> Result<usize, (String, &'static str)> {
-    let mut symlinks: HashSet<String> = HashSet::new();
-    let mut disk: HashMap<String, bool> = HashMap::new();
+    let mut symlinks: HashSet<Vec<u8>> = HashSet::new();
+    let mut disk: HashMap<Vec<u8>, bool> = HashMap::new();
     let mut n = 0;
-    let norm = |s: &str| s.trim_start_matches("./").trim_end_matches('/').to_owned();
     for m in members {
         if m.kind == 'V' || m.kind == 'M' {
             continue; // why: volume labels and continuation headers are not files
         }
         n += 1;
         if let Some(why) = bad_name(&m.name) {
-            return Err((m.name, why));
+            return Err((shown(&m.name), why));
         }
-        let mut through_symlink = |path: &str| {
-            ancestors(path).any(|a| {
-                let a = norm(&a);
-                symlinks.contains(&a) || *disk.entry(a).or_insert_with_key(|a| on_disk_symlink(a))
+        let mut through_symlink = |ancestors: &[Vec<u8>]| {
+            ancestors.iter().any(|a| {
+                symlinks.contains(a)
+                    || *disk
+                        .entry(a.clone())
+                        .or_insert_with_key(|a| on_disk_symlink(a))
             })
         };
-        if through_symlink(&m.name) {
-            return Err((m.name, "would be written through a symbolic link"));
+        let (name, ancestors) = normalise(&m.name);
+        if through_symlink(&ancestors) {
+            return Err((shown(&m.name), "would be written through a symbolic link"));
         }
         if m.kind == 'h' {
             let target = m.link.clone().unwrap_or_default();
-            if bad_name(&target).is_some() || through_symlink(&target) {
-                return Err((m.name, "is a hard link to a file outside DESTDIR"));
+            let (target_name, target_ancestors) = normalise(&target);
+            if bad_name(&target).is_some() || through_symlink(&target_ancestors) {
+                return Err((shown(&m.name), "is a hard link to a file outside DESTDIR"));
             }
-            if symlinks.contains(&norm(&target)) {
-                return Err((m.name, "is a hard link to a symbolic link"));
+            if symlinks.contains(&target_name) {
+                return Err((shown(&m.name), "is a hard link to a symbolic link"));
             }
         }
-        let name = norm(&m.name);
         if m.kind == 'l' {
             symlinks.insert(name);
         } else if symlinks.contains(&name) {
             // why: whether tar replaces or follows an existing symlink depends on the member type; refuse both
-            return Err((m.name, "would be written through a symbolic link"));
+            return Err((shown(&m.name), "would be written through a symbolic link"));
         }
     }
     Ok(n)
@@ -357,16 +368,15 @@ pub fn unpack(env: &ArchiveEnv, file: &Path, dest: &Path) -> Result<Unpacked, Ar
         let mut bad_line = None;
         let reader = BufReader::new(pipe_r);
         let members = reader.split(b'\n').map_while(Result::ok).filter_map(|l| {
-            let s = String::from_utf8_lossy(&l).into_owned();
-            let m = parse_listing_line(&s);
-            if m.is_none() && bad_line.is_none() && !s.trim().is_empty() {
-                bad_line = Some(s);
+            let m = parse_listing_line(&l);
+            if m.is_none() && bad_line.is_none() && !l.trim_ascii().is_empty() {
+                bad_line = Some(String::from_utf8_lossy(&l).into_owned());
             }
             m
         });
         let r = check_members(members, |rel| {
             dest2
-                .join(rel)
+                .join(std::ffi::OsStr::from_bytes(rel))
                 .symlink_metadata()
                 .is_ok_and(|m| m.file_type().is_symlink())
         });
@@ -421,9 +431,11 @@ pub fn unpack(env: &ArchiveEnv, file: &Path, dest: &Path) -> Result<Unpacked, Ar
 /// Read a whole small file for tests of the listing parser.
 #[doc(hidden)]
 pub fn read_listing(mut r: impl Read) -> std::io::Result<Vec<Member>> {
-    let mut s = String::new();
-    r.read_to_string(&mut s)?;
-    Ok(s.lines().filter_map(parse_listing_line).collect())
+    let mut s = Vec::new();
+    r.read_to_end(&mut s)?;
+    Ok(s.split(|b| *b == b'\n')
+        .filter_map(parse_listing_line)
+        .collect())
 }
 
 #[cfg(test)]
@@ -433,8 +445,8 @@ mod tests {
     fn m(kind: char, name: &str, link: Option<&str>) -> Member {
         Member {
             kind,
-            name: name.into(),
-            link: link.map(Into::into),
+            name: name.as_bytes().to_vec(),
+            link: link.map(|l| l.as_bytes().to_vec()),
         }
     }
 
@@ -451,12 +463,14 @@ crw-r--r-- 0/0             1,3 2026-11-22 01:39 "u/null"
         assert_eq!(v[1], m('l', "u/sl", Some("/etc/pass wd")));
         assert_eq!(v[2], m('h', "u/a \"b\"", Some("u/hl")));
         assert_eq!(v[3], m('-', "u/d/new\nlineé", None));
+        let raw = parse_listing_line(b"-rw-r--r-- 0/0 1 2026-11-22 01:39 \"u/\\377x\"").unwrap();
+        assert_eq!(raw.name, b"u/\xffx");
         assert_eq!(v[4], m('c', "u/null", None));
     }
 
     #[test]
     fn hostile_members_are_refused() {
-        let none = |_: &str| false;
+        let none = |_: &[u8]| false;
         let ok = vec![
             m('d', "u/", None),
             m('l', "u/abs", Some("/etc/passwd")),
@@ -493,7 +507,15 @@ crw-r--r-- 0/0             1,3 2026-11-22 01:39 "u/null"
             );
         }
         // a symlink already in DESTDIR
-        let r = check_members(vec![m('-', "u/x/f", None)], |p| p == "u/x");
+        let r = check_members(vec![m('-', "u/x/f", None)], |p| p == b"u/x");
         assert!(r.is_err());
+        // the same path spelled with `//` and `.` is the same path
+        let r = check_members(
+            vec![m('l', "u/l", Some("/etc")), m('-', "u//./l/passwd", None)],
+            none,
+        );
+        assert!(r.is_err(), "{r:?}");
+        let r = check_members(vec![m('-', "./", None)], none);
+        assert!(r.is_err(), "{r:?}");
     }
 }

@@ -408,6 +408,31 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The snapshots that an incomplete archive set of some profile still needs
+/// (so that `archive run -r` can finish it), with the profile. A profile
+/// whose archiver cannot be listed is reported on stderr and skipped.
+// why: skipped, not fatal: snapshot pruning must not stall on an offsite outage (the pool would fill and backups fail); the cost is that the set is restarted from a newer snapshot
+pub fn incomplete_sets(config: &crate::config::Config) -> Vec<(SnapshotName, String)> {
+    let mut out = Vec::new();
+    for (profile, p) in &config.settings.archivers {
+        let sets = archivers::open(p).and_then(|a| a.list_sets());
+        match sets {
+            Ok(sets) => out.extend(
+                sets.into_iter()
+                    .filter(|(_, info)| !info.complete)
+                    .filter_map(|(n, _)| SnapshotName::parse(&n).ok())
+                    .map(|n| (n, profile.clone())),
+            ),
+            Err(ArchiveError::Unsupported(_)) => {}
+            Err(e) => eprintln!(
+                "strata: warning: cannot list the archive sets of profile {profile} ({e}); \
+                 snapshots its incomplete sets read are not protected from this prune"
+            ),
+        }
+    }
+    out
+}
+
 fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCode> {
     let env = env(ctx)?;
     let archiver = open_archiver(ctx, profile)?;

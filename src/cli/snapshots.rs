@@ -166,11 +166,16 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| chrono::Local::now().date_naive());
     let list = store.list()?;
     let names: Vec<SnapshotName> = list.iter().map(|s| s.name.clone()).collect();
-    let protected: BTreeMap<SnapshotName, ProtectReason> = list
+    let mut protected: BTreeMap<SnapshotName, ProtectReason> = list
         .iter()
         .filter(|s| s.mounted.is_some())
         .map(|s| (s.name.clone(), ProtectReason::Mounted))
         .collect();
+    for (name, profile) in super::archive_cmd::incomplete_sets(&ctx.config) {
+        protected
+            .entry(name)
+            .or_insert(ProtectReason::ArchiveSetReading { profile });
+    }
     let retention = &ctx.config.settings.retention;
     let plan = retention::plan(&names, &retention.policy, today, &protected);
     let verbose = ctx.cli.verbose;
