@@ -203,6 +203,9 @@ fn scratch() -> tempfile::TempDir {
 
 #[test]
 fn root_rsync_round_trip_over_ssh_restores_every_attribute() {
+    let t0 = std::time::Instant::now();
+    // why: the slow test of the file; its phases are printed to show where time goes (--nocapture)
+    let phase = |what: &str| eprintln!("round trip: {what} at {:.1}s", t0.elapsed().as_secs_f64());
     let Some(sshd) = Sshd::start() else { return };
     let Some(user) = SystemUser::create("rt") else {
         return;
@@ -224,6 +227,7 @@ fn root_rsync_round_trip_over_ssh_restores_every_attribute() {
         );
     }
 
+    phase("tree built");
     let site = Site::new(user);
     let key = sshd.identity_file_for(site.user.uid, site.user.gid);
     site.write_config(
@@ -251,6 +255,7 @@ fn root_rsync_round_trip_over_ssh_restores_every_attribute() {
         "the first contact records the host key in strata's own known_hosts"
     );
     let snap_src = stored(&site.only_snapshot().join("rsync/octopus"), &src);
+    phase("backed up and snapshotted");
 
     // The restore: as root, from the snapshot, to "another host" (the same
     // sshd, a fresh directory), with the same config.
@@ -265,8 +270,16 @@ fn root_rsync_round_trip_over_ssh_restores_every_attribute() {
         .arg(sshd::HOST)
         .arg(&dest));
     assert!(out.status.success(), "strata rsync restore: {}", text(&out));
+    phase("restored");
 
     assert_trees_equal(&src, &dest, &CompareOptions::default());
+    phase("compared");
+    drop(scratch);
+    phase("scratch removed");
+    drop(site);
+    phase("site removed");
+    drop(sshd);
+    phase("sshd stopped");
 }
 
 #[test]
