@@ -220,11 +220,13 @@ fn root_rsync_round_trip_over_ssh_restores_every_attribute() {
         Feature::DeviceNodes,
         Feature::Holes,
     ] {
-        assert!(
-            env::require(&format!("the hostile tree's {f:?}"), manifest.built(f)),
-            "{}",
-            manifest.skipped_summary()
+        let what = format!(
+            "the hostile tree's {f:?} ({})",
+            manifest.skipped_summary().trim()
         );
+        if !env::require(&what, manifest.built(f)) {
+            return;
+        }
     }
 
     phase("tree built");
