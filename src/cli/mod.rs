@@ -2,8 +2,11 @@
 //! mapping of errors to exit codes. The only module that uses `anyhow`.
 //! Each command is a thin function that turns flags into calls to the core.
 
+mod archive_cmd;
 mod config_cmd;
+mod mkconf_cmd;
 mod output;
+mod rbd_cmd;
 mod rsync_cmd;
 mod snapshots;
 mod source_cmds;
@@ -77,6 +80,9 @@ pub enum Command {
     /// Check or show the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
+    /// Print the crontab, sudoers rule or systemd units for this installation
+    #[command(subcommand)]
+    Mkconf(mkconf_cmd::MkconfCmd),
     /// The dump source: a command's output stored as a file
     #[command(subcommand)]
     Dump(source_cmds::DumpCmd),
@@ -86,15 +92,17 @@ pub enum Command {
     /// The github source (not in this build yet)
     #[command(subcommand)]
     Github(source_cmds::PendingCmd),
-    /// The rbd source (not in this build yet)
+    /// The rbd source: Ceph RBD images and snapshots
     #[command(subcommand)]
-    Rbd(source_cmds::PendingCmd),
+    Rbd(rbd_cmd::RbdCmd),
     /// The rgw source (not in this build yet)
     #[command(subcommand)]
     Rgw(source_cmds::PendingCmd),
     /// The coda source (not in this build yet)
     #[command(subcommand)]
     Coda(source_cmds::PendingCmd),
+    /// Offsite archives: run, ls, prune, cost, resync, retrieve, unpack, drill
+    Archive(archive_cmd::ArchiveArgs),
 }
 
 /// Parse, run, print errors once, and return the exit code.
@@ -180,6 +188,7 @@ impl Ctx<'_> {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Config(c) => config_cmd::run(cli, c),
+        Command::Mkconf(c) => mkconf_cmd::run(cli, c),
         Command::Run(args) => {
             refuse_root(cli, "run")?;
             snapshots::run(&load_config(cli)?, args)
@@ -209,8 +218,15 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rsync(cmd) => rsync_cmd::rsync(&load_config(cli)?, cmd).context("rsync"),
         Command::Github(_) => source_cmds::pending("github"),
-        Command::Rbd(_) => source_cmds::pending("rbd"),
+        Command::Rbd(cmd) => {
+            if let Some(r) = rbd_cmd::run_without_config(cli, cmd) {
+                return r.context("rbd");
+            }
+            refuse_root(cli, "rbd")?;
+            rbd_cmd::run(&load_config(cli)?, cmd).context("rbd")
+        }
         Command::Rgw(_) => source_cmds::pending("rgw"),
         Command::Coda(_) => source_cmds::pending("coda"),
+        Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
     }
 }

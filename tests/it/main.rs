@@ -3,8 +3,16 @@
 //! Tests that need root or devices are named `root_...` / `vm_...`; a missing
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
+mod archive;
 mod config;
+mod mkconf;
+mod package;
 mod prune;
-mod run;
-mod support;
+mod rbd;
 mod rsync;
+mod run;
+mod snap_env;
+mod snapshots_btrfs;
+mod snapshots_priv;
+mod snapshots_vm;
+mod support;
