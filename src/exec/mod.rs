@@ -281,6 +281,20 @@ impl Cmd {
         Ok(ChildReader::new(self.clone(), child, stdout, stderr))
     }
 
+    /// Like [`Cmd::spawn_reader`], but stderr is also copied to `tee` as it
+    /// arrives: a long transfer's warnings reach the unit's log as they
+    /// happen, and stay there if we are killed. [`ChildReader::finish`] still
+    /// returns the whole stderr.
+    pub fn spawn_reader_tee_stderr(
+        &self,
+        tee: Box<dyn Write + Send>,
+    ) -> Result<ChildReader, ExecError> {
+        let mut child = self.spawn_with(Stdio::piped(), Stdio::piped())?;
+        let stderr = drain_tee(child.stderr.take(), tee);
+        let stdout = child.stdout.take().expect("stdout was piped above");
+        Ok(ChildReader::new(self.clone(), child, stdout, stderr))
+    }
+
     /// Start the command with its stdin piped from us and its stdout going to
     /// `stdout`; stderr is drained on a thread. Call [`ChildWriter::finish`].
     pub fn spawn_writer(&self, stdout: Stdio) -> Result<ChildWriter, ExecError> {
@@ -317,6 +331,31 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
         let mut buf = Vec::new();
         if let Some(mut p) = pipe {
             let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+/// Read a pipe to its end on a separate thread, copying each chunk to `tee`.
+fn drain_tee<R: Read + Send + 'static>(
+    pipe: Option<R>,
+    mut tee: Box<dyn Write + Send>,
+) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let Some(mut p) = pipe else { return buf };
+        let mut chunk = [0u8; 8192];
+        loop {
+            match p.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // why: the copy is best effort; the child must be drained even if the tee fails
+                    let _ = tee.write_all(&chunk[..n]).and_then(|()| tee.flush());
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
         }
         buf
     })
@@ -403,6 +442,31 @@ mod tests {
             err.to_string(),
             "strata-no-such-tool: command not found (is it installed and on PATH?)"
         );
+    }
+
+    #[test]
+    fn tee_copies_stderr_as_it_comes_and_finish_still_has_it() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut child = Cmd::new("sh")
+            .args(["-c", "echo warn >&2; echo out"])
+            .spawn_reader_tee_stderr(Box::new(Sink(seen.clone())))
+            .unwrap();
+        let mut out = String::new();
+        child.read_to_string(&mut out).unwrap();
+        let done = child.finish().unwrap();
+        assert_eq!(out, "out\n");
+        assert_eq!(done.stderr, b"warn\n");
+        assert_eq!(*seen.lock().unwrap(), b"warn\n");
     }
 
     #[test]

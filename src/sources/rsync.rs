@@ -502,18 +502,20 @@ struct Transfer {
 }
 
 /// Run rsync once: its stdout goes to `out` line by line without the spurious
-/// lines, counted as it goes; its stderr is written to our stderr when it
-/// ends. Every exit code comes back to the caller to judge.
+/// lines, counted as it goes; its stderr is copied to our stderr as it comes,
+/// and kept to be judged. Every exit code comes back to the caller to judge.
 fn transfer(argv: &[OsString], out: &mut impl Write) -> Result<Transfer, RsyncError> {
     // why: every code is "ok" to exec so that the whole stderr comes back (a
     // failure from exec carries only its tail); the caller judges the code
     let all_codes: Vec<i32> = (0..=255).collect();
     let cmd = Cmd::new(&argv[0]).args(&argv[1..]).ok_codes(&all_codes);
     writeln!(out, "{}", cmd.display()).map_err(RsyncError::Log)?;
-    let mut child = cmd.spawn_reader().map_err(|source| RsyncError::Rsync {
-        host: String::new(),
-        source,
-    })?;
+    let mut child = cmd
+        .spawn_reader_tee_stderr(Box::new(std::io::stderr()))
+        .map_err(|source| RsyncError::Rsync {
+            host: String::new(),
+            source,
+        })?;
     let mut items = Itemized::default();
     let mut stats = Stats::default();
     let mut reader = BufReader::with_capacity(1 << 16, &mut child);
@@ -549,11 +551,6 @@ fn transfer(argv: &[OsString], out: &mut impl Write) -> Result<Transfer, RsyncEr
         host: String::new(),
         source,
     })?;
-    if !done.stderr.is_empty() {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(&done.stderr);
-        let _ = err.flush();
-    }
     Ok(Transfer {
         code: done.code,
         stderr: done.stderr,
