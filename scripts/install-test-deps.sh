@@ -6,9 +6,9 @@
 #   --base  rsync, sshd, acl/attr tools, btrfs-progs, compressors, gnupg, GNU
 #           tar, sudo, e2fsprogs, ... and the Python venv with moto[server]
 #           (the local S3 server of the archive tests)
-#   --ceph  a single-node Ceph (see /work/shared/recipes/ceph/start-ceph.sh)
+#   --ceph  a single-node Ceph (tests/support/ceph/start-ceph.sh uses it)
 #   --vm    QEMU + a stock kernel + LVM thin tools for the LVM VM tests
-#           (see /work/shared/recipes/lvm-vm/run-in-lvm-vm.sh)
+#           (tests/support/lvm-vm/run-in-lvm-vm.sh uses it)
 #   --all   all groups (the default when no group is given)
 #   -q      print nothing at all when everything is already present
 #

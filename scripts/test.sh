@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 export STRATA_TEST_STRICT=1
 cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
