@@ -16,6 +16,9 @@
 //! - [`snapshot`]: the `SnapshotStore` trait and its stores.
 //! - [`retention`]: pure plans of which snapshots and logs to keep.
 //! - [`exec`]: the only module that starts processes.
+//! - [`privileged`]: `strata-snapshot`, the only code that runs as root
+//!   (through sudo), and the JSON it answers with.
+//! - [`mkconf`]: crontab, sudoers and systemd units rendered from the config.
 //! - [`cli`]: clap types, dispatch and output; the only user of `anyhow`.
 //!
 //! The error policy is written down in [`error`].
@@ -25,6 +28,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod mkconf;
+pub mod privileged;
 pub mod retention;
 pub mod runner;
 pub mod snapshot;

@@ -3,7 +3,10 @@
 //! Each command is a thin function that turns flags into calls to the core.
 
 mod config_cmd;
+mod mkconf_cmd;
 mod output;
+mod rbd_cmd;
+mod rsync_cmd;
 mod snapshots;
 mod source_cmds;
 mod status;
@@ -76,18 +79,21 @@ pub enum Command {
     /// Check or show the configuration
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
+    /// Print the crontab, sudoers rule or systemd units for this installation
+    #[command(subcommand)]
+    Mkconf(mkconf_cmd::MkconfCmd),
     /// The dump source: a command's output stored as a file
     #[command(subcommand)]
     Dump(source_cmds::DumpCmd),
-    /// The rsync source (not in this build yet)
+    /// The rsync source: host filesystems over ssh
     #[command(subcommand)]
-    Rsync(source_cmds::PendingCmd),
+    Rsync(rsync_cmd::RsyncCmd),
     /// The github source (not in this build yet)
     #[command(subcommand)]
     Github(source_cmds::PendingCmd),
-    /// The rbd source (not in this build yet)
+    /// The rbd source: Ceph RBD images and snapshots
     #[command(subcommand)]
-    Rbd(source_cmds::PendingCmd),
+    Rbd(rbd_cmd::RbdCmd),
     /// The rgw source: RADOS Gateway buckets through S3
     #[command(subcommand)]
     Rgw(source_cmds::RgwCmd),
@@ -179,6 +185,7 @@ impl Ctx<'_> {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Config(c) => config_cmd::run(cli, c),
+        Command::Mkconf(c) => mkconf_cmd::run(cli, c),
         Command::Run(args) => {
             refuse_root(cli, "run")?;
             snapshots::run(&load_config(cli)?, args)
@@ -206,9 +213,15 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             refuse_root(cli, "dump")?;
             source_cmds::dump(&load_config(cli)?, cmd).context("dump")
         }
-        Command::Rsync(_) => source_cmds::pending("rsync"),
+        Command::Rsync(cmd) => rsync_cmd::rsync(&load_config(cli)?, cmd).context("rsync"),
         Command::Github(_) => source_cmds::pending("github"),
-        Command::Rbd(_) => source_cmds::pending("rbd"),
+        Command::Rbd(cmd) => {
+            if let Some(r) = rbd_cmd::run_without_config(cli, cmd) {
+                return r.context("rbd");
+            }
+            refuse_root(cli, "rbd")?;
+            rbd_cmd::run(&load_config(cli)?, cmd).context("rbd")
+        }
         Command::Rgw(cmd) => {
             refuse_root(cli, "rgw")?;
             source_cmds::rgw(&load_config(cli)?, cmd).context("rgw")

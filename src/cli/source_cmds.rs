@@ -42,7 +42,7 @@ pub fn pending(source: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Write the report for the runner, or record state when run by hand.
-fn report(
+pub(super) fn report(
     ctx: &Ctx,
     unit: &crate::config::UnitPath,
     r: &UnitReport,
@@ -65,6 +65,38 @@ fn report(
         )?;
     }
     Ok(())
+}
+
+/// Run one unit's backup the way every source's `backup` command does: time
+/// it, add "backing up UNIT" to an error, and report to the runner (or record
+/// the unit's state when run by hand, success or failure).
+pub(super) fn backup_unit(
+    ctx: &Ctx,
+    unit: &crate::config::UnitPath,
+    backup: impl FnOnce() -> anyhow::Result<UnitReport>,
+) -> anyhow::Result<ExitCode> {
+    let started = chrono::Utc::now().timestamp();
+    let t = std::time::Instant::now();
+    match backup().map_err(|e| e.context(format!("backing up {unit}"))) {
+        Ok(r) => {
+            report(ctx, unit, &r, started, t.elapsed().as_secs_f64())?;
+            Ok(ExitCode::Ok)
+        }
+        Err(e) => {
+            if std::env::var_os(sources::REPORT_ENV).is_none() {
+                let broot = crate::backup_root::BackupRoot::new(ctx.root()?);
+                let why = format!("{e:#}");
+                let _ = crate::runner::state::record(
+                    &broot,
+                    unit,
+                    started,
+                    t.elapsed().as_secs_f64(),
+                    &crate::runner::state::Attempt::Failed { why: &why },
+                );
+            }
+            Err(e)
+        }
+    }
 }
 
 pub fn dump(ctx: &Ctx, cmd: &DumpCmd) -> anyhow::Result<ExitCode> {

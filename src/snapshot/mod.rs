@@ -2,15 +2,19 @@
 //!
 //! Owns: the [`SnapshotStore`] trait and the factory that picks a store from
 //! the config. One file per store: `dir.rs` (a copy, for hosts without a
-//! volume manager), and the privileged ones (LVM thin, btrfs) that go through
-//! the `strata-snapshot` helper.
+//! volume manager), and the privileged ones, `lvm_thin.rs` and `btrfs.rs`,
+//! that go through the `strata-snapshot` root helper (`helper.rs`: `sudo -n`,
+//! JSON replies; DESIGN §4, docs/privilege.md).
 //!
 //! Contract shared by every store: names are [`SnapshotName`]s (`YYYYMMDD-N`,
 //! N the first unused number of the day); a snapshot is never modified after
 //! `create` returns; `remove` refuses a mounted snapshot; a crash during
 //! `create` leaves no half snapshot under a valid name.
 
+pub mod btrfs;
 pub mod dir;
+pub mod helper;
+pub mod lvm_thin;
 pub mod name;
 
 pub use name::SnapshotName;
@@ -102,6 +106,19 @@ pub enum SnapshotError {
     Unsupported(&'static str),
     #[error("{0}")]
     Layout(String),
+    #[error("`{argv}` {}: {reason}", if *refused { "refused" } else { "failed" })]
+    Helper {
+        argv: String,
+        /// Exit 2: the helper refused before running anything.
+        refused: bool,
+        reason: String,
+    },
+    #[error("strata-snapshot {verb}: unreadable reply: {source}")]
+    HelperReply {
+        verb: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl SnapshotError {
@@ -136,8 +153,14 @@ pub fn open(config: &Config) -> Result<Box<dyn SnapshotStore>, SnapshotError> {
             &config.settings.root,
             &config.settings.snapshot_dir,
         )?)),
-        StoreKind::LvmThin => Err(SnapshotError::Unsupported("lvm-thin")),
-        StoreKind::Btrfs => Err(SnapshotError::Unsupported("btrfs")),
+        StoreKind::LvmThin => Ok(Box::new(lvm_thin::LvmThinStore::new(
+            &config.settings.root,
+            helper::HelperClient::from_env(),
+        ))),
+        StoreKind::Btrfs => Ok(Box::new(btrfs::BtrfsStore::new(
+            &config.settings.root,
+            helper::HelperClient::from_env(),
+        ))),
     }
 }
 

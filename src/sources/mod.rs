@@ -11,6 +11,7 @@
 pub mod dump;
 pub mod rbd;
 pub mod rgw;
+pub mod rsync;
 
 use crate::config::{Config, UnitPath};
 use serde::{Deserialize, Serialize};

@@ -4,7 +4,15 @@
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
 mod config;
+mod mkconf;
+mod package;
 mod prune;
+mod rbd;
 mod rgw;
+mod rsync;
 mod run;
+mod snap_env;
+mod snapshots_btrfs;
+mod snapshots_priv;
+mod snapshots_vm;
 mod support;

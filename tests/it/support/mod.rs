@@ -1,7 +1,7 @@
 //! Fixtures shared by the integration tests: the test environment and
 //! prerequisites (`env`), a real sshd on 127.0.0.1 (`sshd`), the hostile
 //! source tree (`tree_builder`) and the attribute-by-attribute tree
-//! comparison (`treecmp`).
+//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`).
 //!
 //! Owns no strata logic: fixtures drive real programs (sshd, ssh-keygen,
 //! setfacl) and real syscalls, and never mock them. Every fixture tears down

@@ -1,0 +1,142 @@
+//! `strata mkconf crontab|sudoers|systemd`, and the hidden generators the
+//! Debian package uses (`manpages DIR`, `completions DIR`).
+
+use super::Cli;
+use crate::error::{ExitCode, UsageError};
+use crate::mkconf::{self, Target};
+use anyhow::Context;
+use clap::{Args, CommandFactory, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum MkconfCmd {
+    /// The backup user's crontab (as Deltaic's; archive jobs commented out)
+    Crontab {
+        /// Where cron mails the output (MAILTO)
+        #[arg(long, value_name = "ADDR")]
+        email: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// The sudoers rule that lets the backup user run the snapshot helper, and nothing else
+    Sudoers {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// systemd service and timer units for run, prune, df check and archive
+    Systemd {
+        /// Write the units into DIR instead of printing them
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Write man pages into DIR (used to build the package)
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
+    /// Write bash, zsh and fish completions into DIR (used to build the package)
+    #[command(hide = true)]
+    Completions { dir: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// The backup user [default: the current user]
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// The strata binary the jobs run
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/strata")]
+    strata: PathBuf,
+    /// The snapshot helper sudo allows
+    #[arg(long, value_name = "PATH", default_value = crate::snapshot::helper::DEFAULT_HELPER)]
+    helper: PathBuf,
+}
+
+impl TargetArgs {
+    fn target(&self, cli: &Cli) -> anyhow::Result<Target> {
+        let user = match &self.user {
+            Some(u) => u.clone(),
+            None => nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .ok_or_else(|| {
+                    UsageError("cannot tell the current user's name; pass --user".to_owned())
+                })?,
+        };
+        let config = match &cli.config {
+            Some(c) => Some(std::path::absolute(c).with_context(|| format!("{}", c.display()))?),
+            None => None,
+        };
+        Ok(Target {
+            user,
+            strata: self.strata.clone(),
+            helper: self.helper.clone(),
+            config,
+        })
+    }
+}
+
+fn usage(e: mkconf::MkconfError) -> anyhow::Error {
+    UsageError(e.to_string()).into()
+}
+
+pub fn run(cli: &Cli, cmd: &MkconfCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        MkconfCmd::Crontab { email, target } => {
+            print!(
+                "{}",
+                mkconf::crontab(&target.target(cli)?, email.as_deref()).map_err(usage)?
+            );
+        }
+        MkconfCmd::Sudoers { target } => {
+            print!("{}", mkconf::sudoers(&target.target(cli)?).map_err(usage)?);
+        }
+        MkconfCmd::Systemd { dir, target } => {
+            let units = mkconf::systemd(&target.target(cli)?).map_err(usage)?;
+            match dir {
+                Some(d) => {
+                    std::fs::create_dir_all(d)
+                        .with_context(|| format!("creating {}", d.display()))?;
+                    for (name, text) in &units {
+                        let p = d.join(name);
+                        std::fs::write(&p, text)
+                            .with_context(|| format!("writing {}", p.display()))?;
+                    }
+                }
+                None => {
+                    for (i, (name, text)) in units.iter().enumerate() {
+                        if i > 0 {
+                            println!();
+                        }
+                        println!("### {name}");
+                        print!("{text}");
+                    }
+                }
+            }
+        }
+        MkconfCmd::Manpages { dir } => {
+            ensure_dir(dir)?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+        }
+        MkconfCmd::Completions { dir } => {
+            ensure_dir(dir)?;
+            for shell in [
+                clap_complete::Shell::Bash,
+                clap_complete::Shell::Zsh,
+                clap_complete::Shell::Fish,
+            ] {
+                clap_complete::generate_to(shell, &mut Cli::command(), "strata", dir)
+                    .with_context(|| {
+                        format!("writing {shell} completions into {}", dir.display())
+                    })?;
+            }
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}

@@ -1,0 +1,123 @@
+//! The `btrfs` store, for hosts without LVM: the backup root is a btrfs
+//! subvolume and each snapshot a read-only subvolume snapshot at
+//! `<root>/.snapshots/<name>`, created and deleted by the root helper (the
+//! same sudoers rule as lvm-thin serves). `<root>/.snapshots` is made by the
+//! helper, root-owned: the backup user cannot alter a snapshot.
+//!
+//! Listing needs no privilege (the directory is world-readable), nor does
+//! "mounting": a read-only subvolume is already readable, so `mount` makes
+//! the symlink `<root>/Snapshots/<name>` -> `<root>/.snapshots/<name>` and
+//! `umount` removes it; a snapshot with that symlink counts as mounted.
+//! `create` ignores the date it is given: the helper names the snapshot.
+
+use super::helper::HelperClient;
+use super::{Removed, SnapshotError, SnapshotInfo, SnapshotName, SnapshotStore, Space};
+use crate::config::StoreKind;
+use chrono::NaiveDate;
+use std::path::{Path, PathBuf};
+
+pub struct BtrfsStore {
+    root: PathBuf,
+    helper: HelperClient,
+}
+
+impl BtrfsStore {
+    #[must_use]
+    pub fn new(root: &Path, helper: HelperClient) -> BtrfsStore {
+        BtrfsStore {
+            root: root.to_owned(),
+            helper,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join(".snapshots")
+    }
+
+    fn mount_point(&self, name: &SnapshotName) -> PathBuf {
+        self.root.join("Snapshots").join(name.as_str())
+    }
+}
+
+impl SnapshotStore for BtrfsStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Btrfs
+    }
+
+    fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+        let dir = self.dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(SnapshotError::Io {
+                    path: dir,
+                    source: e,
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(SnapshotError::io(&dir))?;
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let Ok(name) = SnapshotName::parse(&entry.file_name().to_string_lossy()) else {
+                continue;
+            };
+            let mp = self.mount_point(&name);
+            let mounted = mp.symlink_metadata().is_ok().then_some(mp);
+            out.push(SnapshotInfo { name, mounted });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn create(&self, _today: NaiveDate) -> Result<SnapshotName, SnapshotError> {
+        self.helper.create()
+    }
+
+    fn remove(&self, name: &SnapshotName) -> Result<Removed, SnapshotError> {
+        if self.mount_point(name).symlink_metadata().is_ok() {
+            return Err(SnapshotError::Mounted(name.clone()));
+        }
+        Ok(if self.helper.remove(name)? {
+            Removed::Removed
+        } else {
+            Removed::AlreadyGone
+        })
+    }
+
+    fn mount(&self, name: &SnapshotName) -> Result<PathBuf, SnapshotError> {
+        let target = self.dir().join(name.as_str());
+        if !target.is_dir() {
+            return Err(SnapshotError::NotFound(name.clone()));
+        }
+        let mp = self.mount_point(name);
+        if mp.symlink_metadata().is_ok() {
+            return Ok(mp);
+        }
+        let parent = self.root.join("Snapshots");
+        std::fs::create_dir_all(&parent).map_err(SnapshotError::io(&parent))?;
+        std::os::unix::fs::symlink(&target, &mp).map_err(SnapshotError::io(&mp))?;
+        Ok(mp)
+    }
+
+    fn umount(&self, name: &SnapshotName) -> Result<(), SnapshotError> {
+        let mp = self.mount_point(name);
+        match mp.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => {
+                std::fs::remove_file(&mp).map_err(SnapshotError::io(&mp))
+            }
+            Ok(_) => Err(SnapshotError::Layout(format!(
+                "{} is not a btrfs-store mount (a symlink); not touching it",
+                mp.display()
+            ))),
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn space(&self) -> Result<Space, SnapshotError> {
+        super::fs_space(&self.root)
+    }
+}

@@ -1,0 +1,76 @@
+//! Fault injection for the crash-safety tests: the process SIGKILLs itself
+//! at a named step of the rbd backup protocol.
+//!
+//! Always compiled in, inert unless `STRATA_FAULT_KILL_AT` names a step (the
+//! runner and the test harness clear `STRATA_*` variables, so a production run
+//! never sees it). Steps, in protocol order (see [`super::image`]):
+//!
+//! | step | where |
+//! | --- | --- |
+//! | `snapshot-created` | right after `rbd snap create` of the new snapshot |
+//! | `export` | during `rbd export-diff`, once part of the diff is on disk |
+//! | `pending-written` | the `.pending` diff complete, nothing applied |
+//! | `apply` | during the apply, about half of the diff written into the image |
+//! | `applied` | the image equals the new snapshot, xattrs not yet updated |
+//! | `before-old-snapshot-delete` | `user.rbd.snapshot` names the new snapshot, the old RBD snapshot still exists |
+//! | `full-fetch` | during a first (full) fetch, part of the image written |
+//!
+//! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
+//! after a power cut of the process (the kernel still has what was written).
+
+use std::io::Read;
+
+/// The environment variable naming the step at which to die.
+pub const FAULT_ENV: &str = "STRATA_FAULT_KILL_AT";
+
+fn armed(step: &str) -> bool {
+    std::env::var_os(FAULT_ENV).is_some_and(|v| v == step)
+}
+
+fn die(step: &str) -> ! {
+    eprintln!("strata: fault injection: SIGKILL at step `{step}` ({FAULT_ENV})");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
+    // why: SIGKILL cannot be caught; this is only reached if kill(2) itself failed
+    std::process::abort()
+}
+
+/// Die here if `STRATA_FAULT_KILL_AT` names `step`.
+pub fn point(step: &str) {
+    if armed(step) {
+        die(step);
+    }
+}
+
+/// A reader that dies at `step` once `after` bytes have been read through it
+/// (on the read after the one that crossed the mark, so that what was read
+/// has been acted on). Inert, and free, when the step is not armed.
+pub struct FaultReader<R> {
+    inner: R,
+    step: &'static str,
+    armed: bool,
+    after: u64,
+    read: u64,
+}
+
+impl<R> FaultReader<R> {
+    pub fn new(inner: R, step: &'static str, after: u64) -> Self {
+        FaultReader {
+            inner,
+            step,
+            armed: armed(step),
+            after,
+            read: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for FaultReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.armed && self.read >= self.after {
+            die(self.step);
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
