@@ -4,8 +4,9 @@
 //! ACLs, a bucket ACL and CORS; change, delete, re-ACL; back up again;
 //! restore into a new bucket and compare everything. A second, 200-object
 //! bucket: ACL refresh (`--scrub-acls`), scrub of a damaged copy,
-//! `restore -f` with a grantee that no longer exists, then the faults: an object changed between list and get, a
-//! bucket deleted mid-run, wrong credentials.
+//! `restore -f` with a grantee that no longer exists, then the faults: an
+//! object changed between list and get, a bucket deleted mid-run, wrong
+//! credentials.
 //!
 //! The multipart objects are 24 MiB (three 8 MiB parts), not hundreds of MiB:
 //! memstore holds every byte in RAM on a machine shared with other tests.
