@@ -15,6 +15,7 @@
 //!   rewritten, because the thin pool would store them twice).
 //! - [`snapshot`]: the `SnapshotStore` trait and its stores.
 //! - [`retention`]: pure plans of which snapshots and logs to keep.
+//! - [`archive`]: offsite archives: pack, upload, retrieve, unpack, drill.
 //! - [`exec`]: the only module that starts processes.
 //! - [`privileged`]: `strata-snapshot`, the only code that runs as root
 //!   (through sudo), and the JSON it answers with.
@@ -23,6 +24,7 @@
 //!
 //! The error policy is written down in [`error`].
 
+pub mod archive;
 pub mod backup_root;
 pub mod cli;
 pub mod config;

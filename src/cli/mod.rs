@@ -2,6 +2,7 @@
 //! mapping of errors to exit codes. The only module that uses `anyhow`.
 //! Each command is a thin function that turns flags into calls to the core.
 
+mod archive_cmd;
 mod config_cmd;
 mod mkconf_cmd;
 mod output;
@@ -100,6 +101,8 @@ pub enum Command {
     /// The coda source (not in this build yet)
     #[command(subcommand)]
     Coda(source_cmds::PendingCmd),
+    /// Offsite archives: run, ls, prune, cost, resync, retrieve, unpack, drill
+    Archive(archive_cmd::ArchiveArgs),
 }
 
 /// Parse, run, print errors once, and return the exit code.
@@ -227,5 +230,6 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             source_cmds::rgw(&load_config(cli)?, cmd).context("rgw")
         }
         Command::Coda(_) => source_cmds::pending("coda"),
+        Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
     }
 }

@@ -3,6 +3,7 @@
 //! Tests that need root or devices are named `root_...` / `vm_...`; a missing
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
+mod archive;
 mod config;
 mod mkconf;
 mod package;

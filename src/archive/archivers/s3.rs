@@ -1,0 +1,673 @@
+//! The `s3` archiver: any S3-compatible store (AWS with a cold storage
+//! class, Ceph RGW, MinIO, moto), through the AWS SDK.
+//!
+//! Layout under `s3-prefix`: `<set>/<unit%2F...>.archive`, one object per
+//! archive, its metadata (`compression`, `encryption`, `sha256`, `size`) in
+//! the object's user metadata; `<set>/COMPLETE` marks a complete set.
+//! An object appears in S3 only whole and with its metadata (PutObject and
+//! CompleteMultipartUpload are atomic), so a killed upload leaves nothing
+//! listed; at most an unfinished multipart upload, which `resync` aborts.
+//! Archives above the part size are uploaded in parts streamed from the
+//! spool file (memory stays at one part's buffers), each part retried.
+//!
+//! Cold classes: reading a GLACIER / DEEP_ARCHIVE object first issues
+//! RestoreObject with the profile's tier and days, then polls HeadObject
+//! until the restore is done. Sets are protected from prune while any of
+//! their objects is younger than its class's minimum storage period
+//! (GLACIER and GLACIER_IR 90 days, DEEP_ARCHIVE 180, the IA classes 30).
+//!
+//! The SDK is async; this archiver owns a small tokio runtime and blocks on
+//! it, so the rest of strata stays synchronous.
+
+use super::{Archiver, CostLine, SetInfo, decode_unit, encode_unit};
+use crate::archive::{ArchiveError, ArchiveMeta, MetaFields};
+use crate::config::{RestoreTier, S3Profile};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    timeout::TimeoutConfig,
+};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, GlacierJobParameters, RestoreRequest, StorageClass,
+    Tier,
+};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::runtime::Runtime;
+
+const ARCHIVE: &str = ".archive";
+const COMPLETE: &str = "COMPLETE";
+/// Default multipart part size; `STRATA_S3_PART_SIZE` (bytes, at least 5 MiB) overrides it.
+const PART_SIZE: u64 = 64 << 20;
+const PART_ATTEMPTS: u32 = 4;
+
+pub struct S3Archiver {
+    rt: Arc<Runtime>,
+    client: Client,
+    profile: S3Profile,
+    part_size: u64,
+    poll: Duration,
+    stall: Duration,
+}
+
+fn backend<E: std::error::Error + 'static>(
+    op: impl Into<String>,
+) -> impl FnOnce(E) -> ArchiveError {
+    let op = op.into();
+    move |e| ArchiveError::Backend {
+        archiver: "s3",
+        op,
+        detail: DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// Minimum storage period of a class, in days.
+#[must_use]
+pub fn min_storage_days(class: &str) -> i64 {
+    match class {
+        "GLACIER" | "GLACIER_IR" => 90,
+        "DEEP_ARCHIVE" => 180,
+        "STANDARD_IA" | "ONEZONE_IA" => 30,
+        _ => 0,
+    }
+}
+
+/// List prices ($/GB-month stored, $/GB retrieved), used when `s3-prices` does
+/// not name the class.
+#[must_use]
+pub fn default_price(class: &str) -> (f64, f64) {
+    match class {
+        "STANDARD_IA" => (0.0125, 0.01),
+        "ONEZONE_IA" => (0.01, 0.01),
+        "GLACIER_IR" => (0.004, 0.03),
+        "GLACIER" => (0.0036, 0.0025),
+        "DEEP_ARCHIVE" => (0.00099, 0.0025),
+        _ => (0.023, 0.0),
+    }
+}
+
+fn cold(class: Option<&str>) -> bool {
+    matches!(class, Some("GLACIER" | "DEEP_ARCHIVE"))
+}
+
+/// Whether a `x-amz-restore` header says the restored copy is readable.
+#[must_use]
+pub fn restore_done(header: Option<&str>) -> bool {
+    header.is_some_and(|h| h.contains("ongoing-request=\"false\""))
+}
+
+struct Listed {
+    key: String,
+    size: u64,
+    class: String,
+    modified: i64,
+}
+
+impl S3Archiver {
+    pub fn new(profile: &S3Profile) -> Result<S3Archiver, ArchiveError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| ArchiveError::Backend {
+                archiver: "s3",
+                op: "starting the async runtime".into(),
+                detail: e.to_string(),
+            })?;
+        let secret = |s: &Option<crate::config::Secret>| -> Result<Option<String>, ArchiveError> {
+            s.as_ref()
+                .map(crate::config::Secret::reveal)
+                .transpose()
+                .map_err(|e| ArchiveError::Backend {
+                    archiver: "s3",
+                    op: "reading credentials".into(),
+                    detail: e.to_string(),
+                })
+        };
+        let (ak, sk) = (
+            secret(&profile.access_key_id)?,
+            secret(&profile.secret_access_key)?,
+        );
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let env_region =
+            std::env::var_os("AWS_REGION").or_else(|| std::env::var_os("AWS_DEFAULT_REGION"));
+        match (&profile.region, env_region) {
+            (Some(r), _) => loader = loader.region(Region::new(r.clone())),
+            // why: a custom endpoint (RGW, MinIO) needs some region to sign with
+            (None, None) => loader = loader.region(Region::new("us-east-1")),
+            (None, Some(_)) => {}
+        }
+        if let (Some(ak), Some(sk)) = (ak, sk) {
+            loader =
+                loader.credentials_provider(Credentials::new(ak, sk, None, None, "strata-config"));
+        }
+        // why: the SDK's read timeout covers the first byte; the same limit is applied per read of a body (BlockingBody)
+        let read_timeout = std::env::var("STRATA_S3_READ_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120u64);
+        loader = loader.timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(read_timeout))
+                .build(),
+        );
+        let sdk = rt.block_on(loader.load());
+        let mut b = aws_sdk_s3::config::Builder::from(&sdk)
+            // why: S3-compatible stores (older RGW, MinIO) reject the newer default CRC checksums
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if let Some(ep) = &profile.endpoint {
+            b = b.endpoint_url(ep).force_path_style(true);
+        }
+        let client = Client::from_conf(b.build());
+        let part_size = std::env::var("STRATA_S3_PART_SIZE")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(PART_SIZE)
+            .max(5 << 20);
+        let poll = Duration::from_secs(
+            std::env::var("STRATA_S3_RESTORE_POLL_SECS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(300),
+        );
+        Ok(S3Archiver {
+            rt: Arc::new(rt),
+            client,
+            profile: profile.clone(),
+            part_size,
+            poll,
+            stall: Duration::from_secs(read_timeout),
+        })
+    }
+
+    fn set_prefix(&self, set: &str) -> String {
+        format!("{}{set}/", self.profile.prefix)
+    }
+
+    fn key(&self, set: &str, unit: &str) -> String {
+        format!("{}{}{ARCHIVE}", self.set_prefix(set), encode_unit(unit))
+    }
+
+    fn bucket(&self) -> &str {
+        &self.profile.bucket
+    }
+
+    /// Every object under `prefix`.
+    fn list(&self, prefix: &str) -> Result<Vec<Listed>, ArchiveError> {
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            let mut token = None;
+            loop {
+                let r = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(self.bucket())
+                    .prefix(prefix)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(backend(format!("listing s3://{}/{prefix}", self.bucket())))?;
+                for o in r.contents() {
+                    out.push(Listed {
+                        key: o.key().unwrap_or_default().to_owned(),
+                        size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+                        class: o
+                            .storage_class()
+                            .map_or_else(|| "STANDARD".to_owned(), |c| c.as_str().to_owned()),
+                        modified: o
+                            .last_modified()
+                            .map_or(0, aws_sdk_s3::primitives::DateTime::secs),
+                    });
+                }
+                match r.next_continuation_token() {
+                    Some(t) if r.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn head_meta(&self, set: &str, unit: &str) -> Result<ArchiveMeta, ArchiveError> {
+        let key = self.key(set, unit);
+        let h = self
+            .rt
+            .block_on(
+                self.client
+                    .head_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .send(),
+            )
+            .map_err(backend(format!("reading the metadata of {key}")))?;
+        let m = h.metadata().cloned().unwrap_or_default();
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        let fields = MetaFields {
+            compression: get("compression"),
+            encryption: get("encryption"),
+            sha256: get("sha256"),
+            size: get("size"),
+        };
+        ArchiveMeta::from_fields(&fields).map_err(|reason| ArchiveError::BadMetadata {
+            file: format!("s3://{}/{key}", self.bucket()).into(),
+            reason,
+        })
+    }
+
+    async fn upload_multipart(
+        &self,
+        key: &str,
+        meta: &ArchiveMeta,
+        file: &Path,
+        size: u64,
+    ) -> Result<(), ArchiveError> {
+        let f = meta.fields();
+        let create = self
+            .client
+            .create_multipart_upload()
+            .bucket(self.bucket())
+            .key(key)
+            .storage_class(StorageClass::from(self.profile.storage_class.as_str()))
+            .metadata("compression", f.compression)
+            .metadata("encryption", f.encryption)
+            .metadata("sha256", f.sha256)
+            .metadata("size", f.size)
+            .send()
+            .await
+            .map_err(backend(format!("starting the multipart upload of {key}")))?;
+        let upload_id = create.upload_id().unwrap_or_default().to_owned();
+        let result = async {
+            let mut parts = Vec::new();
+            let mut offset = 0u64;
+            let mut number = 1i32;
+            while offset < size {
+                let len = self.part_size.min(size - offset);
+                let mut attempt = 0;
+                let etag = loop {
+                    attempt += 1;
+                    let body = ByteStream::read_from()
+                        .path(file)
+                        .offset(offset)
+                        .length(Length::Exact(len))
+                        .build()
+                        .await
+                        .map_err(backend(format!("reading {}", file.display())))?;
+                    let r = self
+                        .client
+                        .upload_part()
+                        .bucket(self.bucket())
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .part_number(number)
+                        .body(body)
+                        .send()
+                        .await;
+                    match r {
+                        Ok(o) => break o.e_tag().unwrap_or_default().to_owned(),
+                        Err(e) if attempt < PART_ATTEMPTS => {
+                            eprintln!(
+                                "{key}: part {number} failed (attempt {attempt}): {}; retrying",
+                                DisplayErrorContext(e)
+                            );
+                            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                        }
+                        Err(e) => {
+                            return Err(backend(format!("uploading part {number} of {key}"))(e));
+                        }
+                    }
+                };
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .e_tag(etag)
+                        .build(),
+                );
+                offset += len;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(self.bucket())
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(backend(format!("completing the multipart upload of {key}")))?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            // why: an abandoned multipart upload is billed; resync would also catch it
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(self.bucket())
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
+/// A blocking reader over an S3 object body.
+struct BlockingBody {
+    rt: Arc<Runtime>,
+    inner: Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    /// A read that waits longer than this fails (a stalled server).
+    stall: Duration,
+}
+
+impl Read for BlockingBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let inner = &mut self.inner;
+        let stall = self.stall;
+        self.rt.block_on(async {
+            match tokio::time::timeout(stall, inner.read(buf)).await {
+                Ok(r) => r,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data from the server for {} s", stall.as_secs()),
+                )),
+            }
+        })
+    }
+}
+
+impl Archiver for S3Archiver {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    fn list_sets(&self) -> Result<BTreeMap<String, SetInfo>, ArchiveError> {
+        let now = chrono::Utc::now().timestamp();
+        let mut out: BTreeMap<String, SetInfo> = BTreeMap::new();
+        for o in self.list(&self.profile.prefix)? {
+            let rest = &o.key[self.profile.prefix.len()..];
+            let Some((set, name)) = rest.split_once('/') else {
+                continue;
+            };
+            let info = out.entry(set.to_owned()).or_default();
+            if name == COMPLETE {
+                info.complete = true;
+            } else if name.ends_with(ARCHIVE) {
+                info.count += 1;
+                info.size += o.size;
+            }
+            if now - o.modified < min_storage_days(&o.class) * 86_400 {
+                info.protected = true;
+            }
+        }
+        Ok(out)
+    }
+
+    fn complete_set(&self, set: &str) -> Result<(), ArchiveError> {
+        let key = format!("{}{COMPLETE}", self.set_prefix(set));
+        let stamp = chrono::Utc::now().to_rfc3339();
+        self.rt
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .body(ByteStream::from(stamp.into_bytes()))
+                    .send(),
+            )
+            .map_err(backend(format!("writing {key}")))?;
+        Ok(())
+    }
+
+    fn delete_set(&self, set: &str) -> Result<(), ArchiveError> {
+        let objects = self.list(&self.set_prefix(set))?;
+        if objects.is_empty() {
+            return Err(ArchiveError::NoSuchSet(set.to_owned()));
+        }
+        // why: the marker goes first, so a set half deleted is listed as incomplete, never as complete
+        let mut keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
+        keys.sort_by_key(|k| !k.ends_with(COMPLETE));
+        self.rt.block_on(async {
+            for k in keys {
+                self.client
+                    .delete_object()
+                    .bucket(self.bucket())
+                    .key(&k)
+                    .send()
+                    .await
+                    .map_err(backend(format!("deleting {k}")))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn list_set_archives(&self, set: &str) -> Result<BTreeMap<String, ArchiveMeta>, ArchiveError> {
+        let prefix = self.set_prefix(set);
+        let mut out = BTreeMap::new();
+        for o in self.list(&prefix)? {
+            let Some(enc) = o.key[prefix.len()..].strip_suffix(ARCHIVE) else {
+                continue;
+            };
+            let unit = decode_unit(enc);
+            let meta = self.head_meta(set, &unit)?;
+            out.insert(unit, meta);
+        }
+        Ok(out)
+    }
+
+    fn upload_archive(
+        &self,
+        set: &str,
+        unit: &str,
+        meta: &ArchiveMeta,
+        file: &Path,
+    ) -> Result<(), ArchiveError> {
+        let key = self.key(set, unit);
+        let size = std::fs::metadata(file)
+            .map_err(ArchiveError::io(file))?
+            .len();
+        if size > self.part_size {
+            return self
+                .rt
+                .block_on(self.upload_multipart(&key, meta, file, size));
+        }
+        let f = meta.fields();
+        self.rt.block_on(async {
+            let body = ByteStream::from_path(file)
+                .await
+                .map_err(backend(format!("reading {}", file.display())))?;
+            self.client
+                .put_object()
+                .bucket(self.bucket())
+                .key(&key)
+                .storage_class(StorageClass::from(self.profile.storage_class.as_str()))
+                .metadata("compression", f.compression)
+                .metadata("encryption", f.encryption)
+                .metadata("sha256", f.sha256)
+                .metadata("size", f.size)
+                .body(body)
+                .send()
+                .await
+                .map_err(backend(format!("uploading {key}")))?;
+            Ok(())
+        })
+    }
+
+    fn prepare_download(&self, set: &str, unit: &str) -> Result<(), ArchiveError> {
+        let key = self.key(set, unit);
+        let mut requested = false;
+        loop {
+            let h = self
+                .rt
+                .block_on(
+                    self.client
+                        .head_object()
+                        .bucket(self.bucket())
+                        .key(&key)
+                        .send(),
+                )
+                .map_err(|e| match e.as_service_error() {
+                    Some(s) if s.is_not_found() => ArchiveError::NoSuchArchive {
+                        set: set.to_owned(),
+                        unit: unit.to_owned(),
+                    },
+                    _ => backend(format!("checking {key}"))(e),
+                })?;
+            if !cold(h.storage_class().map(StorageClass::as_str)) || restore_done(h.restore()) {
+                return Ok(());
+            }
+            if h.restore().is_none() && !requested {
+                let tier = match self.profile.restore_tier {
+                    RestoreTier::Bulk => Tier::Bulk,
+                    RestoreTier::Standard => Tier::Standard,
+                    RestoreTier::Expedited => Tier::Expedited,
+                };
+                let params = GlacierJobParameters::builder()
+                    .tier(tier)
+                    .build()
+                    .map_err(backend("building the restore request"))?;
+                let days = i32::try_from(self.profile.restore_days).unwrap_or(7);
+                self.rt
+                    .block_on(
+                        self.client
+                            .restore_object()
+                            .bucket(self.bucket())
+                            .key(&key)
+                            .restore_request(
+                                RestoreRequest::builder()
+                                    .days(days)
+                                    .glacier_job_parameters(params)
+                                    .build(),
+                            )
+                            .send(),
+                    )
+                    .map_err(backend(format!("requesting the restore of {key}")))?;
+                eprintln!("{unit}: restore from cold storage requested; waiting for it");
+                requested = true;
+                continue;
+            }
+            std::thread::sleep(self.poll);
+        }
+    }
+
+    fn download_archive(
+        &self,
+        set: &str,
+        unit: &str,
+        offset: u64,
+    ) -> Result<Box<dyn Read + Send>, ArchiveError> {
+        let key = self.key(set, unit);
+        let r = self
+            .rt
+            .block_on(
+                self.client
+                    .get_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .range(format!("bytes={offset}-"))
+                    .send(),
+            )
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_no_such_key() => ArchiveError::NoSuchArchive {
+                    set: set.to_owned(),
+                    unit: unit.to_owned(),
+                },
+                _ => backend(format!("downloading {key} from byte {offset}"))(e),
+            })?;
+        Ok(Box::new(BlockingBody {
+            rt: Arc::clone(&self.rt),
+            inner: Box::pin(r.body.into_async_read()),
+            stall: self.stall,
+        }))
+    }
+
+    fn resync(&self) -> Result<Vec<String>, ArchiveError> {
+        let prefix = self.profile.prefix.clone();
+        self.rt.block_on(async {
+            let mut done = Vec::new();
+            let r = self
+                .client
+                .list_multipart_uploads()
+                .bucket(self.bucket())
+                .prefix(&prefix)
+                .send()
+                .await
+                .map_err(backend("listing unfinished multipart uploads"))?;
+            for u in r.uploads() {
+                let (Some(key), Some(id)) = (u.key(), u.upload_id()) else {
+                    continue;
+                };
+                self.client
+                    .abort_multipart_upload()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .upload_id(id)
+                    .send()
+                    .await
+                    .map_err(backend(format!("aborting the upload of {key}")))?;
+                done.push(format!("aborted an unfinished upload of {key}"));
+            }
+            Ok(done)
+        })
+    }
+
+    fn report_cost(&self) -> Result<Vec<CostLine>, ArchiveError> {
+        let mut by_class: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for o in self.list(&self.profile.prefix)? {
+            if o.key.ends_with(ARCHIVE) {
+                let e = by_class.entry(o.class).or_default();
+                e.0 += 1;
+                e.1 += o.size;
+            }
+        }
+        Ok(by_class
+            .into_iter()
+            .map(|(class, (archives, bytes))| {
+                let (storage, retrieval) = self
+                    .profile
+                    .prices
+                    .get(&class)
+                    .map_or_else(|| default_price(&class), |p| (p.storage, p.retrieval));
+                #[allow(clippy::cast_precision_loss)] // why: dollars
+                let gb = bytes as f64 / 1e9;
+                CostLine {
+                    class,
+                    archives,
+                    bytes,
+                    monthly: gb * storage,
+                    retrieval: gb * retrieval,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_header_and_periods() {
+        assert!(restore_done(Some(
+            "ongoing-request=\"false\", expiry-date=\"x\""
+        )));
+        assert!(!restore_done(Some("ongoing-request=\"true\"")));
+        assert!(!restore_done(None));
+        assert_eq!(min_storage_days("DEEP_ARCHIVE"), 180);
+        assert_eq!(min_storage_days("GLACIER"), 90);
+        assert_eq!(min_storage_days("STANDARD"), 0);
+    }
+}

@@ -1,0 +1,223 @@
+//! gpg: the fixed argument vectors strata runs it with, and the judgement of
+//! its machine-readable status output (`--status-file`).
+//!
+//! Status goes to a file of its own, not stderr, so that nothing gpg prints
+//! for humans (user IDs chosen by whoever made a key) can pose as a status
+//! line. A decryption is trusted only with GOODSIG and VALIDSIG naming the
+//! configured signing key, DECRYPTION_OKAY, no BADSIG/ERRSIG/DECRYPTION_FAILED,
+//! and exit status 0.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Options every gpg call gets: no config file, no prompts, AES256, no
+/// compression inside gpg (the stream is already compressed).
+#[must_use]
+pub fn base_args(status_file: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = [
+        "--batch",
+        "--no-tty",
+        "--no-options",
+        "--personal-cipher-preferences",
+        "AES256",
+        "--personal-digest-preferences",
+        "SHA256",
+        "--compress-algo",
+        "none",
+        "--status-file",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    v.push(status_file.as_os_str().to_owned());
+    v
+}
+
+/// Sign with `signer` and encrypt to every recipient, stdin to stdout.
+#[must_use]
+pub fn sign_encrypt_args(status_file: &Path, signer: &str, recipients: &[String]) -> Vec<OsString> {
+    let mut v = base_args(status_file);
+    v.extend(
+        [
+            "--cipher-algo",
+            "AES256",
+            // why: recipients are named by the config, which is the trust decision; gpg's web of trust would refuse unsigned keys in batch mode
+            "--trust-model",
+            "always",
+            "-s",
+            "-e",
+            "-u",
+            signer,
+        ]
+        .iter()
+        .map(OsString::from),
+    );
+    for r in recipients {
+        v.push("-r".into());
+        v.push(r.into());
+    }
+    v
+}
+
+/// Decrypt (and check the signature of) stdin to stdout.
+#[must_use]
+pub fn decrypt_args(status_file: &Path) -> Vec<OsString> {
+    let mut v = base_args(status_file);
+    v.push("-d".into());
+    v
+}
+
+/// What a status file says about a decryption.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Long key IDs of GOODSIG lines.
+    pub goodsig: Vec<String>,
+    /// (signing key fingerprint, primary key fingerprint) of VALIDSIG lines.
+    pub validsig: Vec<(String, String)>,
+    pub badsig: bool,
+    pub errsig: bool,
+    pub decryption_okay: bool,
+    pub decryption_failed: bool,
+    pub sig_created: bool,
+    pub end_encryption: bool,
+}
+
+/// Parse `[GNUPG:] KEYWORD args...` lines; other lines are ignored.
+#[must_use]
+pub fn parse_status(text: &str) -> Status {
+    let mut s = Status::default();
+    for line in text.lines() {
+        let mut w = line.split_ascii_whitespace();
+        if w.next() != Some("[GNUPG:]") {
+            continue;
+        }
+        let rest: Vec<&str> = w.collect();
+        match rest.as_slice() {
+            ["GOODSIG", keyid, ..] => s.goodsig.push(keyid.to_ascii_uppercase()),
+            ["VALIDSIG", fpr, fields @ ..] => {
+                // why: field 10 of VALIDSIG is the primary key's fingerprint (absent from very old gpg)
+                let primary = fields.get(8).copied().unwrap_or(fpr);
+                s.validsig
+                    .push((fpr.to_ascii_uppercase(), primary.to_ascii_uppercase()));
+            }
+            ["BADSIG", ..] | ["EXPKEYSIG", ..] | ["REVKEYSIG", ..] => s.badsig = true,
+            ["ERRSIG", ..] => s.errsig = true,
+            ["DECRYPTION_OKAY", ..] => s.decryption_okay = true,
+            ["DECRYPTION_FAILED", ..] => s.decryption_failed = true,
+            ["SIG_CREATED", ..] => s.sig_created = true,
+            ["END_ENCRYPTION", ..] => s.end_encryption = true,
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Normalise a configured key: uppercase hex without spaces or `0x`.
+fn normalise(key: &str) -> String {
+    let k: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+    let k = k
+        .strip_prefix("0x")
+        .or_else(|| k.strip_prefix("0X"))
+        .unwrap_or(&k);
+    k.to_ascii_uppercase()
+}
+
+/// Whether `configured` (a fingerprint, or a long key ID) names `fpr`.
+fn names(configured: &str, fpr: &str) -> bool {
+    !configured.is_empty()
+        && configured.len() >= 16
+        && configured.bytes().all(|b| b.is_ascii_hexdigit())
+        && fpr.ends_with(configured)
+}
+
+/// Judge a decryption's status against the configured signing key; `Err`
+/// says why it is not trusted.
+pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<(), String> {
+    let key = normalise(signing_key);
+    if s.decryption_failed || !s.decryption_okay {
+        return Err("gpg could not decrypt it (tampered, truncated, or not for our keys)".into());
+    }
+    if s.badsig {
+        return Err("gpg reports a BAD signature (the archive was altered)".into());
+    }
+    if s.errsig {
+        return Err("gpg could not check a signature (signed by an unknown key?)".into());
+    }
+    if s.goodsig.is_empty() || s.validsig.is_empty() {
+        return Err("it is not signed (encrypted but unsigned)".into());
+    }
+    let by_key = s
+        .validsig
+        .iter()
+        .any(|(fpr, primary)| names(&key, fpr) || names(&key, primary));
+    if !by_key {
+        let who: Vec<&str> = s.validsig.iter().map(|(f, _)| f.as_str()).collect();
+        return Err(format!(
+            "it is signed by {}, not by the configured archive-gpg-signing-key {signing_key}",
+            who.join(", ")
+        ));
+    }
+    let good_matches = s.goodsig.iter().any(|id| {
+        s.validsig
+            .iter()
+            .any(|(f, p)| f.ends_with(id.as_str()) || p.ends_with(id.as_str()))
+    });
+    if !good_matches {
+        return Err("GOODSIG and VALIDSIG name different keys".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FPR: &str = "0123456789ABCDEF0123456789ABCDEF01234567";
+
+    fn good() -> String {
+        format!(
+            "[GNUPG:] DECRYPTION_KEY X Y u\n[GNUPG:] BEGIN_DECRYPTION\n[GNUPG:] DECRYPTION_OKAY\n\
+             [GNUPG:] GOODSIG 89ABCDEF01234567 Signer <s@x>\n\
+             [GNUPG:] VALIDSIG {FPR} 2026-11-22 1700000000 0 4 0 22 8 00 {FPR}\n\
+             [GNUPG:] END_DECRYPTION\n"
+        )
+    }
+
+    #[test]
+    fn good_signature_by_the_configured_key_passes() {
+        let s = parse_status(&good());
+        assert_eq!(judge_decryption(&s, FPR), Ok(()));
+        assert_eq!(judge_decryption(&s, &FPR.to_lowercase()), Ok(()));
+        assert_eq!(judge_decryption(&s, "0x89ABCDEF01234567"), Ok(()));
+    }
+
+    #[test]
+    fn other_signer_unsigned_bad_and_undecryptable_fail() {
+        let s = parse_status(&good());
+        assert!(
+            judge_decryption(&s, "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")
+                .unwrap_err()
+                .contains("not by the configured")
+        );
+        // a short key id is not accepted as naming a key
+        assert!(judge_decryption(&s, "01234567").is_err());
+        let unsigned = parse_status("[GNUPG:] DECRYPTION_OKAY\n[GNUPG:] END_DECRYPTION\n");
+        assert!(
+            judge_decryption(&unsigned, FPR)
+                .unwrap_err()
+                .contains("unsigned")
+        );
+        let bad = parse_status(&format!("{}[GNUPG:] BADSIG 89ABCDEF01234567 x\n", good()));
+        assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
+        let failed = parse_status("[GNUPG:] DECRYPTION_FAILED\n");
+        assert!(judge_decryption(&failed, FPR).is_err());
+    }
+
+    #[test]
+    fn lines_without_the_prefix_are_ignored() {
+        let s = parse_status(&format!(
+            "gpg: Good signature from \"[GNUPG:] VALIDSIG {FPR}\"\n[GNUPG:] DECRYPTION_OKAY\n"
+        ));
+        assert!(s.validsig.is_empty());
+    }
+}

@@ -1,0 +1,268 @@
+//! Hostile archives: each is refused with a clear message, and not one
+//! byte lands outside DESTDIR (nor, for the checks before tar, inside it).
+
+use super::fixtures::{World, entries, text};
+use super::{UNIT, UNITS};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+fn sha(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+/// Give `file` the xattrs `retrieve` writes; `sha` defaults to the file's own.
+fn stage(file: &Path, compression: &str, encryption: &str, sha256: Option<&str>) {
+    let own = sha(file);
+    for (k, v) in [
+        ("user.archive.compression", compression),
+        ("user.archive.encryption", encryption),
+        ("user.archive.sha256", sha256.unwrap_or(&own)),
+    ] {
+        xattr::set(file, k, v.as_bytes()).unwrap();
+    }
+}
+
+/// A tar made by Python's tarfile from a list of members:
+/// (kind f|l|h, name, link target).
+fn evil_tar(w: &World, path: &Path, members: &[(&str, &str, &str)]) {
+    let mut script = String::from(
+        "import tarfile, io, sys\nt = tarfile.open(sys.argv[1], 'w', format=tarfile.GNU_FORMAT)\n",
+    );
+    for (kind, name, link) in members {
+        let ty = match *kind {
+            "f" => "tarfile.REGTYPE",
+            "l" => "tarfile.SYMTYPE",
+            "h" => "tarfile.LNKTYPE",
+            "d" => "tarfile.DIRTYPE",
+            _ => unreachable!(),
+        };
+        script.push_str(&format!(
+            "i = tarfile.TarInfo({name:?}); i.type = {ty}; i.linkname = {link:?}; i.mode = 0o755\n\
+             data = b'pwned' if i.type == tarfile.REGTYPE else b''\ni.size = len(data)\nt.addfile(i, io.BytesIO(data))\n"
+        ));
+    }
+    script.push_str("t.close()\n");
+    let out = w
+        .home
+        .command("python3")
+        .arg("-c")
+        .arg(&script)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python: {}", text(&out.stderr));
+}
+
+/// (kind, name, link target) of a crafted tar member.
+type Member = (&'static str, String, String);
+
+struct Case {
+    name: &'static str,
+    file: PathBuf,
+    config: PathBuf,
+    expect: &'static str,
+}
+
+#[test]
+fn hostile_archives_are_refused_and_nothing_lands_outside_destdir() {
+    let Some(w) = World::new(UNITS, true, false, |root| {
+        std::fs::create_dir_all(root.join(UNIT)).unwrap();
+        std::fs::write(root.join(UNIT).join("data"), vec![7u8; 100_000]).unwrap();
+    }) else {
+        return;
+    };
+    let enc = w.config("enc", true, "");
+    let plain = w.config("plain", false, "");
+    let outside = w.home.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("victim"), "precious").unwrap();
+    let evil = w.home.join("evil");
+    std::fs::create_dir(&evil).unwrap();
+
+    // Genuine archives to tamper with.
+    w.ok(&enc, &["archive", "-p", "local-lz4", "run"]);
+    w.ok(&plain, &["archive", "-p", "local-none", "run"]);
+    let fetch = |config: &Path, profile: &str, dir: &str| -> PathBuf {
+        let d = w.home.join(dir);
+        let out = w.ok(
+            config,
+            &[
+                "archive",
+                "-p",
+                profile,
+                "retrieve",
+                &w.snapshot,
+                d.to_str().unwrap(),
+                UNIT,
+            ],
+        );
+        PathBuf::from(out.trim())
+    };
+    let good_enc = fetch(&enc, "local-lz4", "good-enc");
+    let good_plain = fetch(&plain, "local-none", "good-plain");
+    let plain_tar = good_plain.clone();
+    let mut cases: Vec<Case> = Vec::new();
+    let mut add = |name: &'static str, config: &Path, expect: &'static str, file: PathBuf| {
+        cases.push(Case {
+            name,
+            file,
+            config: config.to_owned(),
+            expect,
+        });
+    };
+
+    // Members that would land outside DESTDIR (plain config, sha256 matches).
+    let outside_s = outside.to_str().unwrap().to_owned();
+    let dest_rel_outside = "../outside";
+    let tars: Vec<(&'static str, Vec<Member>, &'static str)> = vec![
+        (
+            "dotdot",
+            vec![("f", format!("{dest_rel_outside}/evil"), String::new())],
+            "contains `..`",
+        ),
+        (
+            "absolute",
+            vec![("f", format!("{outside_s}/evil"), String::new())],
+            "absolute path",
+        ),
+        (
+            "symlink-then-file",
+            vec![
+                ("l", "u/l".into(), outside_s.clone()),
+                ("f", "u/l/evil".into(), String::new()),
+            ],
+            "through a symbolic link",
+        ),
+        (
+            "hardlink-outside",
+            vec![("h", "u/h".into(), format!("{dest_rel_outside}/victim"))],
+            "hard link to a file outside",
+        ),
+        (
+            "hardlink-absolute",
+            vec![("h", "u/h".into(), format!("{outside_s}/victim"))],
+            "hard link to a file outside",
+        ),
+    ];
+    for (name, members, expect) in &tars {
+        let p = evil.join(format!("{name}.tar"));
+        let m: Vec<(&str, &str, &str)> = members
+            .iter()
+            .map(|(k, n, l)| (*k, n.as_str(), l.as_str()))
+            .collect();
+        evil_tar(&w, &p, &m);
+        stage(&p, "none", "none", None);
+        add(name, &plain, expect, p);
+    }
+
+    // sha256 mismatch: a genuine plain archive whose metadata disagrees.
+    let p = evil.join("sha-mismatch");
+    std::fs::copy(&plain_tar, &p).unwrap();
+    stage(&p, "none", "none", Some(&"0".repeat(64)));
+    add("sha256-mismatch", &plain, "sha256 mismatch", p);
+
+    // Truncated plain archive (metadata of the whole one).
+    let p = evil.join("truncated-plain");
+    let bytes = std::fs::read(&plain_tar).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    stage(&p, "none", "none", Some(&sha(&plain_tar)));
+    add("truncated-plain", &plain, "sha256 mismatch", p);
+
+    // Downgrade: a plain archive where the config encrypts.
+    let p = evil.join("downgrade");
+    std::fs::copy(&plain_tar, &p).unwrap();
+    stage(&p, "none", "none", None);
+    add("downgrade", &enc, "a downgrade", p);
+
+    let g = w.gpg.as_ref().unwrap();
+    // Tampered ciphertext (its sha256 made to match, so gpg is the judge).
+    let p = evil.join("tampered");
+    let mut bytes = std::fs::read(&good_enc).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&p, &bytes).unwrap();
+    stage(&p, "lz4", "gpg", None);
+    add("tampered-ciphertext", &enc, "signature check failed", p);
+
+    // Truncated ciphertext, sha256 made to match.
+    let p = evil.join("truncated-enc");
+    let bytes = std::fs::read(&good_enc).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    stage(&p, "lz4", "gpg", None);
+    add("truncated-ciphertext", &enc, "signature check failed", p);
+
+    // Encrypted to us but unsigned.
+    let p = evil.join("unsigned");
+    g.run(&w.home, &["-e", "-r", &g.recipient], &plain_tar, &p);
+    stage(&p, "none", "gpg", None);
+    add("unsigned", &enc, "unsigned", p);
+
+    // Signed by another key.
+    let p = evil.join("mallory");
+    g.run(
+        &w.home,
+        &["-s", "-e", "-u", &g.mallory, "-r", &g.recipient],
+        &plain_tar,
+        &p,
+    );
+    stage(&p, "none", "gpg", None);
+    add("signed-by-another-key", &enc, "not by the configured", p);
+
+    for c in cases {
+        let dest = w.home.join(format!("dest-{}", c.name));
+        let out = w.strata(
+            &c.config,
+            &[
+                "archive",
+                "unpack",
+                dest.to_str().unwrap(),
+                c.file.to_str().unwrap(),
+            ],
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{}: accepted!", c.name);
+        assert!(
+            err.contains(c.expect),
+            "{}: message {err:?} lacks {:?}",
+            c.name,
+            c.expect
+        );
+        assert_eq!(
+            entries(&outside),
+            vec![PathBuf::from("victim")],
+            "{}: something landed outside DESTDIR",
+            c.name
+        );
+        assert_eq!(
+            std::fs::read_to_string(outside.join("victim")).unwrap(),
+            "precious"
+        );
+        assert!(
+            entries(&dest).is_empty(),
+            "{}: DESTDIR got {:?}",
+            c.name,
+            entries(&dest)
+        );
+    }
+    let left: Vec<_> = entries(&w.spool)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().starts_with("unpack-"))
+        .collect();
+    assert!(left.is_empty(), "decrypted spool files left: {left:?}");
+
+    // The genuine ones still unpack.
+    let dest = w.home.join("dest-good");
+    w.ok(
+        &enc,
+        &[
+            "archive",
+            "unpack",
+            dest.to_str().unwrap(),
+            good_enc.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(dest.join(UNIT).join("data")).unwrap(),
+        vec![7u8; 100_000]
+    );
+}
