@@ -10,8 +10,8 @@
 
 pub mod dump;
 pub mod rbd;
-pub mod rsync;
 pub mod rgw;
+pub mod rsync;
 
 use crate::config::{Config, UnitPath};
 use serde::{Deserialize, Serialize};

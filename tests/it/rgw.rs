@@ -4,8 +4,9 @@
 //! ACLs, a bucket ACL and CORS; change, delete, re-ACL; back up again;
 //! restore into a new bucket and compare everything. A second, 200-object
 //! bucket: ACL refresh (`--scrub-acls`), scrub of a damaged copy,
-//! `restore -f`, then the faults: an object changed between list and get, a
-//! bucket deleted mid-run, wrong credentials.
+//! `restore -f` with a grantee that no longer exists, then the faults: an
+//! object changed between list and get, a bucket deleted mid-run, wrong
+//! credentials.
 //!
 //! The multipart objects are 24 MiB (three 8 MiB parts), not hundreds of MiB:
 //! memstore holds every byte in RAM on a machine shared with other tests.
@@ -612,6 +613,20 @@ fn rgw_acl_refresh_scrub_force_restore_and_faults() {
         put_many(&c, &bucket, objects).await;
         put_multipart(&c, &bucket, "f/big", &big(3)).await;
     });
+    // A grantee that will not exist when the bucket is restored.
+    let ghost = format!("{}-ghost", w.prefix);
+    w.user(&ghost);
+    w.rt.block_on(async {
+        c.put_object_acl()
+            .bucket(&bucket)
+            .key("f/020")
+            .grant_read(format!("id={ghost}"))
+            .grant_read_acp(format!("id={}", w.bob))
+            .grant_full_control(format!("id={}-alice", w.prefix))
+            .send()
+            .await
+            .unwrap();
+    });
     let cli = Cli::new(&w, &bucket);
     let dir = cli.root.join("rgw").join(&bucket);
     let opts = || {
@@ -671,8 +686,36 @@ fn rgw_acl_refresh_scrub_force_restore_and_faults() {
     let out = cli.run(&w, &["rgw", "restore", &bucket, &dst]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty; use -f"));
-    let out = cli.ok(&w, &["rgw", "restore", "-f", &bucket, &dst]);
-    assert!(out.contains("restored 201 objects"), "{out}");
+    w.ceph
+        .radosgw_admin_cmd()
+        .args(["user", "rm", "--uid", &ghost])
+        .run()
+        .unwrap();
+    let out = cli.run(&w, &["rgw", "restore", "-f", &bucket, &dst]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("restored 201 objects"));
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("do not exist on this radosgw") && warning.contains(&ghost),
+        "{warning}"
+    );
+    let acl = w.rt.block_on(async {
+        let a = c
+            .get_object_acl()
+            .bucket(&dst)
+            .key("f/020")
+            .send()
+            .await
+            .unwrap();
+        AclDoc::from_sdk(a.owner(), a.grants()).normalized()
+    });
+    assert_eq!(
+        acl,
+        [
+            (format!("id={}-alice", w.prefix), "FULL_CONTROL".to_owned()),
+            (format!("id={}", w.bob), "READ_ACP".to_owned())
+        ]
+    );
     let n = w.rt.block_on(async {
         c.list_objects_v2()
             .bucket(&dst)
