@@ -19,8 +19,26 @@ const TOOLS: [&str; 7] = [
     "lvs", "lvcreate", "lvchange", "lvremove", "mount", "umount", "btrfs",
 ];
 
-/// A root-owned scratch tree (under target/tmp, whose ancestors are
-/// root-owned and not world-writable, as the helper demands of its config).
+/// Where a rig may live: a directory whose ancestors are all root-owned and
+/// not group- or world-writable, as the helper demands of its config's
+/// directories. Cargo's target/tmp usually is; a target dir under /tmp is not
+/// (/tmp is 1777), so then /run, then /root.
+fn scratch_base() -> PathBuf {
+    let safe = |dir: &Path| {
+        dir.ancestors()
+            .all(|a| fs::metadata(a).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o022 == 0))
+    };
+    [
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")),
+        PathBuf::from("/run"),
+        PathBuf::from("/root"),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir() && safe(&fs::canonicalize(d).unwrap_or_else(|_| d.clone())))
+    .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+}
+
+/// A root-owned scratch tree in [`scratch_base`].
 struct Rig {
     dir: tempfile::TempDir,
 }
@@ -29,7 +47,7 @@ impl Rig {
     fn new(store: &str) -> Rig {
         let dir = tempfile::Builder::new()
             .prefix("snap-priv.")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(scratch_base())
             .unwrap();
         let rig = Rig { dir };
         fs::create_dir(rig.root()).unwrap();
