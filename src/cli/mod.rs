@@ -110,6 +110,12 @@ pub enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     crate::exec::set_trace(cli.verbose);
+    if matches!(
+        cli.command,
+        Command::Ls | Command::Status | Command::Df(_) | Command::Config(_) | Command::Mkconf(_)
+    ) {
+        die_quietly_on_closed_stdout();
+    }
     match run(&cli) {
         Ok(code) => code.into(),
         Err(e) => {
@@ -117,6 +123,18 @@ pub fn main() -> std::process::ExitCode {
             exit_code_of(&e).into()
         }
     }
+}
+
+/// `strata ls | head` must end quietly, as Unix tools do, rather than panic
+/// on a write to a closed pipe. Only for the commands that just print: the
+/// others keep Rust's ignored SIGPIPE, so that a pipeline child (gpg, rbd)
+/// dying mid-stream is an error with its message, not a silent death.
+#[allow(unsafe_code)]
+fn die_quietly_on_closed_stdout() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called in main before any thread is started, and SIG_DFL
+    // installs no handler that could run at an unsafe point.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 fn chain(e: &anyhow::Error) -> String {

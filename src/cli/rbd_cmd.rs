@@ -2,10 +2,9 @@
 //! file to a new image, drop strata's snapshots, apply a diff by hand.
 
 use super::Ctx;
-use super::source_cmds::report;
 use crate::error::ExitCode;
+use crate::sources::Check;
 use crate::sources::rbd::{self, ItemKind};
-use crate::sources::{self, Check};
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -87,32 +86,10 @@ pub fn run(ctx: &Ctx, cmd: &RbdCmd) -> anyhow::Result<ExitCode> {
             };
             let (_, item) = rbd::find(&ctx.config, pool, name, kind)?;
             let root = ctx.root()?;
-            let started = chrono::Utc::now().timestamp();
-            let t = std::time::Instant::now();
             let check = if *scrub { Check::Scrub } else { Check::Normal };
-            let r = rbd::backup(&ctx.config, root, pool, name, kind, check)
-                .map_err(|e| anyhow::anyhow!(e))
-                .map_err(|e| e.context(format!("backing up {}", item.unit)));
-            match r {
-                Ok(r) => {
-                    report(ctx, &item.unit, &r, started, t.elapsed().as_secs_f64())?;
-                    Ok(ExitCode::Ok)
-                }
-                Err(e) => {
-                    if std::env::var_os(sources::REPORT_ENV).is_none() {
-                        let broot = crate::backup_root::BackupRoot::new(root);
-                        let why = e.to_string();
-                        let _ = crate::runner::state::record(
-                            &broot,
-                            &item.unit,
-                            started,
-                            t.elapsed().as_secs_f64(),
-                            &crate::runner::state::Attempt::Failed { why: &why },
-                        );
-                    }
-                    Err(e)
-                }
-            }
+            super::source_cmds::backup_unit(ctx, &item.unit, || {
+                Ok(rbd::backup(&ctx.config, root, pool, name, kind, check)?)
+            })
         }
         RbdCmd::Drop { pool, name } => {
             let removed = rbd::drop_snapshots(&ctx.config, ctx.root()?, pool, name)?;

@@ -104,32 +104,10 @@ pub fn dump(ctx: &Ctx, cmd: &DumpCmd) -> anyhow::Result<ExitCode> {
         DumpCmd::Backup { scrub, name } => {
             let unit = sources::dump::find(&ctx.config, name)?;
             let root = ctx.root()?;
-            let started = chrono::Utc::now().timestamp();
-            let t = std::time::Instant::now();
             let check = if *scrub { Check::Scrub } else { Check::Normal };
-            let r = sources::dump::backup(root, unit, check)
-                .map_err(|e| anyhow::anyhow!(e))
-                .map_err(|e| e.context(format!("backing up {}", unit.unit)));
-            match r {
-                Ok(r) => {
-                    report(ctx, &unit.unit, &r, started, t.elapsed().as_secs_f64())?;
-                    Ok(ExitCode::Ok)
-                }
-                Err(e) => {
-                    if std::env::var_os(sources::REPORT_ENV).is_none() {
-                        let broot = crate::backup_root::BackupRoot::new(root);
-                        let why = e.to_string();
-                        let _ = crate::runner::state::record(
-                            &broot,
-                            &unit.unit,
-                            started,
-                            t.elapsed().as_secs_f64(),
-                            &crate::runner::state::Attempt::Failed { why: &why },
-                        );
-                    }
-                    Err(e)
-                }
-            }
+            backup_unit(ctx, &unit.unit, || {
+                Ok(sources::dump::backup(root, unit, check)?)
+            })
         }
         DumpCmd::Restore { from, name, dest } => {
             let unit = sources::dump::find(&ctx.config, name)?;

@@ -89,32 +89,11 @@ impl SnapshotStore for BtrfsStore {
     }
 
     fn mount(&self, name: &SnapshotName) -> Result<PathBuf, SnapshotError> {
-        let target = self.dir().join(name.as_str());
-        if !target.is_dir() {
-            return Err(SnapshotError::NotFound(name.clone()));
-        }
-        let mp = self.mount_point(name);
-        if mp.symlink_metadata().is_ok() {
-            return Ok(mp);
-        }
-        let parent = self.root.join("Snapshots");
-        std::fs::create_dir_all(&parent).map_err(SnapshotError::io(&parent))?;
-        std::os::unix::fs::symlink(&target, &mp).map_err(SnapshotError::io(&mp))?;
-        Ok(mp)
+        super::link_mount(&self.root, name, &self.dir().join(name.as_str()))
     }
 
     fn umount(&self, name: &SnapshotName) -> Result<(), SnapshotError> {
-        let mp = self.mount_point(name);
-        match mp.symlink_metadata() {
-            Ok(m) if m.file_type().is_symlink() => {
-                std::fs::remove_file(&mp).map_err(SnapshotError::io(&mp))
-            }
-            Ok(_) => Err(SnapshotError::Layout(format!(
-                "{} is not a btrfs-store mount (a symlink); not touching it",
-                mp.display()
-            ))),
-            Err(_) => Ok(()),
-        }
+        super::link_umount(&self.root, name, "btrfs")
     }
 
     fn space(&self) -> Result<Space, SnapshotError> {

@@ -179,3 +179,43 @@ pub fn fs_space(path: &std::path::Path) -> Result<Space, SnapshotError> {
         pool: None,
     })
 }
+
+/// "Mount" a snapshot that is readable where it lies (dir and btrfs stores):
+/// the symlink `<root>/Snapshots/<name>` -> `target`. Mounting twice is fine.
+pub(crate) fn link_mount(
+    root: &std::path::Path,
+    name: &SnapshotName,
+    target: &std::path::Path,
+) -> Result<PathBuf, SnapshotError> {
+    if !target.is_dir() {
+        return Err(SnapshotError::NotFound(name.clone()));
+    }
+    let parent = root.join("Snapshots");
+    let mp = parent.join(name.as_str());
+    if mp.symlink_metadata().is_ok() {
+        return Ok(mp);
+    }
+    std::fs::create_dir_all(&parent).map_err(SnapshotError::io(&parent))?;
+    std::os::unix::fs::symlink(target, &mp).map_err(SnapshotError::io(&mp))?;
+    Ok(mp)
+}
+
+/// Undo [`link_mount`]; anything but a symlink at the mount point is left
+/// alone and reported (it is not this store's).
+pub(crate) fn link_umount(
+    root: &std::path::Path,
+    name: &SnapshotName,
+    store: &str,
+) -> Result<(), SnapshotError> {
+    let mp = root.join("Snapshots").join(name.as_str());
+    match mp.symlink_metadata() {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::remove_file(&mp).map_err(SnapshotError::io(&mp))
+        }
+        Ok(_) => Err(SnapshotError::Layout(format!(
+            "{} is not a {store}-store mount (a symlink); not touching it",
+            mp.display()
+        ))),
+        Err(_) => Ok(()),
+    }
+}

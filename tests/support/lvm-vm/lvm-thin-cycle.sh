@@ -45,7 +45,8 @@ DEBIAN_FRONTEND=noninteractive dpkg --admindir=/run/dpkg-admin --force-depends -
 [[ $(stat -c '%U:%G %a' /usr/sbin/strata-snapshot) == "root:root 755" ]] || fail "helper owner/mode"
 [[ $(stat -c '%U:%G %a' /etc/sudoers.d/strata) == "root:root 440" ]] || fail "sudoers owner/mode"
 visudo -c -q || fail "visudo -c after install"
-strata --help | grep -q '^Usage: strata' || fail "strata --help"
+# why: capture first; `cmd | grep -q` under pipefail fails when grep exits early and cmd gets SIGPIPE
+help_out=$(strata --help); grep -q '^Usage: strata' <<< "$help_out" || fail "strata --help"
 ok "package installed by dpkg -i; strata --help works; helper root 0755, sudoers 0440"
 
 t "thin pool"
@@ -105,7 +106,7 @@ opts=$(findmnt -n -o OPTIONS "$mp")
 for o in ro nosuid nodev noexec; do [[ ,$opts, == *,$o,* ]] || fail "mount options $opts lack $o"; done
 if as_backup touch "$mp/x" 2> /dev/null; then fail "snapshot writable"; fi
 [[ $(stat -c %U:%a /srv/backup/Snapshots) == root:755 ]] || fail "Snapshots dir not root 0755"
-S ls | grep -q "^$first  (mounted at $mp)$" || fail "ls does not show mounted"
+ls_out=$(S ls); grep -q "^$first  (mounted at $mp)$" <<< "$ls_out" || fail "ls does not show mounted: $ls_out"
 ok "mount $first: content of its time, mounted ro,nosuid,nodev,noexec at $mp"
 
 later=$(date -d '+400 days' +%F)
