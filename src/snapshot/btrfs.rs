@@ -45,32 +45,7 @@ impl SnapshotStore for BtrfsStore {
     }
 
     fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-        let dir = self.dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => {
-                return Err(SnapshotError::Io {
-                    path: dir,
-                    source: e,
-                });
-            }
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(SnapshotError::io(&dir))?;
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let Ok(name) = SnapshotName::parse(&entry.file_name().to_string_lossy()) else {
-                continue;
-            };
-            let mp = self.mount_point(&name);
-            let mounted = mp.symlink_metadata().is_ok().then_some(mp);
-            out.push(SnapshotInfo { name, mounted });
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        super::list_linked(&self.dir(), &self.root)
     }
 
     fn create(&self, _today: NaiveDate) -> Result<SnapshotName, SnapshotError> {

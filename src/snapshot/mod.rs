@@ -180,6 +180,40 @@ pub fn fs_space(path: &std::path::Path) -> Result<Space, SnapshotError> {
     })
 }
 
+/// The snapshots kept as directories in `dir` (dir and btrfs stores), oldest
+/// first; "mounted" when `<root>/Snapshots/<name>` exists. Other entries are
+/// ignored; a missing `dir` holds none.
+pub(crate) fn list_linked(
+    dir: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(SnapshotError::Io {
+                path: dir.to_owned(),
+                source: e,
+            });
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(SnapshotError::io(dir))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(name) = SnapshotName::parse(&entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        let mp = root.join("Snapshots").join(name.as_str());
+        let mounted = mp.symlink_metadata().is_ok().then_some(mp);
+        out.push(SnapshotInfo { name, mounted });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 /// "Mount" a snapshot that is readable where it lies (dir and btrfs stores):
 /// the symlink `<root>/Snapshots/<name>` -> `target`. Mounting twice is fine.
 pub(crate) fn link_mount(
