@@ -199,26 +199,45 @@ impl Image {
     }
 
     /// `writes` random writes (4-64 KiB of random data, 4 KiB aligned) then
-    /// `discards` random discards (4-512 KiB).
+    /// `discards` random discards (4-512 KiB), sent as one diff of sorted,
+    /// non-overlapping extents, as `rbd export-diff` writes them.
+    // why: `rbd import-diff` issues its writes concurrently, so overlapping
+    // records in one stream may land in any order.
     fn mutate(&mut self, rig: &Rig, writes: usize, discards: usize) {
-        let mut w = DiffWriter::new(Vec::new()).unwrap();
-        w.size(IMAGE_SIZE).unwrap();
+        const WRITTEN: u8 = 1;
+        const ZEROED: u8 = 2;
         let blocks = IMAGE_SIZE / 4096;
+        let mut last = vec![0u8; usize::try_from(blocks).unwrap()];
         for _ in 0..writes {
             let len = self.rng.gen_range(1..=16u64) * 4096;
             let off = self.rng.gen_range(0..blocks - 16) * 4096;
             let mut data = vec![0u8; usize::try_from(len).unwrap()];
             self.rng.fill(&mut data[..]);
-            w.data(off, &data).unwrap();
             let o = usize::try_from(off).unwrap();
             self.model[o..o + data.len()].copy_from_slice(&data);
+            last[o / 4096..(o + data.len()) / 4096].fill(WRITTEN);
         }
         for _ in 0..discards {
             let len = self.rng.gen_range(1..=128u64) * 4096;
             let off = self.rng.gen_range(0..blocks - 128) * 4096;
-            w.zero(off, len).unwrap();
             let o = usize::try_from(off).unwrap();
-            self.model[o..o + usize::try_from(len).unwrap()].fill(0);
+            let l = usize::try_from(len).unwrap();
+            self.model[o..o + l].fill(0);
+            last[o / 4096..(o + l) / 4096].fill(ZEROED);
+        }
+        let mut w = DiffWriter::new(Vec::new()).unwrap();
+        w.size(IMAGE_SIZE).unwrap();
+        let mut b = 0;
+        while b < last.len() {
+            let kind = last[b];
+            let end = b + last[b..].iter().take_while(|&&k| k == kind).count();
+            let (off, len) = (b * 4096, (end - b) * 4096);
+            match kind {
+                WRITTEN => w.data(off as u64, &self.model[off..off + len]).unwrap(),
+                ZEROED => w.zero(off as u64, len as u64).unwrap(),
+                _ => {}
+            }
+            b = end;
         }
         let diff = self.dir.path().join("change.diff");
         std::fs::write(&diff, w.finish().unwrap()).unwrap();

@@ -10,6 +10,7 @@
 //! `Drop`. Needs root, btrfs in the kernel, btrfs-progs, sudo, useradd.
 
 use crate::snap_env::{self, clean, have, helper_bin, is_root, require, strata_bin, text};
+use crate::support::env::expose_bin;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -112,6 +113,8 @@ impl BtrfsRig {
         fs::create_dir(rig.dir.path().join("bin")).unwrap();
         fs::copy(helper_bin(), rig.helper()).unwrap();
         fs::set_permissions(rig.helper(), fs::Permissions::from_mode(0o755)).unwrap();
+        // strata itself, where the user can reach it (the target dir may not be).
+        expose_bin(&strata_bin(), &rig.dir.path().join("bin"));
 
         // Its config, the one path a sudo'ed helper reads.
         let etc = Path::new(ETC_CONFIG);
@@ -164,7 +167,7 @@ impl BtrfsRig {
 
     /// `strata -c CONFIG ARGS` as the throwaway user.
     fn strata(&self, args: &[&str]) -> Output {
-        clean(strata_bin(), &self.home())
+        clean(self.dir.path().join("bin/strata"), &self.home())
             .arg("-c")
             .arg(self.config())
             .args(args)

@@ -451,7 +451,11 @@ fn root_helper_refuses_a_non_root_caller() {
     }
     use std::os::unix::process::CommandExt;
     let rig = Rig::new("lvm-thin");
-    let out = clean(helper_bin(), Path::new("/"))
+    // why: the helper where nobody can reach it (the target dir may not be)
+    let exposed = tempfile::tempdir().unwrap();
+    fs::set_permissions(exposed.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let helper = crate::support::env::expose_bin(&helper_bin(), exposed.path());
+    let out = clean(&helper, Path::new("/"))
         .arg("list")
         .env("STRATA_SNAPSHOT_CONFIG", rig.config())
         .env("STRATA_SNAPSHOT_TEST_PATH", rig.shim())

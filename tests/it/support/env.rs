@@ -108,9 +108,29 @@ pub fn strata_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_strata"))
 }
 
-/// A `strata` command run from `home` (see [`TestHome::command`]).
+/// A `strata` command run from `home` (see [`TestHome::command`]). For a
+/// home of another user, the binary is the home's own link to it (see
+/// [`expose_bin`]).
 pub fn strata(home: &TestHome) -> Command {
-    home.command(strata_bin())
+    match &home.bin {
+        Some(bin) => home.command(bin),
+        None => home.command(strata_bin()),
+    }
+}
+
+/// Makes the built binary `bin` runnable by another user: a hard link (or,
+/// across filesystems, a copy) named like it in `dir`, mode 0755. Cargo's
+/// target dir may sit under a directory other users cannot search, such as
+/// `/root/.cache`; `dir` must be one they can.
+pub fn expose_bin(bin: &Path, dir: &Path) -> PathBuf {
+    let to = dir.join(bin.file_name().expect("a binary path has a file name"));
+    if std::fs::hard_link(bin, &to).is_err() {
+        std::fs::copy(bin, &to)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", bin.display(), to.display()));
+    }
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", to.display()));
+    to
 }
 
 /// A temporary directory used as `HOME` by the commands a test runs,
@@ -119,6 +139,8 @@ pub fn strata(home: &TestHome) -> Command {
 pub struct TestHome {
     dir: tempfile::TempDir,
     user: Option<(Uid, Gid)>,
+    /// The user's own link to `strata`, for a home of another user.
+    bin: Option<PathBuf>,
 }
 
 impl TestHome {
@@ -129,7 +151,11 @@ impl TestHome {
             .prefix("strata-test-home.")
             .tempdir()
             .expect("create a temporary HOME under TMPDIR");
-        TestHome { dir, user: None }
+        TestHome {
+            dir,
+            user: None,
+            bin: None,
+        }
     }
 
     /// A fresh home owned by `uid:gid` (mode 0700); commands run as that
@@ -138,8 +164,12 @@ impl TestHome {
         let home = TestHome::new();
         nix::unistd::chown(home.path(), Some(uid), Some(gid))
             .expect("chown the temporary HOME to the test user (needs root)");
+        let bin_dir = home.join(".test-bin");
+        std::fs::create_dir(&bin_dir).expect("create the home's binary directory");
+        let bin = expose_bin(&strata_bin(), &bin_dir);
         TestHome {
             user: Some((uid, gid)),
+            bin: Some(bin),
             ..home
         }
     }
