@@ -14,37 +14,18 @@ pub struct Finished {
     pub stderr: Vec<u8>,
 }
 
-/// A running command whose stdout is read as a stream.
-pub struct ChildReader {
+/// What both kinds of streaming child hold: the command, the process, and
+/// the thread draining its stderr (`None` once judged).
+struct Running {
     cmd: Cmd,
     child: Child,
-    stdout: Option<ChildStdout>,
     stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
-impl ChildReader {
-    pub(super) fn new(
-        cmd: Cmd,
-        child: Child,
-        stdout: ChildStdout,
-        stderr: JoinHandle<Vec<u8>>,
-    ) -> Self {
-        ChildReader {
-            cmd,
-            child,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
-        }
-    }
-
-    /// Take the stdout pipe (e.g. to hand it to the next process of a pipeline).
-    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
-        self.stdout.take()
-    }
-
-    /// Close our end of stdout, wait for the child, and judge its exit status.
-    pub fn finish(mut self) -> Result<Finished, ExecError> {
-        drop(self.stdout.take());
+impl Running {
+    /// Wait for the child (its stream already closed by the caller) and
+    /// judge its exit status with the command's accepted codes.
+    fn finish(&mut self) -> Result<Finished, ExecError> {
         let status = self.child.wait().map_err(|source| ExecError::Io {
             argv: self.cmd.display(),
             source,
@@ -58,10 +39,59 @@ impl ChildReader {
         Ok(Finished { code, stderr })
     }
 
-    /// Kill the child (used when the reader gives up on the stream).
-    pub fn kill(mut self) {
+    fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // why: last resort; a stream dropped without finish() must not leave a zombie
+        if self.stderr.is_some() {
+            self.kill();
+        }
+    }
+}
+
+/// A running command whose stdout is read as a stream.
+pub struct ChildReader {
+    run: Running,
+    stdout: Option<ChildStdout>,
+}
+
+impl ChildReader {
+    pub(super) fn new(
+        cmd: Cmd,
+        child: Child,
+        stdout: ChildStdout,
+        stderr: JoinHandle<Vec<u8>>,
+    ) -> Self {
+        ChildReader {
+            run: Running {
+                cmd,
+                child,
+                stderr: Some(stderr),
+            },
+            stdout: Some(stdout),
+        }
+    }
+
+    /// Take the stdout pipe (e.g. to hand it to the next process of a pipeline).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
+    /// Close our end of stdout, wait for the child, and judge its exit status.
+    pub fn finish(mut self) -> Result<Finished, ExecError> {
+        drop(self.stdout.take());
+        self.run.finish()
+    }
+
+    /// Kill the child (used when the reader gives up on the stream).
+    pub fn kill(mut self) {
+        drop(self.stdout.take());
+        self.run.kill();
     }
 }
 
@@ -74,22 +104,10 @@ impl Read for ChildReader {
     }
 }
 
-impl Drop for ChildReader {
-    fn drop(&mut self) {
-        // why: last resort; a reader dropped without finish() must not leave a zombie
-        if self.stderr.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// A running command whose stdin is written as a stream.
 pub struct ChildWriter {
-    cmd: Cmd,
-    child: Child,
+    run: Running,
     stdin: Option<ChildStdin>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
 }
 
 impl ChildWriter {
@@ -100,27 +118,19 @@ impl ChildWriter {
         stderr: JoinHandle<Vec<u8>>,
     ) -> Self {
         ChildWriter {
-            cmd,
-            child,
+            run: Running {
+                cmd,
+                child,
+                stderr: Some(stderr),
+            },
             stdin: Some(stdin),
-            stderr: Some(stderr),
         }
     }
 
     /// Close stdin, wait for the child, and judge its exit status.
     pub fn finish(mut self) -> Result<Finished, ExecError> {
         drop(self.stdin.take());
-        let status = self.child.wait().map_err(|source| ExecError::Io {
-            argv: self.cmd.display(),
-            source,
-        })?;
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        let code = self.cmd.check(status, &stderr)?;
-        Ok(Finished { code, stderr })
+        self.run.finish()
     }
 }
 
@@ -135,15 +145,6 @@ impl Write for ChildWriter {
         match &mut self.stdin {
             Some(i) => i.flush(),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for ChildWriter {
-    fn drop(&mut self) {
-        if self.stderr.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
