@@ -1,5 +1,5 @@
 //! Compression of the tar stream, in Rust, streaming: gzip (flate2 on
-//! zlib-rs), zstd, lz4 (lz4_flex frames, readable by the `lz4` CLI) and none.
+//! zlib-rs), zstd, lz4 (`lz4_flex` frames, readable by the `lz4` CLI) and none.
 //! lzop has no maintained Rust codec: for it, tar itself runs the `lzop`
 //! binary (`--lzop`), and these codecs pass the bytes through unchanged.
 //!

@@ -75,12 +75,11 @@ pub fn compare_trees(a: &Path, b: &Path) -> std::io::Result<Vec<String>> {
         let pb = b.join(&rel);
         let (ma, mb) = (
             e.path().symlink_metadata()?,
-            match pb.symlink_metadata() {
-                Ok(m) => m,
-                Err(_) => {
-                    diffs.push(format!("{shown}: missing"));
-                    continue;
-                }
+            if let Ok(m) = pb.symlink_metadata() {
+                m
+            } else {
+                diffs.push(format!("{shown}: missing"));
+                continue;
             },
         );
         let mut d = |what: String| diffs.push(format!("{shown}: {what}"));
@@ -119,10 +118,8 @@ pub fn compare_trees(a: &Path, b: &Path) -> std::io::Result<Vec<String>> {
                     tb.display()
                 ));
             }
-        } else {
-            if xattrs(e.path()) != xattrs(&pb) {
-                d("xattrs or ACLs differ".into());
-            }
+        } else if xattrs(e.path()) != xattrs(&pb) {
+            d("xattrs or ACLs differ".into());
         }
         if ft.is_file() {
             if ma.size() != mb.size() {

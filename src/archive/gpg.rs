@@ -4,7 +4,7 @@
 //! Status goes to a file of its own, not stderr, so that nothing gpg prints
 //! for humans (user IDs chosen by whoever made a key) can pose as a status
 //! line. A decryption is trusted only with GOODSIG and VALIDSIG naming the
-//! configured signing key, DECRYPTION_OKAY, no BADSIG/ERRSIG/DECRYPTION_FAILED,
+//! configured signing key, `DECRYPTION_OKAY`, no `BADSIG/ERRSIG/DECRYPTION_FAILED`,
 //! and exit status 0.
 
 use std::ffi::OsString;
@@ -68,6 +68,8 @@ pub fn decrypt_args(status_file: &Path) -> Vec<OsString> {
 }
 
 /// What a status file says about a decryption.
+// why: one flag per status keyword gpg may print, as gpg names them
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Status {
     /// Long key IDs of GOODSIG lines.
@@ -100,7 +102,7 @@ pub fn parse_status(text: &str) -> Status {
                 s.validsig
                     .push((fpr.to_ascii_uppercase(), primary.to_ascii_uppercase()));
             }
-            ["BADSIG", ..] | ["EXPKEYSIG", ..] | ["REVKEYSIG", ..] => s.badsig = true,
+            ["BADSIG" | "EXPKEYSIG" | "REVKEYSIG", ..] => s.badsig = true,
             ["ERRSIG", ..] => s.errsig = true,
             ["DECRYPTION_OKAY", ..] => s.decryption_okay = true,
             ["DECRYPTION_FAILED", ..] => s.decryption_failed = true,

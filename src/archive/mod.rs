@@ -161,6 +161,7 @@ impl Encryption {
     }
 
     /// Parse untrusted metadata.
+    #[must_use]
     pub fn parse(s: &str) -> Option<Encryption> {
         match s {
             "gpg" => Some(Encryption::Gpg),

@@ -127,7 +127,7 @@ pub fn pack(
             });
             let mut enc = Encoder::new(compression, gpg).map_err(stage("compression"))?;
             let fed = pump(&mut tar, &mut enc).and_then(|_| enc.finish());
-            let gpg_end = fed.map(|gpg| gpg.finish());
+            let gpg_end = fed.map(crate::exec::ChildWriter::finish);
             let drained = reader
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("the spool writer thread panicked")));

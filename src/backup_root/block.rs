@@ -167,7 +167,9 @@ mod tests {
     fn only_differing_blocks_are_written() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("f");
-        let mut data: Vec<u8> = (0..BLOCK * 10).map(|i| (i % 251) as u8 + 1).collect();
+        let mut data: Vec<u8> = (0..BLOCK * 10)
+            .map(|i| u8::try_from(i % 251).unwrap() + 1)
+            .collect();
         let s = update(&p, &data);
         assert_eq!(s.bytes_written, data.len() as u64);
         assert_eq!(std::fs::read(&p).unwrap(), data);

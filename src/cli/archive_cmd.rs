@@ -444,15 +444,14 @@ fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCod
         .map(|(n, _)| n.clone())
         .ok_or_else(|| ArchiveError::NoCompleteSet(profile.to_owned()))?;
     let archives = archiver.list_set_archives(&set)?;
-    let unit = match unit {
-        Some(u) => u.to_owned(),
-        None => {
-            let names: Vec<&String> = archives.keys().collect();
-            (*names
-                .choose(&mut rand::thread_rng())
-                .ok_or_else(|| ArchiveError::NoSuchSet(set.clone()))?)
-            .clone()
-        }
+    let unit = if let Some(u) = unit {
+        u.to_owned()
+    } else {
+        let names: Vec<&String> = archives.keys().collect();
+        (*names
+            .choose(&mut rand::thread_rng())
+            .ok_or_else(|| ArchiveError::NoSuchSet(set.clone()))?)
+        .clone()
     };
     let meta = archives
         .get(&unit)

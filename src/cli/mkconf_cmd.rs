@@ -77,6 +77,7 @@ impl TargetArgs {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // why: the shape `map_err` passes
 fn usage(e: mkconf::MkconfError) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }

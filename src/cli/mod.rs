@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 /// databases into one snapshotted filesystem, and archive it offsite.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, max_term_width = 100)]
+#[allow(clippy::struct_excessive_bools)] // why: independent command-line switches
 pub struct Cli {
     /// Config file [default: ~/.config/strata/config.yaml, then ~/.config/deltaic.conf]
     #[arg(

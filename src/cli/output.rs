@@ -1,5 +1,7 @@
 //! Human formatting shared by commands.
 
+use std::fmt::Write as _;
+
 /// `1.5 GiB`, `512 B`.
 #[must_use]
 #[allow(clippy::cast_precision_loss)] // why: display only
@@ -46,7 +48,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                let _ = write!(s, "{c:<w$}  ", w = widths[i]);
             }
         }
         println!("{}", s.trim_end());

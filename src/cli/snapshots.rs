@@ -196,7 +196,7 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
                 }
             },
             Mark::Protected(why) => {
-                println!("kept {}: {why} (the policy would remove it)", entry.name)
+                println!("kept {}: {why} (the policy would remove it)", entry.name);
             }
             Mark::Keep(why) if verbose => println!("keep {} ({why})", entry.name),
             Mark::Keep(_) => {}

@@ -1,7 +1,7 @@
 //! A YAML document as a tree of nodes that remember their line, so that every
 //! config error can name `file:line` and the key path.
 //!
-//! Parsed with serde-saphyr (pure Rust, rejects duplicate keys, reads PyYAML's
+//! Parsed with serde-saphyr (pure Rust, rejects duplicate keys, reads `PyYAML`'s
 //! `yes`/`no` booleans as Deltaic's configs expect). Scalars keep their raw
 //! source text too, because `github-token: 0123` must stay the string "0123".
 

@@ -220,7 +220,7 @@ impl Reader {
         Some(s)
     }
 
-    /// A boolean: true/false, or PyYAML's yes/no/on/off as Deltaic configs may hold.
+    /// A boolean: true/false, or `PyYAML`'s yes/no/on/off as Deltaic configs may hold.
     pub fn boolean(&mut self, node: &Node, path: &KeyPath) -> Option<bool> {
         match &node.value {
             Value::Bool(b) => Some(*b),

@@ -8,6 +8,7 @@ use super::unit::UnitPath;
 use crate::retention::{CalendarPolicy, HanoiPolicy, Policy};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// A validated config file.
@@ -355,16 +356,15 @@ pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Opt
     let top = KeyPath::root();
     let mut f = r.fields(doc, &top)?;
     let settings_node = f.get("settings");
-    let settings = match settings_node {
-        Some((n, p)) => settings(r, &ctx, n, &p),
-        None => {
-            r.error(
-                doc.line.max(1),
-                &top.key("settings"),
-                "missing required section `settings` (with at least `root`)",
-            );
-            None
-        }
+    let settings = if let Some((n, p)) = settings_node {
+        settings(r, &ctx, n, &p)
+    } else {
+        r.error(
+            doc.line.max(1),
+            &top.key("settings"),
+            "missing required section `settings` (with at least `root`)",
+        );
+        None
     };
     let rsync = f
         .get("rsync")
@@ -405,7 +405,7 @@ pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Opt
             let mut msg =
                 format!("archiver profile `{profile}` is not defined under settings.archivers");
             if let Some(best) = super::reader::closest(&profile, &known) {
-                msg.push_str(&format!(" (did you mean `{best}`?)"));
+                let _ = write!(msg, " (did you mean `{best}`?)");
             }
             r.error(line, &path, msg);
         }
@@ -556,6 +556,8 @@ fn get_prob(r: &mut Reader, f: &mut Fields, key: &'static str, default: f64) -> 
     }
 }
 
+// why: outer None = a problem already reported to the reader; inner None = key absent
+#[allow(clippy::option_option)]
 fn get_string(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Option<String>> {
     match f.get(key) {
         Some((n, p)) => r.nonempty(n, &p).map(Some),
@@ -586,6 +588,7 @@ fn get_strings(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Vec<
     }
 }
 
+#[allow(clippy::option_option)] // why: as get_string
 fn get_path(
     r: &mut Reader,
     ctx: &Ctx,
@@ -596,6 +599,7 @@ fn get_path(
 }
 
 /// `key` inline or `key-file` as a path; both is an error.
+#[allow(clippy::option_option)] // why: as get_string
 fn get_secret(
     r: &mut Reader,
     ctx: &Ctx,
@@ -621,19 +625,25 @@ fn get_secret(
     }
 }
 
+/// The snapshot retention policy `gc-policy` names.
+#[derive(Clone, Copy)]
+enum PolicyKind {
+    Calendar,
+    Hanoi,
+}
+
 #[allow(clippy::too_many_lines)] // why: one key after another, in Appendix A's order
 fn settings(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Option<Settings> {
     let mut f = r.fields(node, path)?;
-    let root = match f.get("root") {
-        Some((n, p)) => r.nonempty(n, &p).map(|s| ctx.path(&s)),
-        None => {
-            r.error(
-                f.line(),
-                &path.key("root"),
-                "missing required key `root` (the backup root directory)",
-            );
-            None
-        }
+    let root = if let Some((n, p)) = f.get("root") {
+        r.nonempty(n, &p).map(|s| ctx.path(&s))
+    } else {
+        r.error(
+            f.line(),
+            &path.key("root"),
+            "missing required key `root` (the backup root directory)",
+        );
+        None
     };
     let backup_lv = match f.get("backup-lv") {
         Some((n, p)) => r.nonempty(n, &p).and_then(|s| match s.split_once('/') {
@@ -673,11 +683,6 @@ fn settings(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Option<Se
     let daily_weeks = get_count(r, &mut f, "gc-daily-weeks", 8, 0);
     let weekly_months = get_count(r, &mut f, "gc-weekly-months", 12, 0);
     let log_distinct_days = get_count(r, &mut f, "gc-log-distinct-days", 60, 1);
-    #[derive(Clone, Copy)]
-    enum PolicyKind {
-        Calendar,
-        Hanoi,
-    }
     let policy_kind = match f.get("gc-policy") {
         Some((n, p)) => r.choice(
             n,
@@ -858,8 +863,8 @@ fn archiver_profile(
         Local,
     }
     let mut f = r.fields(node, path)?;
-    let kind = match f.get("archiver") {
-        Some((n, p)) => r.choice(
+    let kind = if let Some((n, p)) = f.get("archiver") {
+        r.choice(
             n,
             &p,
             &[
@@ -868,15 +873,14 @@ fn archiver_profile(
                 ("s3", K::S3),
                 ("local", K::Local),
             ],
-        ),
-        None => {
-            r.error(
-                f.line(),
-                &path.key("archiver"),
-                "missing required key `archiver` (aws, googledrive, s3 or local)",
-            );
-            None
-        }
+        )
+    } else {
+        r.error(
+            f.line(),
+            &path.key("archiver"),
+            "missing required key `archiver` (aws, googledrive, s3 or local)",
+        );
+        None
     };
     let compression = match f.get("compression") {
         Some((n, p)) => r.choice(n, &p, COMPRESSIONS),
@@ -901,16 +905,15 @@ fn archiver_profile(
         }
     }
     let required = |r: &mut Reader, f: &mut Fields, key: &'static str| -> Option<String> {
-        match get_string(r, f, key)? {
-            Some(v) => Some(v),
-            None => {
-                r.error(
-                    f.line(),
-                    &f.path().key(key),
-                    format!("missing required key `{key}`"),
-                );
-                None
-            }
+        if let Some(v) = get_string(r, f, key)? {
+            Some(v)
+        } else {
+            r.error(
+                f.line(),
+                &f.path().key(key),
+                format!("missing required key `{key}`"),
+            );
+            None
         }
     };
     let archiver = match kind {
@@ -929,12 +932,11 @@ fn archiver_profile(
                 Some((n, p)) => r.number_in(n, &p, 0.0, 1e6, "a price"),
                 None => Some(0.01),
             };
-            let secret_access_key = match secret? {
-                Some(s) => Some(s),
-                None => {
-                    r.error(f.line(), &path.key("aws-secret-access-key"), "missing required key `aws-secret-access-key` (or `aws-secret-access-key-file`)");
-                    None
-                }
+            let secret_access_key = if let Some(s) = secret? {
+                Some(s)
+            } else {
+                r.error(f.line(), &path.key("aws-secret-access-key"), "missing required key `aws-secret-access-key` (or `aws-secret-access-key-file`)");
+                None
             };
             ArchiverKind::Aws {
                 access_key_id: access_key_id?,
@@ -1072,8 +1074,8 @@ fn rsync_hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Locate
         let Some(mut f) = r.fields(n, &p) else {
             continue;
         };
-        let mounts = match f.get("mounts") {
-            Some((n, mp)) => r.strings(n, &mp).and_then(|m| {
+        let mounts = if let Some((n, mp)) = f.get("mounts") {
+            r.strings(n, &mp).and_then(|m| {
                 if m.is_empty() {
                     r.error(n.line, &mp, "must list at least one path");
                     None
@@ -1083,15 +1085,14 @@ fn rsync_hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Locate
                 } else {
                     Some(m)
                 }
-            }),
-            None => {
-                r.error(
-                    key.line,
-                    &p.key("mounts"),
-                    "missing required key `mounts` (the paths to back up)",
-                );
-                None
-            }
+            })
+        } else {
+            r.error(
+                key.line,
+                &p.key("mounts"),
+                "missing required key `mounts` (the paths to back up)",
+            );
+            None
         };
         let default_alias = key.name.split('.').next().unwrap_or(&key.name).to_owned();
         let alias = get_string_or(r, &mut f, "alias", &default_alias);
@@ -1224,9 +1225,9 @@ fn rbd_pools(r: &mut Reader, node: &Node, path: &KeyPath) -> Located<RbdPool> {
                     unit,
                 };
                 if section == "images" {
-                    pool.images.push(item)
+                    pool.images.push(item);
                 } else {
-                    pool.snapshots.push(item)
+                    pool.snapshots.push(item);
                 }
             }
         }
@@ -1259,14 +1260,15 @@ fn coda_volumes(r: &mut Reader, node: &Node, path: &KeyPath) -> Located<CodaVolu
         let Some(mut f) = r.fields(n, &p) else {
             continue;
         };
-        let list = |r: &mut Reader, f: &mut Fields, key: &'static str| match f.get(key) {
-            Some((n, kp)) => r.strings(n, &kp).filter(|v| {
-                if v.is_empty() {
-                    r.error(n.line, &kp, "must not be empty");
-                }
-                !v.is_empty()
-            }),
-            None => {
+        let list = |r: &mut Reader, f: &mut Fields, key: &'static str| {
+            if let Some((n, kp)) = f.get(key) {
+                r.strings(n, &kp).filter(|v| {
+                    if v.is_empty() {
+                        r.error(n.line, &kp, "must not be empty");
+                    }
+                    !v.is_empty()
+                })
+            } else {
                 r.error(
                     f.line(),
                     &f.path().key(key),
@@ -1305,8 +1307,8 @@ fn dump_units(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Located
         let Some(mut f) = r.fields(n, &p) else {
             continue;
         };
-        let command = match f.get("command") {
-            Some((cn, cp)) => match &cn.value {
+        let command = if let Some((cn, cp)) = f.get("command") {
+            match &cn.value {
                 super::node::Value::Seq(_) => r.strings(cn, &cp).and_then(|argv| {
                     if argv.first().is_none_or(|a| a.trim().is_empty()) {
                         r.error(
@@ -1320,15 +1322,14 @@ fn dump_units(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Located
                     }
                 }),
                 _ => r.nonempty(cn, &cp).map(DumpCommand::Shell),
-            },
-            None => {
-                r.error(
-                    key.line,
-                    &p.key("command"),
-                    "missing required key `command` (the program and its arguments, as a list)",
-                );
-                None
             }
+        } else {
+            r.error(
+                key.line,
+                &p.key("command"),
+                "missing required key `command` (the program and its arguments, as a list)",
+            );
+            None
         };
         let file = match get_string_or(r, &mut f, "file", &key.name) {
             Some(file)

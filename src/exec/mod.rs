@@ -87,6 +87,7 @@ impl Cmd {
     }
 
     /// `sh -c SCRIPT`: only for commands a user wrote as one string in the config.
+    #[must_use]
     pub fn shell(script: &str) -> Cmd {
         Cmd::new("/bin/sh").args(["-c", script])
     }
@@ -446,7 +447,6 @@ mod tests {
 
     #[test]
     fn tee_copies_stderr_as_it_comes_and_finish_still_has_it() {
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
         impl Write for Sink {
             fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
@@ -457,6 +457,7 @@ mod tests {
                 Ok(())
             }
         }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut child = Cmd::new("sh")
             .args(["-c", "echo warn >&2; echo out"])
             .spawn_reader_tee_stderr(Box::new(Sink(seen.clone())))

@@ -95,7 +95,7 @@ fn check_path(what: &'static str, p: &Path) -> Result<(), MkconfError> {
 }
 
 /// The scheduled jobs, shared by crontab and systemd: (name, schedule as
-/// cron fields, systemd OnCalendar, arguments, description, enabled).
+/// cron fields, systemd `OnCalendar`, arguments, description, enabled).
 struct Job {
     name: &'static str,
     cron: &'static str,

@@ -22,6 +22,7 @@ use crate::snapshot::{SnapshotName, SnapshotStore};
 use crate::sources::{self, Check, SourceKind, Unit, UnitReport};
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -202,7 +203,7 @@ pub fn run(
         config,
         config_path,
         &root,
-        units.into_iter().zip(checks).collect(),
+        &units.into_iter().zip(checks).collect::<Vec<_>>(),
         opts,
         &console,
     );
@@ -250,7 +251,7 @@ fn run_pools(
     config: &Config,
     config_path: &Path,
     root: &BackupRoot,
-    work: Vec<(Unit, Check)>,
+    work: &[(Unit, Check)],
     opts: &RunOptions,
     console: &Arc<Console>,
 ) -> Vec<UnitOutcome> {
@@ -268,7 +269,7 @@ fn run_pools(
             }
             let workers = kind.workers(config).max(1) as usize;
             let queue = Arc::new(Mutex::new(queue));
-            for _ in 0..workers.min(queue.lock().map(|q| q.len()).unwrap_or(1)) {
+            for _ in 0..workers.min(queue.lock().map_or(1, |q| q.len())) {
                 let queue = Arc::clone(&queue);
                 let results = Arc::clone(&results);
                 let console = Arc::clone(console);
@@ -467,10 +468,11 @@ fn finish(
                 .unwrap_or_default();
             let mut msg = format!("{} FAILED: {why}", o.unit);
             if !tail.is_empty() {
-                msg.push_str(&format!(
+                let _ = write!(
+                    msg,
                     "\n  last lines of {}:\n",
                     err_log.map(|p| p.display().to_string()).unwrap_or_default()
-                ));
+                );
                 for l in tail.lines() {
                     msg.push_str("    ");
                     msg.push_str(l);

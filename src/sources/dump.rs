@@ -96,11 +96,11 @@ pub fn backup(root: &Path, unit: &DumpUnit, check: Check) -> Result<UnitReport, 
     };
     if let Some(recorded) = scrub_against {
         let (actual, _) = hash_file(&dest)?;
-        if actual != recorded {
+        if actual == recorded {
+            notes.push("scrub: stored copy matches its recorded sha256".to_owned());
+        } else {
             repaired = 1;
             notes.push(format!("scrub: stored copy did not match its recorded sha256 {recorded} (found {actual}); repaired by this run"));
-        } else {
-            notes.push("scrub: stored copy matches its recorded sha256".to_owned());
         }
     }
 

@@ -34,6 +34,7 @@ use crate::config::{Config, RsyncHost, RsyncSettings, Transport};
 use crate::exec::{Cmd, ExecError};
 use crate::sources::{Check, UnitReport};
 use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -110,7 +111,7 @@ pub enum RsyncError {
     HostKeyChanged {
         host: String,
         known_hosts: PathBuf,
-        /// How the host appears in known_hosts (`host` or `[host]:port`).
+        /// How the host appears in `known_hosts` (`host` or `[host]:port`).
         key_name: String,
         /// What ssh said.
         detail: String,
@@ -254,7 +255,7 @@ impl SshTarget {
         }
     }
 
-    /// How ssh names this host in known_hosts.
+    /// How ssh names this host in `known_hosts`.
     fn key_name(&self) -> String {
         match self.port {
             Some(p) if p != 22 => format!("[{}]:{p}", self.host),
@@ -743,10 +744,11 @@ pub fn backup(
         t.items.changed, t.items.deleted, t.stats.total_size, t.stats.files, t.stats.literal
     );
     if check == Check::Scrub {
-        summary.push_str(&format!(
+        let _ = write!(
+            summary,
             "; scrub: {} files differed from the source with equal size and mtime, repaired",
             t.items.repaired
-        ));
+        );
         println!(
             "scrub: repaired {} files whose content differed from {} although size and mtime matched",
             t.items.repaired, host.host

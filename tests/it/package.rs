@@ -108,6 +108,7 @@ fn package_builds_with_expected_files_and_modes() {
 
 #[test]
 fn root_package_installs_with_dpkg_into_an_empty_root() {
+    use std::os::unix::fs::MetadataExt;
     if !require("root", crate::snap_env::is_root())
         || !require(
             "dpkg, dpkg-deb and visudo",
@@ -116,7 +117,6 @@ fn root_package_installs_with_dpkg_into_an_empty_root() {
     {
         return;
     }
-    use std::os::unix::fs::MetadataExt;
     let out = tempfile::tempdir().unwrap();
     let deb = build_deb(out.path());
     // A clean system as far as dpkg knows: an empty database in an empty root.

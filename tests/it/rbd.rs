@@ -11,6 +11,7 @@ use crate::support::env::{self, TestHome, strata};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -62,9 +63,9 @@ impl Rig {
         );
         for (key, items) in [("images", images), ("snapshots", snapshots)] {
             if !items.is_empty() {
-                c.push_str(&format!("    {key}:\n"));
+                let _ = writeln!(c, "    {key}:");
                 for (f, n) in items {
-                    c.push_str(&format!("      {f}: {n}\n"));
+                    let _ = writeln!(c, "      {f}: {n}");
                 }
             }
         }
@@ -446,11 +447,8 @@ fn rbd_apply_diff_refuses_each_kind_of_corrupt_diff_and_leaves_the_image() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let data = std::fs::read(&image).unwrap();
     assert_eq!(&data[8192..16384], &[7u8; 8192][..]);
-    assert!(
-        data[MIB as usize..MIB as usize + 4096]
-            .iter()
-            .all(|&b| b == 0)
-    );
+    let mib = usize::try_from(MIB).unwrap();
+    assert!(data[mib..mib + 4096].iter().all(|&b| b == 0));
 }
 
 #[test]

@@ -67,7 +67,12 @@ fn body_of(key: &str) -> Vec<u8> {
 
 fn big(seed: u8) -> Vec<u8> {
     (0..3 * PART)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .map(|i| {
+            u8::try_from(i % 256)
+                .unwrap()
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+        })
         .collect()
 }
 

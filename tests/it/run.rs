@@ -338,9 +338,10 @@ fn only_selects_units_by_glob_and_a_glob_matching_nothing_is_a_usage_error() {
 
 #[test]
 fn scrub_choice_is_reproducible_with_a_seed() {
-    let units: String = (0..12)
+    let units = (0..12)
         .map(|i| format!("  u{i}:\n    command: [echo, {i}]\n"))
-        .collect();
+        .collect::<Vec<_>>()
+        .concat();
     let s = Setup::new("  dump-scrub-probability: 0.5\n", &units);
     let scrubbed = |out: &Output| -> Vec<String> {
         text(&out.stdout)

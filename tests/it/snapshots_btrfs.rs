@@ -200,15 +200,12 @@ impl Drop for BtrfsRig {
             let _ = std::process::Command::new(p).args(a).output();
         };
         let _ = fs::remove_file(SUDOERS);
-        match &self.etc_backup {
-            Some(b) => {
-                let _ = fs::write(ETC_CONFIG, b);
-            }
-            None => {
-                let _ = fs::remove_file(ETC_CONFIG);
-                if self.made_etc_dir {
-                    let _ = fs::remove_dir(Path::new(ETC_CONFIG).parent().unwrap());
-                }
+        if let Some(b) = &self.etc_backup {
+            let _ = fs::write(ETC_CONFIG, b);
+        } else {
+            let _ = fs::remove_file(ETC_CONFIG);
+            if self.made_etc_dir {
+                let _ = fs::remove_dir(Path::new(ETC_CONFIG).parent().unwrap());
             }
         }
         if self.mounted {

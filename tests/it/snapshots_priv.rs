@@ -446,10 +446,10 @@ fn root_helper_mount_survives_a_swapped_snapshots_dir() {
 
 #[test]
 fn root_helper_refuses_a_non_root_caller() {
+    use std::os::unix::process::CommandExt;
     if !require("root", is_root()) {
         return;
     }
-    use std::os::unix::process::CommandExt;
     let rig = Rig::new("lvm-thin");
     // why: the helper where nobody can reach it (the target dir may not be)
     let exposed = tempfile::tempdir().unwrap();

@@ -205,9 +205,8 @@ impl Archiver for LocalArchiver {
 
     fn resync(&self) -> Result<Vec<String>, ArchiveError> {
         let mut done = Vec::new();
-        let rd = match std::fs::read_dir(&self.path) {
-            Ok(rd) => rd,
-            Err(_) => return Ok(done),
+        let Ok(rd) = std::fs::read_dir(&self.path) else {
+            return Ok(done);
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();

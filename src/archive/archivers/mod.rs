@@ -1,7 +1,7 @@
 //! Archivers: where archive sets live, behind one trait (DESIGN §6), chosen
 //! by [`open`] from the profile. One file per archiver: `local.rs` (a
 //! directory) and `s3.rs` (any S3-compatible store); `aws` (Glacier vault +
-//! SimpleDB) and `googledrive` fit the same trait and are not in this build.
+//! `SimpleDB`) and `googledrive` fit the same trait and are not in this build.
 //!
 //! Contract every archiver keeps:
 //! - `upload_archive` stores the data first and the metadata last; an

@@ -1,20 +1,20 @@
 //! The `s3` archiver: any S3-compatible store (AWS with a cold storage
-//! class, Ceph RGW, MinIO, moto), through the AWS SDK.
+//! class, Ceph RGW, `MinIO`, moto), through the AWS SDK.
 //!
 //! Layout under `s3-prefix`: `<set>/<unit%2F...>.archive`, one object per
 //! archive, its metadata (`compression`, `encryption`, `sha256`, `size`) in
 //! the object's user metadata; `<set>/COMPLETE` marks a complete set.
-//! An object appears in S3 only whole and with its metadata (PutObject and
-//! CompleteMultipartUpload are atomic), so a killed upload leaves nothing
+//! An object appears in S3 only whole and with its metadata (`PutObject` and
+//! `CompleteMultipartUpload` are atomic), so a killed upload leaves nothing
 //! listed; at most an unfinished multipart upload, which `resync` aborts.
 //! Archives above the part size are uploaded in parts streamed from the
 //! spool file (memory stays at one part's buffers), each part retried.
 //!
-//! Cold classes: reading a GLACIER / DEEP_ARCHIVE object first issues
-//! RestoreObject with the profile's tier and days, then polls HeadObject
+//! Cold classes: reading a GLACIER / `DEEP_ARCHIVE` object first issues
+//! `RestoreObject` with the profile's tier and days, then polls `HeadObject`
 //! until the restore is done. Sets are protected from prune while any of
 //! their objects is younger than its class's minimum storage period
-//! (GLACIER and GLACIER_IR 90 days, DEEP_ARCHIVE 180, the IA classes 30).
+//! (GLACIER and `GLACIER_IR` 90 days, `DEEP_ARCHIVE` 180, the IA classes 30).
 //!
 //! The SDK is async; this archiver owns a small tokio runtime and blocks on
 //! it, so the rest of strata stays synchronous.

@@ -189,7 +189,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     fn image(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i % 251) as u8).collect()
+        (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect()
     }
 
     #[test]

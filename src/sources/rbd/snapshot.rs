@@ -20,6 +20,7 @@ use super::{RbdError, io_err};
 use crate::backup_root::{self, xattrs};
 use crate::exec::Cmd;
 use crate::sources::{Check, UnitReport};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -109,20 +110,17 @@ pub fn backup_snapshot(
             }
         }
         let basis = choose_basis(info.id, &held, &snaps);
-        let from = match &basis {
-            Some((h, basis_name)) => {
-                // why: reflink where the filesystem can, sparse otherwise: shared blocks stay shared
-                Cmd::new("cp")
-                    .args(["--sparse=always", "--reflink=auto", "--"])
-                    .arg(&h.path)
-                    .arg(&tmp)
-                    .run()?;
-                Some(basis_name.as_str())
-            }
-            None => {
-                File::create(&tmp).map_err(io_err(&tmp))?;
-                None
-            }
+        let from = if let Some((h, basis_name)) = &basis {
+            // why: reflink where the filesystem can, sparse otherwise: shared blocks stay shared
+            Cmd::new("cp")
+                .args(["--sparse=always", "--reflink=auto", "--"])
+                .arg(&h.path)
+                .arg(&tmp)
+                .run()?;
+            Some(basis_name.as_str())
+        } else {
+            File::create(&tmp).map_err(io_err(&tmp))?;
+            None
         };
         let mut child = rbd.export_diff(image, from, snap)?;
         let applied = apply_diff(FaultReader::new(&mut child, "full-fetch", 1 << 20), &tmp);
@@ -158,7 +156,7 @@ pub fn backup_snapshot(
     let mut repaired = 0;
     if check == Check::Scrub {
         repaired = super::image::scrub_against(rbd, image, snap, path)?;
-        summary.push_str(&format!("; scrub repaired {repaired} ranges"));
+        let _ = write!(summary, "; scrub repaired {repaired} ranges");
     }
     println!("{summary}");
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
@@ -193,8 +191,8 @@ mod tests {
 
     #[test]
     fn basis_is_the_newest_older_snapshot_still_on_the_image() {
-        let snaps = [snap(3, "v1"), snap(7, "v2"), snap(9, "v3"), snap(12, "v4")];
         type Case<'a> = (u64, &'a [Held], Option<(&'a str, &'a str)>);
+        let snaps = [snap(3, "v1"), snap(7, "v2"), snap(9, "v3"), snap(12, "v4")];
         let cases: &[Case] = &[
             // nothing held: full fetch
             (9, &[], None),

@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AclRefresh {
     /// Keep the stored ACL of an unchanged object (an ACL change does not
-    /// change an object's ETag or Last-Modified, so it goes unseen).
+    /// change an object's `ETag` or Last-Modified, so it goes unseen).
     KeepStored,
     /// `--scrub-acls`, or `rgw-scrub-acl-probability` fired.
     Refetch,
@@ -79,7 +79,7 @@ pub enum Fetch {
 }
 
 /// The plan for one object: fetch it when it is new or its size, Last-Modified
-/// or ETag differ from what is stored (or on a scrub); otherwise fetch only the
+/// or `ETag` differ from what is stored (or on a scrub); otherwise fetch only the
 /// ACL when asked to or when the stored one is missing.
 #[must_use]
 pub fn plan(listed: &Listed, stored: Option<&Stored>, check: Check, acls: AclRefresh) -> Fetch {
@@ -125,6 +125,7 @@ struct Ctx {
 }
 
 /// What happened to one object.
+#[allow(clippy::struct_excessive_bools)] // why: independent facts, counted separately in the report
 #[derive(Debug, Default)]
 struct Outcome {
     fetched: bool,

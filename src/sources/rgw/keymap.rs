@@ -40,6 +40,7 @@
 //! stray file (a Deltaic-era name for a key this scheme escapes, say) is
 //! reported as not belonging to any key, and garbage collection removes it.
 
+use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 /// The longest key component slice stored in one path component: 255 bytes
@@ -56,7 +57,7 @@ pub const BUCKET_CORS: &str = "bucket_C";
 pub enum Role {
     /// The object's bytes (`_k`).
     Data,
-    /// Content type, user metadata, ETag, Last-Modified (`_m`).
+    /// Content type, user metadata, `ETag`, Last-Modified (`_m`).
     Meta,
     /// The object's ACL (`_a`).
     Acl,
@@ -147,7 +148,7 @@ fn push_component(out: &mut String, part: &str, code: u8) {
         }
         if escaped && (needs_escape(c) || c == '%') {
             // why: control characters and '%' are one byte in UTF-8
-            out.push_str(&format!("%{:02X}", c as u32));
+            let _ = write!(out, "%{:02X}", c as u32);
         } else {
             out.push(c);
         }

@@ -19,8 +19,8 @@
 //! - Local entries are deleted only after a complete listing and a run
 //!   without a bucket-wide failure.
 //!
-//! What a restore cannot bring back: S3 sets Last-Modified and the ETag
-//! itself (an object uploaded in parts gets a single-part ETag when restored
+//! What a restore cannot bring back: S3 sets Last-Modified and the `ETag`
+//! itself (an object uploaded in parts gets a single-part `ETag` when restored
 //! with one PUT), so both are kept in the metadata sidecar for reference only.
 //! Grants to users that do not exist on the target radosgw are left out and
 //! named.

@@ -5,7 +5,7 @@
 //!
 //! Grantees and owners must exist on the target radosgw; grants to users that
 //! do not exist are left out, and the report names them. Last-Modified and
-//! ETag cannot be restored: S3 sets both.
+//! `ETag` cannot be restored: S3 sets both.
 
 use super::admin::{self, Keys};
 use super::keymap::{self, Entry, Role};
@@ -37,12 +37,15 @@ pub struct RestoreReport {
 
 /// Who exists on the target radosgw, and their keys (cached; one
 /// `radosgw-admin` call per user).
+// why: per uid looked up: None = no such user, Some(None) = a user without keys
+#[allow(clippy::option_option)]
 struct Users {
     known: Mutex<HashMap<String, Option<Option<Keys>>>>,
     missing: Mutex<BTreeSet<String>>,
 }
 
 impl Users {
+    #[allow(clippy::option_option)] // why: None = no such user, Some(None) = a user without keys
     fn lookup(&self, uid: &str) -> Result<Option<Option<Keys>>, RgwError> {
         if let Some(v) = self.known.lock().map_err(poisoned)?.get(uid) {
             return Ok(v.clone());
@@ -237,7 +240,9 @@ pub fn restore(
             None => Ok(report),
         }
     })?;
-    report.missing_users = users.missing.lock().map_err(poisoned)?.clone();
+    report
+        .missing_users
+        .clone_from(&*users.missing.lock().map_err(poisoned)?);
     Ok(report)
 }
 
@@ -286,27 +291,24 @@ impl Job {
         if let Some(c) = self.clients.lock().map_err(poisoned)?.get(uid) {
             return Ok((uid.to_owned(), c.clone()));
         }
-        match self.users.lookup(uid)? {
-            Some(Some(keys)) => {
-                let c = super::s3::client(&self.endpoint.server, self.endpoint.secure, &keys);
-                self.clients
-                    .lock()
-                    .map_err(poisoned)?
-                    .insert(uid.to_owned(), c.clone());
-                Ok((uid.to_owned(), c))
-            }
-            _ => {
-                let c = self
-                    .clients
-                    .lock()
-                    .map_err(poisoned)?
-                    .get(&self.owner)
-                    .cloned();
-                c.map(|c| (self.owner.clone(), c))
-                    .ok_or_else(|| RgwError::NoSuchUser {
-                        uid: self.owner.clone(),
-                    })
-            }
+        if let Some(Some(keys)) = self.users.lookup(uid)? {
+            let c = super::s3::client(&self.endpoint.server, self.endpoint.secure, &keys);
+            self.clients
+                .lock()
+                .map_err(poisoned)?
+                .insert(uid.to_owned(), c.clone());
+            Ok((uid.to_owned(), c))
+        } else {
+            let c = self
+                .clients
+                .lock()
+                .map_err(poisoned)?
+                .get(&self.owner)
+                .cloned();
+            c.map(|c| (self.owner.clone(), c))
+                .ok_or_else(|| RgwError::NoSuchUser {
+                    uid: self.owner.clone(),
+                })
         }
     }
 

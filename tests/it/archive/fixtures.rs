@@ -3,6 +3,7 @@
 //! local and S3 archivers.
 
 use crate::support::env::{self, TestHome, strata};
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -241,22 +242,25 @@ impl World {
         );
         if encrypt {
             let g = self.gpg.as_ref().expect("gpg keys");
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "  archive-gpg-signing-key: {}\n  archive-gpg-recipients:\n    - {}\n",
                 g.signer, g.recipient
-            ));
+            );
         }
         s.push_str("  archivers:\n");
         for c in COMPRESSIONS {
-            s.push_str(&format!(
+            let _ = write!(
+                s,
                 "    local-{c}:\n      archiver: local\n      local-path: {}/{name}/{c}\n      compression: {c}\n      workers: 2\n",
                 self.store.display()
-            ));
+            );
             if let Some(m) = &self.moto {
-                s.push_str(&format!(
+                let _ = write!(
+                    s,
                     "    s3-{c}:\n      archiver: s3\n      s3-bucket: strata\n      s3-prefix: {name}/{c}/\n      s3-endpoint: {}\n      s3-access-key-id: testing\n      s3-secret-access-key: testing\n      compression: {c}\n",
                     m.endpoint
-                ));
+                );
             }
         }
         s.push_str(profiles);

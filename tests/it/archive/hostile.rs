@@ -4,6 +4,7 @@
 use super::fixtures::{World, entries, text};
 use super::{UNIT, UNITS};
 use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn sha(p: &Path) -> String {
@@ -36,10 +37,11 @@ fn evil_tar(w: &World, path: &Path, members: &[(&str, &str, &str)]) {
             "d" => "tarfile.DIRTYPE",
             _ => unreachable!(),
         };
-        script.push_str(&format!(
+        let _ = write!(
+            script,
             "i = tarfile.TarInfo({name:?}); i.type = {ty}; i.linkname = {link:?}; i.mode = 0o755\n\
              data = b'pwned' if i.type == tarfile.REGTYPE else b''\ni.size = len(data)\nt.addfile(i, io.BytesIO(data))\n"
-        ));
+        );
     }
     script.push_str("t.close()\n");
     let out = w

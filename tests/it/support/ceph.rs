@@ -118,9 +118,9 @@ impl Ceph {
         &self.env["RGW_ADMIN_UID"]
     }
 
-    /// Every variable start-ceph.sh exported (CEPH_CONF, CEPH_TEST_KEYRING,
-    /// CEPH_TEST_DIR, CEPH_RBD_POOL, RGW_ENDPOINT, RGW_ACCESS_KEY,
-    /// RGW_SECRET_KEY, AWS_*), to put in a child's environment.
+    /// Every variable start-ceph.sh exported (`CEPH_CONF`, `CEPH_TEST_KEYRING`,
+    /// `CEPH_TEST_DIR`, `CEPH_RBD_POOL`, `RGW_ENDPOINT`, `RGW_ACCESS_KEY`,
+    /// `RGW_SECRET_KEY`, AWS_*), to put in a child's environment.
     pub fn env(&self) -> Vec<(String, String)> {
         self.env
             .iter()
