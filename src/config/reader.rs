@@ -84,6 +84,27 @@ impl<'a> Fields<'a> {
             })
     }
 
+    /// The value of the required `key`; when it is absent, reports
+    /// "missing required key `key` (`what`)" at `line` (the mapping's own,
+    /// [`Fields::line`], or the line of the key that names it).
+    pub fn require(
+        &mut self,
+        r: &mut Reader,
+        line: u64,
+        key: &'static str,
+        what: &str,
+    ) -> Option<(&'a Node, KeyPath)> {
+        let found = self.get(key);
+        if found.is_none() {
+            let mut msg = format!("missing required key `{key}`");
+            if !what.is_empty() {
+                let _ = write!(msg, " ({what})");
+            }
+            r.error(line, &self.path.key(key), msg);
+        }
+        found
+    }
+
     /// Whether `key` is present (without taking it).
     #[must_use]
     pub fn has(&self, key: &str) -> bool {

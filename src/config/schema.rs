@@ -635,16 +635,9 @@ enum PolicyKind {
 #[allow(clippy::too_many_lines)] // why: one key after another, in Appendix A's order
 fn settings(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Option<Settings> {
     let mut f = r.fields(node, path)?;
-    let root = if let Some((n, p)) = f.get("root") {
-        r.nonempty(n, &p).map(|s| ctx.path(&s))
-    } else {
-        r.error(
-            f.line(),
-            &path.key("root"),
-            "missing required key `root` (the backup root directory)",
-        );
-        None
-    };
+    let root = f
+        .require(r, f.line(), "root", "the backup root directory")
+        .and_then(|(n, p)| r.nonempty(n, &p).map(|s| ctx.path(&s)));
     let backup_lv = match f.get("backup-lv") {
         Some((n, p)) => r.nonempty(n, &p).and_then(|s| match s.split_once('/') {
             Some((vg, lv)) if !vg.is_empty() && !lv.is_empty() && !lv.contains('/') => {
@@ -863,25 +856,20 @@ fn archiver_profile(
         Local,
     }
     let mut f = r.fields(node, path)?;
-    let kind = if let Some((n, p)) = f.get("archiver") {
-        r.choice(
-            n,
-            &p,
-            &[
-                ("aws", K::Aws),
-                ("googledrive", K::Googledrive),
-                ("s3", K::S3),
-                ("local", K::Local),
-            ],
-        )
-    } else {
-        r.error(
-            f.line(),
-            &path.key("archiver"),
-            "missing required key `archiver` (aws, googledrive, s3 or local)",
-        );
-        None
-    };
+    let kind = f
+        .require(r, f.line(), "archiver", "aws, googledrive, s3 or local")
+        .and_then(|(n, p)| {
+            r.choice(
+                n,
+                &p,
+                &[
+                    ("aws", K::Aws),
+                    ("googledrive", K::Googledrive),
+                    ("s3", K::S3),
+                    ("local", K::Local),
+                ],
+            )
+        });
     let compression = match f.get("compression") {
         Some((n, p)) => r.choice(n, &p, COMPRESSIONS),
         None => Some(Compression::Gzip),
@@ -905,16 +893,8 @@ fn archiver_profile(
         }
     }
     let required = |r: &mut Reader, f: &mut Fields, key: &'static str| -> Option<String> {
-        if let Some(v) = get_string(r, f, key)? {
-            Some(v)
-        } else {
-            r.error(
-                f.line(),
-                &f.path().key(key),
-                format!("missing required key `{key}`"),
-            );
-            None
-        }
+        let (n, p) = f.require(r, f.line(), key, "")?;
+        r.nonempty(n, &p)
     };
     let archiver = match kind {
         K::Aws => {
@@ -1074,26 +1054,21 @@ fn rsync_hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Locate
         let Some(mut f) = r.fields(n, &p) else {
             continue;
         };
-        let mounts = if let Some((n, mp)) = f.get("mounts") {
-            r.strings(n, &mp).and_then(|m| {
-                if m.is_empty() {
-                    r.error(n.line, &mp, "must list at least one path");
-                    None
-                } else if let Some(bad) = m.iter().find(|m| !m.starts_with('/')) {
-                    r.error(n.line, &mp, format!("`{bad}` is not an absolute path"));
-                    None
-                } else {
-                    Some(m)
-                }
-            })
-        } else {
-            r.error(
-                key.line,
-                &p.key("mounts"),
-                "missing required key `mounts` (the paths to back up)",
-            );
-            None
-        };
+        let mounts = f
+            .require(r, key.line, "mounts", "the paths to back up")
+            .and_then(|(n, mp)| {
+                r.strings(n, &mp).and_then(|m| {
+                    if m.is_empty() {
+                        r.error(n.line, &mp, "must list at least one path");
+                        None
+                    } else if let Some(bad) = m.iter().find(|m| !m.starts_with('/')) {
+                        r.error(n.line, &mp, format!("`{bad}` is not an absolute path"));
+                        None
+                    } else {
+                        Some(m)
+                    }
+                })
+            });
         let default_alias = key.name.split('.').next().unwrap_or(&key.name).to_owned();
         let alias = get_string_or(r, &mut f, "alias", &default_alias);
         let user = get_string_or(r, &mut f, "user", "root");
@@ -1261,21 +1236,13 @@ fn coda_volumes(r: &mut Reader, node: &Node, path: &KeyPath) -> Located<CodaVolu
             continue;
         };
         let list = |r: &mut Reader, f: &mut Fields, key: &'static str| {
-            if let Some((n, kp)) = f.get(key) {
-                r.strings(n, &kp).filter(|v| {
-                    if v.is_empty() {
-                        r.error(n.line, &kp, "must not be empty");
-                    }
-                    !v.is_empty()
-                })
-            } else {
-                r.error(
-                    f.line(),
-                    &f.path().key(key),
-                    format!("missing required key `{key}`"),
-                );
-                None
-            }
+            let (n, kp) = f.require(r, f.line(), key, "")?;
+            r.strings(n, &kp).filter(|v| {
+                if v.is_empty() {
+                    r.error(n.line, &kp, "must not be empty");
+                }
+                !v.is_empty()
+            })
         };
         let servers = list(r, &mut f, "servers");
         let volumes = list(r, &mut f, "volumes");
@@ -1307,8 +1274,14 @@ fn dump_units(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Located
         let Some(mut f) = r.fields(n, &p) else {
             continue;
         };
-        let command = if let Some((cn, cp)) = f.get("command") {
-            match &cn.value {
+        let command = f
+            .require(
+                r,
+                key.line,
+                "command",
+                "the program and its arguments, as a list",
+            )
+            .and_then(|(cn, cp)| match &cn.value {
                 super::node::Value::Seq(_) => r.strings(cn, &cp).and_then(|argv| {
                     if argv.first().is_none_or(|a| a.trim().is_empty()) {
                         r.error(
@@ -1322,15 +1295,7 @@ fn dump_units(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Located
                     }
                 }),
                 _ => r.nonempty(cn, &cp).map(DumpCommand::Shell),
-            }
-        } else {
-            r.error(
-                key.line,
-                &p.key("command"),
-                "missing required key `command` (the program and its arguments, as a list)",
-            );
-            None
-        };
+            });
         let file = match get_string_or(r, &mut f, "file", &key.name) {
             Some(file)
                 if file.contains('/')

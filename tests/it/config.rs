@@ -246,6 +246,18 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "rsync.\"h.example.org\".mounts: missing required key `mounts`",
     ),
     (
+        "missing dump command",
+        "settings:\n  snapshot-store: dir\n  root: R\ndump:\n  pg:\n    file: pg.sql\n",
+        5,
+        "dump.pg.command: missing required key `command` (the program and its arguments, as a list)",
+    ),
+    (
+        "missing archiver kind",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    offsite:\n      compression: zstd\n",
+        6,
+        "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3 or local)",
+    ),
+    (
         "unit twice (YAML key)",
         "settings:\n  snapshot-store: dir\n  root: R\nrsync:\n  h: {mounts: [/]}\n  h: {mounts: [/]}\n",
         6,
