@@ -93,7 +93,7 @@ fn run_mounted(
     opts: &RunOptions,
 ) -> Result<RunSummary, ArchiveError> {
     let set = snapshot.as_str();
-    let existing = archiver.list_set_archives(set)?;
+    let existing = archiver.list_set_units(set)?;
     let all = units_in_snapshot(config, &opts.profile, mount);
     let mut summary = RunSummary {
         already: all.iter().filter(|u| existing.contains_key(*u)).count(),

@@ -269,8 +269,8 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                         if info.protected { "protected" } else { "" }
                     );
                 } else {
-                    for (unit, meta) in archiver.list_set_archives(n)? {
-                        println!("{n} {:>10} {unit}", human(meta.size));
+                    for (unit, size) in archiver.list_set_units(n)? {
+                        println!("{n} {:>10} {unit}", human(size));
                     }
                 }
             }

@@ -62,6 +62,16 @@ pub trait Archiver: Send + Sync {
     fn delete_set(&self, set: &str) -> Result<(), ArchiveError>;
     /// The archives of `set`, unit -> metadata (empty for an unknown set).
     fn list_set_archives(&self, set: &str) -> Result<BTreeMap<String, ArchiveMeta>, ArchiveError>;
+    /// The archives of `set`, unit -> stored bytes, without reading each
+    /// one's metadata: what `archive run` and `ls` need, in one listing of
+    /// a remote store instead of a request per archive.
+    fn list_set_units(&self, set: &str) -> Result<BTreeMap<String, u64>, ArchiveError> {
+        Ok(self
+            .list_set_archives(set)?
+            .into_iter()
+            .map(|(unit, meta)| (unit, meta.size))
+            .collect())
+    }
     /// Store `file` as the archive of `unit` in `set`, with `meta`.
     fn upload_archive(
         &self,

@@ -455,17 +455,25 @@ impl Archiver for S3Archiver {
     }
 
     fn list_set_archives(&self, set: &str) -> Result<BTreeMap<String, ArchiveMeta>, ArchiveError> {
+        self.list_set_units(set)?
+            .into_keys()
+            .map(|unit| {
+                let meta = self.head_meta(set, &unit)?;
+                Ok((unit, meta))
+            })
+            .collect()
+    }
+
+    fn list_set_units(&self, set: &str) -> Result<BTreeMap<String, u64>, ArchiveError> {
         let prefix = self.set_prefix(set);
-        let mut out = BTreeMap::new();
-        for o in self.list(&prefix)? {
-            let Some(enc) = o.key[prefix.len()..].strip_suffix(ARCHIVE) else {
-                continue;
-            };
-            let unit = decode_unit(enc);
-            let meta = self.head_meta(set, &unit)?;
-            out.insert(unit, meta);
-        }
-        Ok(out)
+        Ok(self
+            .list(&prefix)?
+            .into_iter()
+            .filter_map(|o| {
+                let enc = o.key[prefix.len()..].strip_suffix(ARCHIVE)?;
+                Some((decode_unit(enc), o.size))
+            })
+            .collect())
     }
 
     fn upload_archive(

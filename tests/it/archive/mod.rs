@@ -133,6 +133,12 @@ fn matrix(archiver: &str) {
             sets.contains(&w.snapshot) && sets.contains("  complete"),
             "{sets}"
         );
+        // Archiving the same snapshot again finds every unit in the set (on
+        // S3 from one listing) and uploads nothing.
+        let profile = format!("{archiver}-lz4");
+        let again = w.ok(&config, &["archive", "-p", &profile, "run", &w.snapshot]);
+        assert!(again.contains("complete: 0 archived now, "), "{again}");
+        assert!(!again.contains(", 0 already in"), "{again}");
     }
     // Nothing is left in the spool.
     let left: Vec<_> = fixtures::entries(&w.spool)
