@@ -34,5 +34,6 @@ pub mod mkconf;
 pub mod privileged;
 pub mod retention;
 pub mod runner;
+pub mod s3;
 pub mod snapshot;
 pub mod sources;

@@ -402,6 +402,11 @@ impl Cli {
     }
 
     fn run(&self, w: &World, args: &[&str]) -> Output {
+        self.run_with(w, args, &[])
+    }
+
+    /// [`Cli::run`] with extra environment variables.
+    fn run_with(&self, w: &World, args: &[&str], env: &[(&str, &str)]) -> Output {
         let t = std::time::Instant::now();
         let out = strata(&self.home)
             .arg("-c")
@@ -409,6 +414,7 @@ impl Cli {
             .args(args)
             .env("STRATA_ALLOW_ROOT", "1")
             .envs(w.ceph.env())
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         eprintln!(
@@ -547,8 +553,28 @@ fn rgw_backup_change_and_restore_round_trip() {
     let acl_path = unit.join(keymap::key_path("many/10/00010", Role::Acl));
     assert!(std::fs::read_to_string(&acl_path).unwrap().contains(&w.bob));
 
-    // Restore into a new bucket and compare everything.
-    let out = cli.ok(&w, &["rgw", "restore", &src, &dst]);
+    // Restore into a new bucket and compare everything; objects above 5 MiB
+    // go up in 5 MiB parts, as objects above 5 GiB must.
+    let out = cli.run_with(
+        &w,
+        &["rgw", "restore", &src, &dst],
+        &[("STRATA_S3_PART_SIZE", "5242880")],
+    );
+    assert!(out.status.success(), "rgw restore failed");
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let etag = w.rt.block_on(async {
+        c.head_object()
+            .bucket(&dst)
+            .key("big/one")
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .to_owned()
+    });
+    // why: a multipart ETag ends in the part count: 24 MiB in 5 MiB parts is 5
+    assert!(etag.ends_with("-5\""), "big/one restored in parts: ETag {etag}");
     assert!(
         out.contains(&format!("restored {} objects", total - 4)),
         "{out}"

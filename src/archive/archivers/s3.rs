@@ -28,11 +28,8 @@ use aws_sdk_s3::config::{
     timeout::TimeoutConfig,
 };
 use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, GlacierJobParameters, RestoreRequest, StorageClass,
-    Tier,
-};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -44,9 +41,6 @@ use tokio::runtime::Runtime;
 
 const ARCHIVE: &str = ".archive";
 const COMPLETE: &str = "COMPLETE";
-/// Default multipart part size; `STRATA_S3_PART_SIZE` (bytes, at least 5 MiB) overrides it.
-const PART_SIZE: u64 = 64 << 20;
-const PART_ATTEMPTS: u32 = 4;
 
 pub struct S3Archiver {
     rt: Arc<Runtime>,
@@ -168,11 +162,7 @@ impl S3Archiver {
             b = b.endpoint_url(ep).force_path_style(true);
         }
         let client = Client::from_conf(b.build());
-        let part_size = std::env::var("STRATA_S3_PART_SIZE")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(PART_SIZE)
-            .max(5 << 20);
+        let part_size = crate::s3::part_size();
         let poll = Duration::from_secs(
             std::env::var("STRATA_S3_RESTORE_POLL_SECS")
                 .ok()
@@ -274,94 +264,26 @@ impl S3Archiver {
         let create = self
             .client
             .create_multipart_upload()
-            .bucket(self.bucket())
-            .key(key)
             .storage_class(StorageClass::from(self.profile.storage_class.as_str()))
             .metadata("compression", f.compression)
             .metadata("encryption", f.encryption)
             .metadata("sha256", f.sha256)
-            .metadata("size", f.size)
-            .send()
-            .await
-            .map_err(backend(format!("starting the multipart upload of {key}")))?;
-        let upload_id = create.upload_id().unwrap_or_default().to_owned();
-        let result = async {
-            let mut parts = Vec::new();
-            let mut offset = 0u64;
-            let mut number = 1i32;
-            while offset < size {
-                let len = self.part_size.min(size - offset);
-                let mut attempt = 0;
-                let etag = loop {
-                    attempt += 1;
-                    let body = ByteStream::read_from()
-                        .path(file)
-                        .offset(offset)
-                        .length(Length::Exact(len))
-                        .build()
-                        .await
-                        .map_err(backend(format!("reading {}", file.display())))?;
-                    let r = self
-                        .client
-                        .upload_part()
-                        .bucket(self.bucket())
-                        .key(key)
-                        .upload_id(&upload_id)
-                        .part_number(number)
-                        .body(body)
-                        .send()
-                        .await;
-                    match r {
-                        Ok(o) => break o.e_tag().unwrap_or_default().to_owned(),
-                        Err(e) if attempt < PART_ATTEMPTS => {
-                            eprintln!(
-                                "{key}: part {number} failed (attempt {attempt}): {}; retrying",
-                                DisplayErrorContext(e)
-                            );
-                            tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-                        }
-                        Err(e) => {
-                            return Err(backend(format!("uploading part {number} of {key}"))(e));
-                        }
-                    }
-                };
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .e_tag(etag)
-                        .build(),
-                );
-                offset += len;
-                number += 1;
-            }
-            self.client
-                .complete_multipart_upload()
-                .bucket(self.bucket())
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(backend(format!("completing the multipart upload of {key}")))?;
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            // why: an abandoned multipart upload is billed; resync would also catch it
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(self.bucket())
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result
+            .metadata("size", f.size);
+        crate::s3::upload_in_parts(
+            &self.client,
+            create,
+            self.bucket(),
+            key,
+            file,
+            size,
+            self.part_size,
+        )
+        .await
+        .map_err(|p| ArchiveError::Backend {
+            archiver: "s3",
+            op: p.step,
+            detail: p.failure.to_string(),
+        })
     }
 }
 

@@ -82,6 +82,11 @@ pub enum RgwError {
         target: String,
         failure: s3::S3Failure,
     },
+    #[error("{step}: {failure}")]
+    S3Parts {
+        step: String,
+        failure: s3::S3Failure,
+    },
     #[error(
         "radosgw refused the credentials of {who} ({failure}); check `radosgw-admin user info --uid {who}` and rgw-server"
     )]
@@ -138,7 +143,23 @@ impl RgwError {
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let failure = s3::S3Failure::from_sdk(e);
+        Self::classify(bucket, who, s3::S3Failure::from_sdk(e), |failure| {
+            RgwError::S3 {
+                op,
+                target: target.to_owned(),
+                failure,
+            }
+        })
+    }
+
+    /// As [`RgwError::s3`], for a failure already in words; `other` makes
+    /// the error of one target.
+    pub(crate) fn classify(
+        bucket: &str,
+        who: &str,
+        failure: s3::S3Failure,
+        other: impl FnOnce(s3::S3Failure) -> RgwError,
+    ) -> RgwError {
         if failure.is("NoSuchBucket") {
             RgwError::BucketGone {
                 bucket: bucket.to_owned(),
@@ -149,11 +170,7 @@ impl RgwError {
                 failure,
             }
         } else {
-            RgwError::S3 {
-                op,
-                target: target.to_owned(),
-                failure,
-            }
+            other(failure)
         }
     }
 

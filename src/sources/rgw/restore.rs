@@ -111,6 +111,7 @@ pub fn restore(
         });
     }
     let bucket_acl: AclDoc = read_json(&acl_path)?;
+    let part_size = crate::s3::part_size();
     let users = Arc::new(Users {
         known: Mutex::new(HashMap::new()),
         missing: Mutex::new(BTreeSet::new()),
@@ -219,6 +220,7 @@ pub fn restore(
                 endpoint: endpoint.clone(),
                 users: users.clone(),
                 clients: clients.clone(),
+                part_size,
             };
             set.spawn(async move {
                 let _permit = permit;
@@ -282,6 +284,8 @@ struct Job {
     endpoint: Endpoint,
     users: Arc<Users>,
     clients: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>>,
+    /// Objects above this are sent in parts (a single PUT stops at 5 GiB).
+    part_size: u64,
 }
 
 impl Job {
@@ -327,27 +331,34 @@ impl Job {
             .map_or_else(|| self.owner.clone(), |o| o.id.clone());
         let (who, client) = self.client_for(&uid)?;
         let len = std::fs::metadata(&data).map_err(io(&data))?.len();
-        let body = aws_sdk_s3::primitives::ByteStream::from_path(&data)
+        if len > self.part_size {
+            let create = client
+                .create_multipart_upload()
+                .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
+                .set_content_type(meta.content_type.clone())
+                .set_cache_control(meta.cache_control.clone())
+                .set_content_disposition(meta.content_disposition.clone())
+                .set_content_encoding(meta.content_encoding.clone())
+                .set_content_language(meta.content_language.clone());
+            crate::s3::upload_in_parts(
+                &client,
+                create,
+                &self.dest,
+                key,
+                &data,
+                len,
+                self.part_size,
+            )
             .await
-            .map_err(|e| RgwError::Io {
-                path: data.clone(),
-                source: std::io::Error::other(e),
+            .map_err(|p| {
+                RgwError::classify(&self.dest, &who, p.failure, |failure| RgwError::S3Parts {
+                    step: p.step,
+                    failure,
+                })
             })?;
-        client
-            .put_object()
-            .bucket(&self.dest)
-            .key(key)
-            .body(body)
-            .content_length(i64::try_from(len).unwrap_or(i64::MAX))
-            .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
-            .set_content_type(meta.content_type.clone())
-            .set_cache_control(meta.cache_control.clone())
-            .set_content_disposition(meta.content_disposition.clone())
-            .set_content_encoding(meta.content_encoding.clone())
-            .set_content_language(meta.content_language.clone())
-            .send()
-            .await
-            .map_err(|e| RgwError::s3("uploading", &self.dest, key, &who, &e))?;
+        } else {
+            self.put(&client, &who, key, &meta, &data, len).await?;
+        }
         if let Some(acl) = acl.filter(|a| !is_default_acl(a, &who)) {
             let mut acl = self.users.filter(&acl)?;
             if who != uid {
@@ -364,5 +375,39 @@ impl Job {
                 .map_err(|e| RgwError::s3("setting the ACL of", &self.dest, key, &who, &e))?;
         }
         Ok(len)
+    }
+
+    /// Send `data` (`len` bytes) as `key` in one PUT, with `meta`.
+    async fn put(
+        &self,
+        client: &aws_sdk_s3::Client,
+        who: &str,
+        key: &str,
+        meta: &ObjectMeta,
+        data: &Path,
+        len: u64,
+    ) -> Result<(), RgwError> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(data)
+            .await
+            .map_err(|e| RgwError::Io {
+                path: data.to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+        client
+            .put_object()
+            .bucket(&self.dest)
+            .key(key)
+            .body(body)
+            .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+            .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
+            .set_content_type(meta.content_type.clone())
+            .set_cache_control(meta.cache_control.clone())
+            .set_content_disposition(meta.content_disposition.clone())
+            .set_content_encoding(meta.content_encoding.clone())
+            .set_content_language(meta.content_language.clone())
+            .send()
+            .await
+            .map_err(|e| RgwError::s3("uploading", &self.dest, key, who, &e))?;
+        Ok(())
     }
 }

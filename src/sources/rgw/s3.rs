@@ -9,11 +9,9 @@
 
 use super::RgwError;
 use super::admin::Keys;
-use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     AccessControlPolicy, CorsConfiguration, CorsRule, Grant, Grantee, Owner, Permission, Type,
 };
@@ -46,53 +44,7 @@ pub fn client(server: &str, secure: bool, keys: &Keys) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
-/// What failed in an S3 call, in words.
-#[derive(Debug, Clone)]
-pub struct S3Failure {
-    /// The S3 error code (`NoSuchBucket`, `AccessDenied`, ...), if S3 sent one.
-    pub code: Option<String>,
-    /// The HTTP status, if there was a response.
-    pub status: Option<u16>,
-    pub detail: String,
-}
-
-impl S3Failure {
-    pub fn from_sdk<E>(e: &SdkError<E, HttpResponse>) -> S3Failure
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        S3Failure {
-            code: e.code().map(str::to_owned),
-            status: e.raw_response().map(|r| r.status().as_u16()),
-            detail: DisplayErrorContext(e).to_string(),
-        }
-    }
-
-    #[must_use]
-    pub fn is(&self, code: &str) -> bool {
-        self.code.as_deref() == Some(code)
-    }
-
-    /// The credentials were refused (not merely lacking a permission).
-    #[must_use]
-    pub fn bad_credentials(&self) -> bool {
-        matches!(
-            self.code.as_deref(),
-            Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "UserSuspended")
-        )
-    }
-}
-
-impl std::fmt::Display for S3Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.code, self.status) {
-            (Some(c), Some(s)) => write!(f, "{c} (HTTP {s})"),
-            (Some(c), None) => write!(f, "{c}"),
-            (None, Some(s)) => write!(f, "HTTP {s}: {}", self.detail),
-            (None, None) => write!(f, "{}", self.detail),
-        }
-    }
-}
+pub use crate::s3::S3Failure;
 
 /// The metadata sidecar (`_m`): Deltaic's JSON shape.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,205 @@
+//! S3 plumbing shared by the `s3` archiver and the rgw source: what failed
+//! in a call ([`S3Failure`]), and a file uploaded in parts streamed from
+//! disk ([`upload_in_parts`]). It knows nothing of archives or units; each
+//! caller turns a failure into its own module's error.
+//!
+//! Invariants: an upload in parts either completes or is aborted (an
+//! abandoned one is billed and invisible); memory stays at one part's
+//! buffers whatever the file's size.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use std::path::Path;
+use std::time::Duration;
+
+/// Attempts per part before an upload in parts gives up.
+pub const PART_ATTEMPTS: u32 = 4;
+
+/// S3's smallest part (all but the last).
+const MIN_PART: u64 = 5 << 20;
+
+/// The part size of uploads in parts, and the size above which a file is
+/// sent in parts: 64 MiB, or `STRATA_S3_PART_SIZE` (bytes, at least 5 MiB).
+#[must_use]
+pub fn part_size() -> u64 {
+    std::env::var("STRATA_S3_PART_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64 << 20)
+        .max(MIN_PART)
+}
+
+/// What failed in an S3 call, in words.
+#[derive(Debug, Clone)]
+pub struct S3Failure {
+    /// The S3 error code (`NoSuchBucket`, `AccessDenied`, ...), if S3 sent one.
+    pub code: Option<String>,
+    /// The HTTP status, if there was a response.
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+impl S3Failure {
+    pub fn from_sdk<E>(e: &SdkError<E, HttpResponse>) -> S3Failure
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        S3Failure {
+            code: e.code().map(str::to_owned),
+            status: e.raw_response().map(|r| r.status().as_u16()),
+            detail: DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    /// A failure on our side of the call (reading the file to send).
+    fn local(detail: String) -> S3Failure {
+        S3Failure {
+            code: None,
+            status: None,
+            detail,
+        }
+    }
+
+    #[must_use]
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+
+    /// The credentials were refused (not merely lacking a permission).
+    #[must_use]
+    pub fn bad_credentials(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "UserSuspended")
+        )
+    }
+}
+
+impl std::fmt::Display for S3Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.code, self.status) {
+            (Some(c), Some(s)) => write!(f, "{c} (HTTP {s})"),
+            (Some(c), None) => write!(f, "{c}"),
+            (None, Some(s)) => write!(f, "HTTP {s}: {}", self.detail),
+            (None, None) => write!(f, "{}", self.detail),
+        }
+    }
+}
+
+/// The step of an upload in parts that failed, in words ("uploading part 3
+/// of KEY"), and why.
+#[derive(Debug, Clone)]
+pub struct PartsFailure {
+    pub step: String,
+    pub failure: S3Failure,
+}
+
+/// Upload the `size` bytes of `file` as `bucket`/`key` in parts of
+/// `part_size` bytes (at least 5 MiB, S3's minimum, except the last), each
+/// streamed from disk and tried up to [`PART_ATTEMPTS`] times. `create` is
+/// the caller's `CreateMultipartUpload` request with what the object carries
+/// (metadata, content type, storage class); bucket and key are set here.
+/// On failure the upload is aborted. Retries are reported on stderr (the
+/// unit's log).
+pub async fn upload_in_parts(
+    client: &Client,
+    create: CreateMultipartUploadFluentBuilder,
+    bucket: &str,
+    key: &str,
+    file: &Path,
+    size: u64,
+    part_size: u64,
+) -> Result<(), PartsFailure> {
+    let failed = |step: String| move |failure: S3Failure| PartsFailure { step, failure };
+    let created = create
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| S3Failure::from_sdk(&e))
+        .map_err(failed(format!("starting the multipart upload of {key}")))?;
+    let upload_id = created.upload_id().unwrap_or_default().to_owned();
+    let result = async {
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1i32;
+        while offset < size {
+            let len = part_size.min(size - offset);
+            let mut attempt = 0;
+            let etag = loop {
+                attempt += 1;
+                let body = ByteStream::read_from()
+                    .path(file)
+                    .offset(offset)
+                    .length(Length::Exact(len))
+                    .build()
+                    .await
+                    .map_err(|e| S3Failure::local(e.to_string()))
+                    .map_err(failed(format!("reading {}", file.display())))?;
+                let sent = client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(o) => break o.e_tag().unwrap_or_default().to_owned(),
+                    Err(e) if attempt < PART_ATTEMPTS => {
+                        eprintln!(
+                            "{key}: part {number} failed (attempt {attempt}): {}; retrying",
+                            DisplayErrorContext(e)
+                        );
+                        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                    }
+                    Err(e) => {
+                        return Err(failed(format!("uploading part {number} of {key}"))(
+                            S3Failure::from_sdk(&e),
+                        ));
+                    }
+                }
+            };
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .e_tag(etag)
+                    .build(),
+            );
+            offset += len;
+            number += 1;
+        }
+        client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| S3Failure::from_sdk(&e))
+            .map_err(failed(format!("completing the multipart upload of {key}")))?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        // why: best effort; the error that matters is the one being returned
+        let _ = client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+    }
+    result
+}
