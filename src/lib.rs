@@ -30,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod fault;
 pub mod mkconf;
 pub mod privileged;
 pub mod retention;

@@ -82,7 +82,7 @@ impl Rig {
             cmd.env(k, v);
         }
         if let Some(step) = fault {
-            cmd.env(strata::sources::rbd::fault::FAULT_ENV, step);
+            cmd.env(strata::fault::FAULT_ENV, step);
         }
         cmd.output().expect("run strata")
     }

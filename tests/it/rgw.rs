@@ -574,7 +574,10 @@ fn rgw_backup_change_and_restore_round_trip() {
             .to_owned()
     });
     // why: a multipart ETag ends in the part count: 24 MiB in 5 MiB parts is 5
-    assert!(etag.ends_with("-5\""), "big/one restored in parts: ETag {etag}");
+    assert!(
+        etag.ends_with("-5\""),
+        "big/one restored in parts: ETag {etag}"
+    );
     assert!(
         out.contains(&format!("restored {} objects", total - 4)),
         "{out}"

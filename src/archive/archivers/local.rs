@@ -161,15 +161,23 @@ impl Archiver for LocalArchiver {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(ArchiveError::io(&meta_path)(e)),
         }
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{}-", encode_unit(unit)))
-            .tempfile_in(&dir)
-            .map_err(ArchiveError::io(&dir))?;
-        let mut src = std::fs::File::open(file).map_err(ArchiveError::io(file))?;
-        std::io::copy(&mut src, tmp.as_file_mut()).map_err(ArchiveError::io(tmp.path()))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(ArchiveError::io(tmp.path()))?;
+        let prefix = format!(".tmp-{}-", encode_unit(unit));
+        let mut tmp_name = tempfile::Builder::new();
+        tmp_name.prefix(&prefix);
+        // why: a spool on the store's filesystem gives its file over for free;
+        // elsewhere (EXDEV, or a store that refuses links) the bytes are copied
+        let tmp = if let Ok(linked) = tmp_name.make_in(&dir, |p| std::fs::hard_link(file, p)) {
+            linked.into_temp_path()
+        } else {
+            let mut tmp = tmp_name.tempfile_in(&dir).map_err(ArchiveError::io(&dir))?;
+            let mut src = std::fs::File::open(file).map_err(ArchiveError::io(file))?;
+            std::io::copy(&mut src, tmp.as_file_mut()).map_err(ArchiveError::io(tmp.path()))?;
+            tmp.into_temp_path()
+        };
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(ArchiveError::io(&tmp))?;
+        crate::fault::point("archive-upload");
         let data = self.data(set, unit);
         tmp.persist(&data)
             .map_err(|e| ArchiveError::io(&data)(e.error))?;

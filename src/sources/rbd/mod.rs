@@ -13,7 +13,7 @@
 
 pub mod apply;
 pub mod diff;
-pub mod fault;
+pub use crate::fault;
 pub mod image;
 pub mod scrub;
 pub mod snapshot;

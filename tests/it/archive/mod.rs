@@ -1,6 +1,6 @@
 //! `archive`: pack -> upload -> retrieve -> unpack round trips for every
 //! compression, encrypted and plain, on the local and S3 (moto) archivers;
-//! hostile archives; faults (kill -9 mid-upload, a full spool, the S3 server
+//! hostile archives; faults (SIGKILL mid-upload, a full spool, the S3 server
 //! stopped mid-retrieve); the shared retrieval rate limit; drill; prune;
 //! and the s3 archiver against radosgw.
 

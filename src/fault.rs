@@ -1,9 +1,10 @@
 //! Fault injection for the crash-safety tests: the process SIGKILLs itself
-//! at a named step of the rbd backup protocol.
+//! at a named step of a protocol that must survive a crash.
 //!
 //! Always compiled in, inert unless `STRATA_FAULT_KILL_AT` names a step (the
 //! runner and the test harness clear `STRATA_*` variables, so a production run
-//! never sees it). Steps, in protocol order (see [`super::image`]):
+//! never sees it). Steps of the rbd image backup, in protocol order (see
+//! [`crate::sources::rbd::image`]):
 //!
 //! | step | where |
 //! | --- | --- |
@@ -14,6 +15,10 @@
 //! | `applied` | the image equals the new snapshot, xattrs not yet updated |
 //! | `before-old-snapshot-delete` | `user.rbd.snapshot` names the new snapshot, the old RBD snapshot still exists |
 //! | `full-fetch` | during a first (full) fetch, part of the image written |
+//!
+//! And of an archive upload to the `local` archiver
+//! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
+//! in the store under a temporary name, not yet renamed into place.
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).
