@@ -443,22 +443,16 @@ fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCod
         .find(|(_, s)| s.complete)
         .map(|(n, _)| n.clone())
         .ok_or_else(|| ArchiveError::NoCompleteSet(profile.to_owned()))?;
-    let archives = archiver.list_set_archives(&set)?;
     let unit = if let Some(u) = unit {
         u.to_owned()
     } else {
-        let names: Vec<&String> = archives.keys().collect();
-        (*names
+        let names: Vec<String> = archiver.list_set_units(&set)?.into_keys().collect();
+        names
             .choose(&mut rand::thread_rng())
-            .ok_or_else(|| ArchiveError::NoSuchSet(set.clone()))?)
-        .clone()
+            .ok_or_else(|| ArchiveError::NoSuchSet(set.clone()))?
+            .clone()
     };
-    let meta = archives
-        .get(&unit)
-        .ok_or_else(|| ArchiveError::NoSuchArchive {
-            set: set.clone(),
-            unit: unit.clone(),
-        })?;
+    let meta = &archiver.archive_meta(&set, &unit)?;
     println!(
         "drill: {profile} set {set} unit {unit} ({})",
         human(meta.size)

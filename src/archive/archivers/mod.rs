@@ -72,6 +72,16 @@ pub trait Archiver: Send + Sync {
             .map(|(unit, meta)| (unit, meta.size))
             .collect())
     }
+    /// The metadata of one archive; [`ArchiveError::NoSuchArchive`] when
+    /// `set` has no archive of `unit`.
+    fn archive_meta(&self, set: &str, unit: &str) -> Result<ArchiveMeta, ArchiveError> {
+        self.list_set_archives(set)?
+            .remove(unit)
+            .ok_or_else(|| ArchiveError::NoSuchArchive {
+                set: set.to_owned(),
+                unit: unit.to_owned(),
+            })
+    }
     /// Store `file` as the archive of `unit` in `set`, with `meta`.
     fn upload_archive(
         &self,

@@ -386,6 +386,17 @@ impl Archiver for S3Archiver {
             .collect()
     }
 
+    fn archive_meta(&self, set: &str, unit: &str) -> Result<ArchiveMeta, ArchiveError> {
+        if self.list_set_units(set)?.contains_key(unit) {
+            self.head_meta(set, unit)
+        } else {
+            Err(ArchiveError::NoSuchArchive {
+                set: set.to_owned(),
+                unit: unit.to_owned(),
+            })
+        }
+    }
+
     fn list_set_units(&self, set: &str) -> Result<BTreeMap<String, u64>, ArchiveError> {
         let prefix = self.set_prefix(set);
         Ok(self

@@ -139,6 +139,8 @@ fn matrix(archiver: &str) {
         let again = w.ok(&config, &["archive", "-p", &profile, "run", &w.snapshot]);
         assert!(again.contains("complete: 0 archived now, "), "{again}");
         assert!(!again.contains(", 0 already in"), "{again}");
+        let drilled = w.ok(&config, &["archive", "-p", &profile, "drill", UNIT]);
+        assert!(drilled.contains("is equal to the snapshot"), "{drilled}");
     }
     // Nothing is left in the spool.
     let left: Vec<_> = fixtures::entries(&w.spool)
