@@ -137,6 +137,17 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
+    /// `set` has no archive of `unit`.
+    #[must_use]
+    pub fn no_such_archive(set: &str, unit: &str) -> ArchiveError {
+        ArchiveError::NoSuchArchive {
+            set: set.to_owned(),
+            unit: unit.to_owned(),
+        }
+    }
+}
+
+impl ArchiveError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ArchiveError {
         let path = path.into();
         move |source| ArchiveError::Io { path, source }

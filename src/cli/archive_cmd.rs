@@ -357,10 +357,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             for unit in units {
                 let r = archives
                     .get(unit)
-                    .ok_or_else(|| ArchiveError::NoSuchArchive {
-                        set: set.to_string(),
-                        unit: unit.clone(),
-                    })
+                    .ok_or_else(|| ArchiveError::no_such_archive(set.as_str(), unit))
                     .and_then(|meta| {
                         retrieve::retrieve_one(
                             archiver.as_ref(),

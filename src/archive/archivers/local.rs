@@ -191,10 +191,7 @@ impl Archiver for LocalArchiver {
         if self.data(set, unit).is_file() {
             Ok(())
         } else {
-            Err(ArchiveError::NoSuchArchive {
-                set: set.to_owned(),
-                unit: unit.to_owned(),
-            })
+            Err(ArchiveError::no_such_archive(set, unit))
         }
     }
 

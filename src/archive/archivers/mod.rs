@@ -77,10 +77,7 @@ pub trait Archiver: Send + Sync {
     fn archive_meta(&self, set: &str, unit: &str) -> Result<ArchiveMeta, ArchiveError> {
         self.list_set_archives(set)?
             .remove(unit)
-            .ok_or_else(|| ArchiveError::NoSuchArchive {
-                set: set.to_owned(),
-                unit: unit.to_owned(),
-            })
+            .ok_or_else(|| ArchiveError::no_such_archive(set, unit))
     }
     /// Store `file` as the archive of `unit` in `set`, with `meta`.
     fn upload_archive(

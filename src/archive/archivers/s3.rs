@@ -390,10 +390,7 @@ impl Archiver for S3Archiver {
         if self.list_set_units(set)?.contains_key(unit) {
             self.head_meta(set, unit)
         } else {
-            Err(ArchiveError::NoSuchArchive {
-                set: set.to_owned(),
-                unit: unit.to_owned(),
-            })
+            Err(ArchiveError::no_such_archive(set, unit))
         }
     }
 
@@ -461,10 +458,7 @@ impl Archiver for S3Archiver {
                         .send(),
                 )
                 .map_err(|e| match e.as_service_error() {
-                    Some(s) if s.is_not_found() => ArchiveError::NoSuchArchive {
-                        set: set.to_owned(),
-                        unit: unit.to_owned(),
-                    },
+                    Some(s) if s.is_not_found() => ArchiveError::no_such_archive(set, unit),
                     _ => backend(format!("checking {key}"))(e),
                 })?;
             if !cold(h.storage_class().map(StorageClass::as_str)) || restore_done(h.restore()) {
@@ -522,10 +516,7 @@ impl Archiver for S3Archiver {
                     .send(),
             )
             .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_no_such_key() => ArchiveError::NoSuchArchive {
-                    set: set.to_owned(),
-                    unit: unit.to_owned(),
-                },
+                Some(s) if s.is_no_such_key() => ArchiveError::no_such_archive(set, unit),
                 _ => backend(format!("downloading {key} from byte {offset}"))(e),
             })?;
         Ok(Box::new(BlockingBody {
