@@ -9,14 +9,19 @@
 //!   process per unit (`strata <source> backup ...`), unit logs and state,
 //!   then a snapshot.
 //! - [`sources`]: what a unit is for each source, and each source's backup
-//!   and restore (`dump` here; `rsync`, `rbd`, `rgw`, `github`, `coda` to come).
+//!   and restore (`dump`, `rsync`, `rbd`, `rgw`; `github` and `coda` are
+//!   parsed from the config, their drivers to come).
 //! - [`backup_root`]: the layout under the root, and the only writer of file
 //!   contents into it (block-level updates: unchanged blocks are never
 //!   rewritten, because the thin pool would store them twice).
 //! - [`snapshot`]: the `SnapshotStore` trait and its stores.
 //! - [`retention`]: pure plans of which snapshots and logs to keep.
 //! - [`archive`]: offsite archives: pack, upload, retrieve, unpack, drill.
+//! - [`s3`]: what the S3 archiver and the rgw source share: failures in
+//!   words, and uploads in parts streamed from disk.
 //! - [`exec`]: the only module that starts processes.
+//! - [`fault`]: named crash points for the crash-safety tests, inert unless
+//!   `STRATA_FAULT_KILL_AT` names one.
 //! - [`privileged`]: `strata-snapshot`, the only code that runs as root
 //!   (through sudo), and the JSON it answers with.
 //! - [`mkconf`]: crontab, sudoers and systemd units rendered from the config.
