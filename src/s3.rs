@@ -33,6 +33,19 @@ pub fn part_size() -> u64 {
         .max(MIN_PART)
 }
 
+/// S3's largest part count in one upload.
+const MAX_PARTS: u64 = 10_000;
+
+/// The part size for a file of `size` bytes: `wanted`, or larger when
+/// `wanted` would need more than S3's 10,000 parts (64 MiB parts stop at
+/// 625 GiB), rounded up to a whole MiB.
+#[must_use]
+pub fn parts_of(size: u64, wanted: u64) -> u64 {
+    const MIB: u64 = 1 << 20;
+    let least = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    wanted.max(least).max(MIN_PART)
+}
+
 /// What failed in an S3 call, in words.
 #[derive(Debug, Clone)]
 pub struct S3Failure {
@@ -99,7 +112,8 @@ pub struct PartsFailure {
 }
 
 /// Upload the `size` bytes of `file` as `bucket`/`key` in parts of
-/// `part_size` bytes (at least 5 MiB, S3's minimum, except the last), each
+/// `part_size` bytes, or more when the file would need more than 10,000
+/// parts ([`parts_of`]), each
 /// streamed from disk and tried up to [`PART_ATTEMPTS`] times. `create` is
 /// the caller's `CreateMultipartUpload` request with what the object carries
 /// (metadata, content type, storage class); bucket and key are set here.
@@ -115,6 +129,7 @@ pub async fn upload_in_parts(
     part_size: u64,
 ) -> Result<(), PartsFailure> {
     let failed = |step: String| move |failure: S3Failure| PartsFailure { step, failure };
+    let part_size = parts_of(size, part_size);
     let created = create
         .bucket(bucket)
         .key(key)
@@ -202,4 +217,28 @@ pub async fn upload_in_parts(
             .await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_grow_only_past_ten_thousand() {
+        const MIB: u64 = 1 << 20;
+        const GIB: u64 = 1 << 30;
+        // (size, wanted, part size)
+        let cases = [
+            (100 * MIB, 64 * MIB, 64 * MIB),
+            (625 * GIB, 64 * MIB, 64 * MIB),
+            (625 * GIB + 1, 64 * MIB, 65 * MIB),
+            (5 * 1024 * GIB, 64 * MIB, 525 * MIB),
+            (10 * MIB, 1, 5 * MIB),
+        ];
+        for (size, wanted, want) in cases {
+            let got = parts_of(size, wanted);
+            assert_eq!(got, want, "size {size}, wanted {wanted}");
+            assert!(size.div_ceil(got) <= MAX_PARTS, "size {size}");
+        }
+    }
 }
