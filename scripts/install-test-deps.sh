@@ -30,7 +30,7 @@ BASE_PKGS=(rsync openssh-server openssh-client acl attr btrfs-progs lzop lz4
 # why: python3-boto3 and librados-dev/librbd-dev from the recipe are left out;
 # the tests talk S3 through strata itself and rbd through the CLI.
 CEPH_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common radosgw uuid-runtime curl
-    iproute2)
+    iproute2 openssl)
 VM_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils
     lvm2 thin-provisioning-tools)
 MOTO_SPEC='moto[server]==5.*'

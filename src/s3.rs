@@ -56,6 +56,22 @@ pub struct S3Failure {
     pub detail: String,
 }
 
+/// What to do about an untrusted server certificate, appended to an SDK
+/// error's text that reports one.
+const UNTRUSTED_HINT: &str = " (the server's certificate is not signed by a CA this machine trusts: \
+     add the site's CA to the system's store, or name its PEM file in SSL_CERT_FILE)";
+
+/// An SDK error in words, with [`UNTRUSTED_HINT`] when the TLS handshake
+/// refused the server's certificate.
+#[must_use]
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = DisplayErrorContext(e).to_string();
+    if text.contains("invalid peer certificate") {
+        text.push_str(UNTRUSTED_HINT);
+    }
+    text
+}
+
 impl S3Failure {
     pub fn from_sdk<E>(e: &SdkError<E, HttpResponse>) -> S3Failure
     where
@@ -64,7 +80,7 @@ impl S3Failure {
         S3Failure {
             code: e.code().map(str::to_owned),
             status: e.raw_response().map(|r| r.status().as_u16()),
-            detail: DisplayErrorContext(e).to_string(),
+            detail: describe(e),
         }
     }
 

@@ -637,6 +637,57 @@ fn changed_key(w: &World, bucket: &str, key: &str, body: &[u8]) {
 }
 
 #[test]
+fn rgw_secure_trusts_a_site_ca_named_by_ssl_cert_file() {
+    let Some(w) = World::new("tls") else { return };
+    let c = w.client();
+    let bucket = format!("{}-tls", w.prefix);
+    w.rt.block_on(async {
+        c.create_bucket().bucket(&bucket).send().await.unwrap();
+        put_many(
+            &c,
+            &bucket,
+            vec![("a/b".to_owned(), b"over https\n".to_vec())],
+        )
+        .await;
+    });
+    let cli = Cli::new(&w, &bucket);
+    let server = w.ceph.rgw_ssl_endpoint().trim_start_matches("https://");
+    std::fs::write(
+        &cli.config,
+        format!(
+            "settings:\n  root: {}\n  snapshot-store: dir\n  rgw-server: {server}\n  rgw-secure: true\nrgw:\n  - {bucket}\n",
+            cli.root.display()
+        ),
+    )
+    .unwrap();
+    let unit = cli.root.join("rgw").join(&bucket);
+
+    // The site's CA is not in the system's store: refused, and said why.
+    let out = cli.run(&w, &["rgw", "backup", &bucket]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("invalid peer certificate")
+            && err.contains("name its PEM file in SSL_CERT_FILE"),
+        "{err}"
+    );
+    assert!(!unit.join(keymap::key_path("a/b", Role::Data)).exists());
+
+    // SSL_CERT_FILE names the CA (as for curl and openssl): backed up over https.
+    let out = cli.run_with(
+        &w,
+        &["rgw", "backup", &bucket],
+        &[("SSL_CERT_FILE", w.ceph.rgw_ca_file())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored(&unit, "a/b"), b"over https\n");
+}
+
+#[test]
 fn rgw_acl_refresh_scrub_force_restore_and_faults() {
     let Some(w) = World::new("ft") else { return };
     let c = w.client();

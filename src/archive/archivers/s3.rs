@@ -27,7 +27,6 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     timeout::TimeoutConfig,
 };
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
 use std::collections::BTreeMap;
@@ -58,7 +57,7 @@ fn backend<E: std::error::Error + 'static>(
     move |e| ArchiveError::Backend {
         archiver: "s3",
         op,
-        detail: DisplayErrorContext(e).to_string(),
+        detail: crate::s3::describe(&e),
     }
 }
 

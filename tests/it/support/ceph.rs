@@ -108,6 +108,17 @@ impl Ceph {
         &self.env["RGW_ENDPOINT"]
     }
 
+    /// radosgw's https endpoint (`https://127.0.0.1:PORT`), whose
+    /// certificate is signed by [`Ceph::rgw_ca_file`]'s throwaway CA.
+    pub fn rgw_ssl_endpoint(&self) -> &str {
+        &self.env["RGW_SSL_ENDPOINT"]
+    }
+
+    /// The PEM file of the CA that signed radosgw's https certificate.
+    pub fn rgw_ca_file(&self) -> &str {
+        &self.env["RGW_CA_FILE"]
+    }
+
     /// The S3 keys of the radosgw admin user (`testadmin`, admin flag set).
     pub fn rgw_admin_keys(&self) -> (&str, &str) {
         (&self.env["RGW_ACCESS_KEY"], &self.env["RGW_SECRET_KEY"])

@@ -25,7 +25,7 @@
 #                      ~300 MiB RSS) | 1
 #   CEPH_WITH_RGW      1 (default) | 0
 #   CEPH_WAIT_MGR      0 (default) | 1   -- with CEPH_WITH_MGR=1, wait until active
-#   CEPH_PORT_BASE     first of 3 consecutive TCP ports (mon v2, mon v1, rgw);
+#   CEPH_PORT_BASE     first of 4 consecutive TCP ports (mon v2, mon v1, rgw, rgw https);
 #                      default: random free ports in 10000-32765
 #   CEPH_RGW_ACCESS_KEY / CEPH_RGW_SECRET_KEY  keys of the S3 admin user
 #   CEPH_START_TIMEOUT deadline in seconds for all the wait-for-ready loops (default 300)
@@ -119,18 +119,33 @@ read -r EPH_LO _ < /proc/sys/net/ipv4/ip_local_port_range
 port_free() { ! ss -Htan "( sport = :$1 or dport = :$1 )" | grep -q .; }
 if [[ -n "${CEPH_PORT_BASE:-}" ]]; then
     BASE=$CEPH_PORT_BASE
-    for p in $BASE $((BASE+1)) $((BASE+2)); do port_free "$p" || die "port $p in use"; done
+    for p in $BASE $((BASE+1)) $((BASE+2)) $((BASE+3)); do port_free "$p" || die "port $p in use"; done
 else
     # 10000 .. min(ephemeral_low, 32768)-3, avoiding Ceph's own 6800-7300 OSD/MGR range
-    HI=$(( EPH_LO < 32768 ? EPH_LO : 32768 )); HI=$((HI - 3))
+    HI=$(( EPH_LO < 32768 ? EPH_LO : 32768 )); HI=$((HI - 4))
     for _ in $(seq 100); do
         BASE=$(( 10000 + (RANDOM * 32768 + RANDOM) % (HI - 10000) ))
-        port_free $BASE && port_free $((BASE+1)) && port_free $((BASE+2)) && break
+        port_free $BASE && port_free $((BASE+1)) && port_free $((BASE+2)) \
+            && port_free $((BASE+3)) && break
         BASE=""
     done
     [[ -n "$BASE" ]] || die "no free ports found"
 fi
-MON_V2=$BASE; MON_V1=$((BASE+1)); RGW_PORT=$((BASE+2))
+MON_V2=$BASE; MON_V1=$((BASE+1)); RGW_PORT=$((BASE+2)); RGW_SSL_PORT=$((BASE+3))
+
+# ---------------------------------------------------------------- tls
+# radosgw also serves https on RGW_SSL_PORT, with a certificate for 127.0.0.1
+# signed by a throwaway CA ($DIR/tls/ca.pem), for the tests of `rgw-secure`.
+TLS=$DIR/tls
+mkdir -p "$TLS"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+    -subj /CN=strata-test-ca -keyout "$TLS/ca.key" -out "$TLS/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj /CN=127.0.0.1 -keyout "$TLS/rgw.key" -out "$TLS/rgw.csr" 2>/dev/null
+printf '%s\n' 'subjectAltName=IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+    'keyUsage=digitalSignature' 'extendedKeyUsage=serverAuth' > "$TLS/rgw.ext"
+openssl x509 -req -in "$TLS/rgw.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
+    -CAcreateserial -days 7 -extfile "$TLS/rgw.ext" -out "$TLS/rgw.pem" 2>/dev/null
 
 # ---------------------------------------------------------------- ceph.conf
 FSID=$(uuidgen)
@@ -208,7 +223,7 @@ osd deep scrub interval = 86400000
 osd check max object name len on startup = false
 
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT ssl_endpoint=127.0.0.1:$RGW_SSL_PORT ssl_certificate=$TLS/rgw.pem ssl_private_key=$TLS/rgw.key
 rgw data = $DIR/rgw.a
 rgw thread pool size = 64
 EOF
@@ -327,6 +342,8 @@ fi
     echo "export CEPH_RBD_POOL='rbd'"
     if [[ "$WITH_RGW" == 1 ]]; then
         echo "export RGW_ENDPOINT='http://127.0.0.1:$RGW_PORT'"
+        echo "export RGW_SSL_ENDPOINT='https://127.0.0.1:$RGW_SSL_PORT'   # certificate signed by RGW_CA_FILE"
+        echo "export RGW_CA_FILE='$TLS/ca.pem'"
         echo "export RGW_ADMIN_UID='testadmin'"
         echo "export RGW_ACCESS_KEY='$RGW_ACCESS'"
         echo "export RGW_SECRET_KEY='$RGW_SECRET'"
