@@ -27,6 +27,7 @@ use aws_sdk_s3::config::{
     Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     timeout::TimeoutConfig,
 };
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
 use std::collections::BTreeMap;
@@ -226,10 +227,11 @@ impl S3Archiver {
         })
     }
 
-    fn head_meta(&self, set: &str, unit: &str) -> Result<ArchiveMeta, ArchiveError> {
+    /// HEAD of the archive of `unit` in `set`; a missing object is
+    /// [`ArchiveError::NoSuchArchive`], any other failure says it was `doing`.
+    fn head(&self, set: &str, unit: &str, doing: &str) -> Result<HeadObjectOutput, ArchiveError> {
         let key = self.key(set, unit);
-        let h = self
-            .rt
+        self.rt
             .block_on(
                 self.client
                     .head_object()
@@ -237,7 +239,15 @@ impl S3Archiver {
                     .key(&key)
                     .send(),
             )
-            .map_err(backend(format!("reading the metadata of {key}")))?;
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_not_found() => ArchiveError::no_such_archive(set, unit),
+                _ => backend(format!("{doing} {key}"))(e),
+            })
+    }
+
+    fn head_meta(&self, set: &str, unit: &str) -> Result<ArchiveMeta, ArchiveError> {
+        let h = self.head(set, unit, "reading the metadata of")?;
+        let key = self.key(set, unit);
         let m = h.metadata().cloned().unwrap_or_default();
         let get = |k: &str| m.get(k).cloned().unwrap_or_default();
         let fields = MetaFields {
@@ -386,11 +396,7 @@ impl Archiver for S3Archiver {
     }
 
     fn archive_meta(&self, set: &str, unit: &str) -> Result<ArchiveMeta, ArchiveError> {
-        if self.list_set_units(set)?.contains_key(unit) {
-            self.head_meta(set, unit)
-        } else {
-            Err(ArchiveError::no_such_archive(set, unit))
-        }
+        self.head_meta(set, unit)
     }
 
     fn list_set_units(&self, set: &str) -> Result<BTreeMap<String, u64>, ArchiveError> {
@@ -447,19 +453,7 @@ impl Archiver for S3Archiver {
         let key = self.key(set, unit);
         let mut requested = false;
         loop {
-            let h = self
-                .rt
-                .block_on(
-                    self.client
-                        .head_object()
-                        .bucket(self.bucket())
-                        .key(&key)
-                        .send(),
-                )
-                .map_err(|e| match e.as_service_error() {
-                    Some(s) if s.is_not_found() => ArchiveError::no_such_archive(set, unit),
-                    _ => backend(format!("checking {key}"))(e),
-                })?;
+            let h = self.head(set, unit, "checking")?;
             if !cold(h.storage_class().map(StorageClass::as_str)) || restore_done(h.restore()) {
                 return Ok(());
             }
