@@ -277,6 +277,20 @@ fn is_default_acl(acl: &AclDoc, uploader: &str) -> bool {
             && matches!(&g.grantee, GranteeDoc::CanonicalUser { id, .. } if id == uploader))
 }
 
+/// `$request` (a `PutObject` or `CreateMultipartUpload` builder, whose setters
+/// are named alike) carrying the stored metadata sidecar `$meta`.
+macro_rules! with_object_meta {
+    ($request:expr, $meta:expr) => {
+        $request
+            .set_metadata(Some($meta.metadata.clone().into_iter().collect()))
+            .set_content_type($meta.content_type.clone())
+            .set_cache_control($meta.cache_control.clone())
+            .set_content_disposition($meta.content_disposition.clone())
+            .set_content_encoding($meta.content_encoding.clone())
+            .set_content_language($meta.content_language.clone())
+    };
+}
+
 struct Job {
     dir: PathBuf,
     dest: String,
@@ -332,14 +346,7 @@ impl Job {
         let (who, client) = self.client_for(&uid)?;
         let len = std::fs::metadata(&data).map_err(io(&data))?.len();
         if len > self.part_size {
-            let create = client
-                .create_multipart_upload()
-                .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
-                .set_content_type(meta.content_type.clone())
-                .set_cache_control(meta.cache_control.clone())
-                .set_content_disposition(meta.content_disposition.clone())
-                .set_content_encoding(meta.content_encoding.clone())
-                .set_content_language(meta.content_language.clone());
+            let create = with_object_meta!(client.create_multipart_upload(), meta);
             crate::s3::upload_in_parts(
                 &client,
                 create,
@@ -393,18 +400,11 @@ impl Job {
                 path: data.to_owned(),
                 source: std::io::Error::other(e),
             })?;
-        client
-            .put_object()
+        with_object_meta!(client.put_object(), meta)
             .bucket(&self.dest)
             .key(key)
             .body(body)
             .content_length(i64::try_from(len).unwrap_or(i64::MAX))
-            .set_metadata(Some(meta.metadata.clone().into_iter().collect()))
-            .set_content_type(meta.content_type.clone())
-            .set_cache_control(meta.cache_control.clone())
-            .set_content_disposition(meta.content_disposition.clone())
-            .set_content_encoding(meta.content_encoding.clone())
-            .set_content_language(meta.content_language.clone())
             .send()
             .await
             .map_err(|e| RgwError::s3("uploading", &self.dest, key, who, &e))?;
