@@ -34,3 +34,27 @@ impl From<ExitCode> for std::process::ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+impl UsageError {
+    /// A command line clap could not turn into a command's arguments.
+    #[must_use]
+    pub fn from_clap(e: &clap::Error) -> UsageError {
+        UsageError(e.to_string().trim_end().to_owned())
+    }
+}
+
+/// An error and its causes in one line, each said once (a cause whose text
+/// an outer message already contains is left out).
+#[must_use]
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
+}

@@ -5,15 +5,18 @@
 //!
 //! How data flows, and which module owns each step:
 //! - [`config`]: the YAML file (Deltaic's keys) -> a validated `Config`.
-//! - [`runner`]: one `run`: a lock, per-source worker pools, one child
-//!   process per unit (`strata <source> backup ...`), unit logs and state,
-//!   then a snapshot.
-//! - [`sources`]: what a unit is for each source, and each source's backup
-//!   and restore (`dump`, `rsync`, `rbd`, `rgw`; `github` and `coda` are
-//!   parsed from the config, their drivers to come).
+//! - [`runner`]: one `run`: a lock, the units of every source, the scrub
+//!   draw, unit state, then a snapshot.
+//! - [`jobs`]: child processes of strata run in pools with their logs, start
+//!   and end lines, reports, and the rule that they die with their runner
+//!   (`run` and `archive run` both use it).
+//! - [`sources`]: the `Source` trait and its registry; each source's units,
+//!   backup, restore and command line (`dump`, `rsync`, `rbd`, `rgw`;
+//!   `github` and `coda` are parsed from the config, their drivers to come).
 //! - [`backup_root`]: the layout under the root, and the only writer of file
 //!   contents into it (block-level updates: unchanged blocks are never
-//!   rewritten, because the thin pool would store them twice).
+//!   rewritten, because the thin pool would store them twice); the locks
+//!   and the per-unit state kept under `<root>/.strata`.
 //! - [`snapshot`]: the `SnapshotStore` trait and its stores.
 //! - [`retention`]: pure plans of which snapshots and logs to keep.
 //! - [`archive`]: offsite archives: pack, upload, retrieve, unpack, drill.
@@ -36,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod fault;
+pub mod jobs;
 pub mod mkconf;
 pub mod privileged;
 pub mod retention;

@@ -29,6 +29,7 @@
 pub mod archivers;
 pub mod codec;
 pub mod compare;
+pub mod drill;
 pub mod gpg;
 pub mod pack;
 pub mod rate;
@@ -122,6 +123,10 @@ pub enum ArchiveError {
     RestorePending { unit: String },
     #[error("there is no snapshot to archive")]
     NoSnapshot,
+    #[error("there is no archive set to resume")]
+    NothingToResume,
+    #[error("{name:?} is not an archive set name: {reason}")]
+    BadSetName { name: String, reason: String },
     #[error("archive set {0} is already complete")]
     AlreadyComplete(String),
     #[error("no complete archive set on profile {0}")]
@@ -132,7 +137,7 @@ pub enum ArchiveError {
     Locked {
         profile: String,
         #[source]
-        source: crate::runner::LockError,
+        source: crate::backup_root::LockError,
     },
 }
 

@@ -6,12 +6,19 @@
 //! need is stored twice in the thin pool, forever); atomic small-file writes;
 //! the xattr names strata and Deltaic put on stored files.
 //!
+//! Also: the locks held while a run, a unit's backup or an archive runs
+//! ([`lock`]), and each unit's persisted state ([`state`]), both under
+//! `<root>/.strata`.
+//!
 //! Does not own: what a source stores (sources decide), snapshots (snapshot/).
 
 pub mod block;
+pub mod lock;
+pub mod state;
 pub mod xattrs;
 
 pub use block::{BlockUpdate, UpdateStats};
+pub use lock::{LockError, PidLock};
 
 use crate::config::UnitPath;
 use std::io::Write;
@@ -60,11 +67,31 @@ impl BackupRoot {
         self.root.join(".strata")
     }
 
+    /// `<root>/Logs/Archive/<profile>/<unit>`: the logs of a unit's archive
+    /// jobs.
+    #[must_use]
+    pub fn archive_log_dir(&self, profile: &str, unit: &str) -> PathBuf {
+        self.logs().join("Archive").join(profile).join(unit)
+    }
+
     /// `<root>/Snapshots`: mount points made by `strata mount`.
     #[must_use]
     pub fn snapshot_mounts(&self) -> PathBuf {
         self.root.join("Snapshots")
     }
+}
+
+/// Commands that write into the backup root or the spool refuse to run as
+/// root unless allowed (`--allow-root`, DESIGN §4): files root creates there
+/// would break the backup user's later runs.
+pub fn refuse_root(allow_root: bool, what: &str) -> Result<(), crate::error::UsageError> {
+    if nix::unistd::geteuid().is_root() && !allow_root {
+        return Err(crate::error::UsageError(format!(
+            "refusing to run `strata {what}` as root: files root creates in the backup root or spool would break \
+             the backup user's later runs; run it as the backup user, or pass --allow-root (STRATA_ALLOW_ROOT=1)"
+        )));
+    }
+    Ok(())
 }
 
 /// Write `bytes` to `path` atomically: a temp file in the same directory,

@@ -1,19 +1,22 @@
 //! `strata archive [-p PROFILE] ...`: offsite archive sets (DESIGN §6).
 //! Thin: flags -> calls into `crate::archive`, and printing.
 
-use super::{Ctx, refuse_root};
+use super::{Ctx, output, refuse_root};
 use crate::archive::{
-    self, ArchiveEnv, ArchiveError, Archiver, archivers, pack,
+    self, ArchiveEnv, ArchiveError, Archiver, archivers,
+    drill::{self, DrillUnit},
+    pack,
     rate::RateLimit,
     retrieve,
-    sets::{self, SetMark},
+    sets::{self, RunTarget, SetMark},
     unpack,
 };
+use crate::backup_root::{BackupRoot, PidLock};
+use crate::config::UnitPath;
 use crate::error::{ExitCode, UsageError};
 use crate::snapshot::{self, SnapshotName};
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use rand::seq::SliceRandom;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
@@ -114,22 +117,6 @@ fn set_name(s: &str) -> anyhow::Result<SnapshotName> {
     SnapshotName::parse(s).map_err(|e| UsageError(e.to_string()).into())
 }
 
-fn human(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    #[allow(clippy::cast_precision_loss)] // why: display only
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < UNITS.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[i])
-    }
-}
-
 pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
     let profile = &args.profile;
     let cli = ctx.cli;
@@ -140,29 +127,26 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let env = env(ctx)?;
             let archiver = open_archiver(ctx, profile)?;
             let store = snapshot::open(&ctx.config)?;
-            let name = match (snapshot, resume) {
+            let target = match (snapshot, resume) {
                 (Some(_), true) => {
                     return Err(UsageError("give a SNAPSHOT or -r, not both".into()).into());
                 }
-                (Some(s), false) => set_name(s)?,
-                (None, true) => {
-                    let sets = archiver.list_sets()?;
-                    let (name, info) = sets
-                        .iter()
-                        .next_back()
-                        .ok_or_else(|| UsageError("there is no archive set to resume".into()))?;
-                    if info.complete {
-                        return Err(ArchiveError::AlreadyComplete(name.clone()).into());
-                    }
-                    set_name(name)?
-                }
-                (None, false) => store
-                    .list()?
-                    .last()
-                    .map(|s| s.name.clone())
-                    .ok_or(ArchiveError::NoSnapshot)?,
+                (Some(s), false) => RunTarget::Named(s.clone()),
+                (None, true) => RunTarget::Resume,
+                (None, false) => RunTarget::Newest,
             };
-            if !cli.quiet {
+            let sets = match target {
+                RunTarget::Resume => archiver.list_sets()?,
+                _ => std::collections::BTreeMap::new(),
+            };
+            let name = match sets::choose_run_set(&target, &sets, &store.list()?) {
+                Ok(n) => n,
+                Err(e @ (ArchiveError::NothingToResume | ArchiveError::BadSetName { .. })) => {
+                    return Err(UsageError(e.to_string()).into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !cli.g.quiet {
                 println!("archiving snapshot {name} to profile {profile}");
             }
             let workers = ctx.config.settings.archivers[profile].workers as usize;
@@ -170,8 +154,8 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 exe: std::env::current_exe().context("cannot find the strata binary")?,
                 config_path: ctx.config_path.clone(),
                 profile: profile.clone(),
-                allow_root: cli.allow_root,
-                quiet: cli.quiet,
+                allow_root: cli.g.allow_root,
+                quiet: cli.g.quiet,
             };
             let s = archive::run::run(
                 &ctx.config,
@@ -182,8 +166,13 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 workers,
                 &opts,
             )?;
+            if let Some(sig) = s.interrupted {
+                return Err(anyhow::anyhow!(
+                    "archive run interrupted by signal {sig}; the set stays incomplete: resume with `strata archive run -r`"
+                ));
+            }
             if s.completed {
-                if !cli.quiet {
+                if !cli.g.quiet {
                     println!(
                         "set {name} complete: {} archived now, {} already in",
                         s.archived.len(),
@@ -206,7 +195,12 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             refuse_root(cli, "archive unit")?;
             let env = env(ctx)?;
             let name = set_name(snapshot)?;
+            let unit_path =
+                UnitPath::parse(unit).map_err(|e| UsageError(format!("{unit:?}: {e}")))?;
             let archiver = open_archiver(ctx, profile)?;
+            let root = BackupRoot::new(ctx.root()?);
+            // why: one archiving of a unit per profile at a time, whoever started it (an `archive run` or a person)
+            let lock = PidLock::archive_unit(&root.state_dir(), profile, &unit_path)?;
             let compression = archive::unit_compression(&ctx.config, profile, unit);
             let packed = pack::pack(&env, name.as_str(), mountpoint, unit, compression)
                 .with_context(|| format!("packing {unit}"))?;
@@ -215,12 +209,14 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("uploading {unit}"))?;
             println!(
                 "archived {unit}: {} {} {} sha256 {}",
-                human(packed.meta.size),
+                output::size(packed.meta.size),
                 packed.meta.compression.name(),
                 packed.meta.encryption.name(),
                 packed.meta.sha256
             );
+            crate::jobs::child::report(&archive::run::Archived::of(&packed.meta))?;
             packed.file.close().context("removing the spool file")?;
+            let _ = lock.close();
             Ok(ExitCode::Ok)
         }
         ArchiveCmd::Ls {
@@ -237,7 +233,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let chosen = all
                 .iter()
                 .filter(|(n, _)| set.as_ref().is_none_or(|s| s == *n));
-            if cli.json {
+            if cli.g.json {
                 let v: serde_json::Value = if *only_sets {
                     serde_json::to_value(chosen.collect::<std::collections::BTreeMap<_, _>>())?
                 } else {
@@ -260,7 +256,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     println!(
                         "{n} {:5} {:>10}  {} {}",
                         info.count,
-                        human(info.size),
+                        output::size(info.size),
                         if info.complete {
                             "  complete"
                         } else {
@@ -270,7 +266,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     );
                 } else {
                     for (unit, size) in archiver.list_set_units(n)? {
-                        println!("{n} {:>10} {unit}", human(size));
+                        println!("{n} {:>10} {unit}", output::size(size));
                     }
                 }
             }
@@ -290,7 +286,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 match mark {
                     SetMark::Keep => {}
                     SetMark::Protected => {
-                        if cli.verbose || *dry_run {
+                        if cli.g.verbose || *dry_run {
                             println!("keeping protected{incomplete} archive set {name}");
                         }
                     }
@@ -310,7 +306,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
         ArchiveCmd::Cost => {
             let archiver = open_archiver(ctx, profile)?;
             let lines = archiver.report_cost()?;
-            if cli.json {
+            if cli.g.json {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
             } else {
                 for l in &lines {
@@ -318,7 +314,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                         "{:<14} {:6} archives {:>10}  ${:.2}/month  ${:.2} to retrieve all",
                         l.class,
                         l.archives,
-                        human(l.bytes),
+                        output::size(l.bytes),
                         l.monthly,
                         l.retrieval
                     );
@@ -387,7 +383,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let env = env(ctx)?;
             for f in files {
                 let u = unpack::unpack(&env, f, destdir)?;
-                if !cli.quiet {
+                if !cli.g.quiet {
                     println!(
                         "unpacked {} ({} members) into {}",
                         f.display(),
@@ -405,84 +401,37 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The snapshots that an incomplete archive set of some profile still needs
-/// (so that `archive run -r` can finish it), with the profile. A profile
-/// whose archiver cannot be listed is reported on stderr and skipped.
-// why: skipped, not fatal: snapshot pruning must not stall on an offsite outage (the pool would fill and backups fail); the cost is that the set is restarted from a newer snapshot
-pub fn incomplete_sets(config: &crate::config::Config) -> Vec<(SnapshotName, String)> {
-    let mut out = Vec::new();
-    for (profile, p) in &config.settings.archivers {
-        let sets = archivers::open(p).and_then(|a| a.list_sets());
-        match sets {
-            Ok(sets) => out.extend(
-                sets.into_iter()
-                    .filter(|(_, info)| !info.complete)
-                    .filter_map(|(n, _)| SnapshotName::parse(&n).ok())
-                    .map(|n| (n, profile.clone())),
-            ),
-            Err(ArchiveError::Unsupported(_)) => {}
-            Err(e) => eprintln!(
-                "strata: warning: cannot list the archive sets of profile {profile} ({e}); \
-                 snapshots its incomplete sets read are not protected from this prune"
-            ),
-        }
-    }
-    out
-}
-
 fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCode> {
     let env = env(ctx)?;
     let archiver = open_archiver(ctx, profile)?;
-    let sets = archiver.list_sets()?;
-    let set = sets
-        .iter()
-        .rev()
-        .find(|(_, s)| s.complete)
-        .map(|(n, _)| n.clone())
-        .ok_or_else(|| ArchiveError::NoCompleteSet(profile.to_owned()))?;
-    let unit = if let Some(u) = unit {
-        u.to_owned()
-    } else {
-        let names: Vec<String> = archiver.list_set_units(&set)?.into_keys().collect();
-        names
-            .choose(&mut rand::thread_rng())
-            .ok_or_else(|| ArchiveError::NoSuchSet(set.clone()))?
-            .clone()
-    };
-    let meta = &archiver.archive_meta(&set, &unit)?;
-    println!(
-        "drill: {profile} set {set} unit {unit} ({})",
-        human(meta.size)
-    );
-    std::fs::create_dir_all(&env.spool)?;
-    let work = tempfile::Builder::new()
-        .prefix(&format!("drill-{}-", std::process::id()))
-        .tempdir_in(&env.spool)?;
-    let fetched = retrieve::retrieve_one(archiver.as_ref(), &set, &unit, meta, work.path(), None)?;
-    let out = work.path().join("tree");
-    unpack::unpack(&env, &fetched, &out)?;
     let store = snapshot::open(&ctx.config)?;
-    let name = set_name(&set)?;
-    let was_mounted = store
-        .list()?
-        .iter()
-        .any(|s| s.name == name && s.mounted.is_some());
-    let mount = store.mount(&name)?;
-    let diffs = archive::compare::compare_trees(&mount.join(&unit), &out.join(&unit));
-    if !was_mounted {
-        store.umount(&name)?;
-    }
-    let diffs = diffs.context("comparing the unpacked tree with the snapshot")?;
-    work.close()?;
-    if diffs.is_empty() {
-        println!("drill: {unit} of {set} is equal to the snapshot");
+    let which = unit.map_or(DrillUnit::Random, |u| DrillUnit::Named(u.to_owned()));
+    let r = drill::drill(
+        &env,
+        archiver.as_ref(),
+        store.as_ref(),
+        profile,
+        &which,
+        &mut rand::thread_rng(),
+        |set, unit, size| {
+            println!(
+                "drill: {profile} set {set} unit {unit} ({})",
+                output::size(size)
+            );
+        },
+    )
+    .context("drill")?;
+    if r.differences.is_empty() {
+        println!("drill: {} of {} is equal to the snapshot", r.unit, r.set);
         Ok(ExitCode::Ok)
     } else {
         println!(
-            "drill: {unit} of {set} differs from the snapshot in {} places:",
-            diffs.len()
+            "drill: {} of {} differs from the snapshot in {} places:",
+            r.unit,
+            r.set,
+            r.differences.len()
         );
-        for d in &diffs {
+        for d in &r.differences {
             println!("  {d}");
         }
         Ok(ExitCode::Failed)

@@ -14,10 +14,10 @@ pub enum ConfigCmd {
 }
 
 pub fn run(cli: &Cli, cmd: &ConfigCmd) -> anyhow::Result<ExitCode> {
-    let path = config::locate(cli.config.as_deref(), &home())?;
+    let path = config::locate(cli.g.config.as_deref(), &home())?;
     let config = match config::load(&path) {
         Ok(c) => c,
-        Err(e @ ConfigError::Invalid { .. }) if cli.json => {
+        Err(e @ ConfigError::Invalid { .. }) if cli.g.json => {
             let ConfigError::Invalid { problems, .. } = &e else {
                 unreachable!()
             };
@@ -35,11 +35,18 @@ pub fn run(cli: &Cli, cmd: &ConfigCmd) -> anyhow::Result<ExitCode> {
     };
     match cmd {
         ConfigCmd::Check => {
-            let units = crate::sources::units(&config);
-            if cli.json {
+            let units: Vec<(&str, crate::config::UnitPath)> = crate::sources::all()
+                .iter()
+                .flat_map(|s| {
+                    s.configured_units(&config)
+                        .into_iter()
+                        .map(move |u| (s.name(), u))
+                })
+                .collect();
+            if cli.g.json {
                 let list: Vec<_> = units
                     .iter()
-                    .map(|u| serde_json::json!({"unit": u.path.as_str(), "source": u.kind.name()}))
+                    .map(|(source, u)| serde_json::json!({"unit": u.as_str(), "source": source}))
                     .collect();
                 let warnings = config.rendered_warnings();
                 println!(
@@ -50,10 +57,10 @@ pub fn run(cli: &Cli, cmd: &ConfigCmd) -> anyhow::Result<ExitCode> {
                 for w in config.rendered_warnings() {
                     eprintln!("warning: {w}");
                 }
-                if !cli.quiet {
+                if !cli.g.quiet {
                     println!("{}: valid, {} units", path.display(), units.len());
-                    for u in &units {
-                        println!("  {}", u.path);
+                    for (_, u) in &units {
+                        println!("  {u}");
                     }
                     if !config.github.is_empty() {
                         println!(
@@ -65,7 +72,7 @@ pub fn run(cli: &Cli, cmd: &ConfigCmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         ConfigCmd::Show => {
-            if cli.json {
+            if cli.g.json {
                 println!("{}", serde_json::to_string_pretty(&config)?);
             } else {
                 print!("{}", config::render::to_yaml(&config));

@@ -5,7 +5,7 @@ use super::Cli;
 use crate::error::{ExitCode, UsageError};
 use crate::mkconf::{self, Target};
 use anyhow::Context;
-use clap::{Args, CommandFactory, Subcommand};
+use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
@@ -64,7 +64,7 @@ impl TargetArgs {
                     UsageError("cannot tell the current user's name; pass --user".to_owned())
                 })?,
         };
-        let config = match &cli.config {
+        let config = match &cli.g.config {
             Some(c) => Some(std::path::absolute(c).with_context(|| format!("{}", c.display()))?),
             None => None,
         };
@@ -118,7 +118,7 @@ pub fn run(cli: &Cli, cmd: &MkconfCmd) -> anyhow::Result<ExitCode> {
         }
         MkconfCmd::Manpages { dir } => {
             ensure_dir(dir)?;
-            clap_mangen::generate_to(Cli::command(), dir)
+            clap_mangen::generate_to(super::command(), dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
         }
         MkconfCmd::Completions { dir } => {
@@ -128,7 +128,7 @@ pub fn run(cli: &Cli, cmd: &MkconfCmd) -> anyhow::Result<ExitCode> {
                 clap_complete::Shell::Zsh,
                 clap_complete::Shell::Fish,
             ] {
-                clap_complete::generate_to(shell, &mut Cli::command(), "strata", dir)
+                clap_complete::generate_to(shell, &mut super::command(), "strata", dir)
                     .with_context(|| {
                         format!("writing {shell} completions into {}", dir.display())
                     })?;

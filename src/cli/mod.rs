@@ -6,24 +6,31 @@ mod archive_cmd;
 mod config_cmd;
 mod mkconf_cmd;
 mod output;
-mod rbd_cmd;
-mod rsync_cmd;
 mod snapshots;
-mod source_cmds;
 mod status;
 
 use crate::config::{self, Config};
 use crate::error::{ExitCode, UsageError};
+use crate::sources;
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
 /// strata: back up hosts, repositories, Ceph images and buckets, and
 /// databases into one snapshotted filesystem, and archive it offsite.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, max_term_width = 100)]
-#[allow(clippy::struct_excessive_bools)] // why: independent command-line switches
 pub struct Cli {
+    #[command(flatten)]
+    pub g: Globals,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+#[allow(clippy::struct_excessive_bools)] // why: independent command-line switches
+pub struct Globals {
     /// Config file [default: ~/.config/strata/config.yaml, then ~/.config/deltaic.conf]
     #[arg(
         short = 'c',
@@ -44,8 +51,6 @@ pub struct Cli {
     /// Allow commands that write into the backup root to run as root
     #[arg(long, global = true, env = "STRATA_ALLOW_ROOT", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_root: bool,
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,46 +89,119 @@ pub enum Command {
     /// Print the crontab, sudoers rule or systemd units for this installation
     #[command(subcommand)]
     Mkconf(mkconf_cmd::MkconfCmd),
-    /// The dump source: a command's output stored as a file
-    #[command(subcommand)]
-    Dump(source_cmds::DumpCmd),
-    /// The rsync source: host filesystems over ssh
-    #[command(subcommand)]
-    Rsync(rsync_cmd::RsyncCmd),
-    /// The github source (not in this build yet)
-    #[command(subcommand)]
-    Github(source_cmds::PendingCmd),
-    /// The rbd source: Ceph RBD images and snapshots
-    #[command(subcommand)]
-    Rbd(rbd_cmd::RbdCmd),
-    /// The rgw source: RADOS Gateway buckets through S3
-    #[command(subcommand)]
-    Rgw(source_cmds::RgwCmd),
-    /// The coda source (not in this build yet)
-    #[command(subcommand)]
-    Coda(source_cmds::PendingCmd),
     /// Offsite archives: run, ls, prune, cost, resync, retrieve, unpack, drill
+    // why: after the sources' commands, which `command()` adds to these
+    #[command(display_order = 100)]
     Archive(archive_cmd::ArchiveArgs),
+}
+
+/// The whole command line: strata's own commands, and `strata <source> ...`
+/// for every source in the registry (each source defines its verbs).
+#[must_use]
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (i, s) in sources::all().iter().enumerate() {
+        cmd = cmd.subcommand(
+            s.command()
+                .about(s.about())
+                .subcommand_required(true)
+                .arg_required_else_help(true)
+                .display_order(50 + i),
+        );
+    }
+    cmd
+}
+
+/// The parsed command line.
+enum Parsed {
+    Own(Cli),
+    Source {
+        source: &'static dyn sources::Source,
+        globals: Globals,
+        matches: clap::ArgMatches,
+    },
+}
+
+fn parse() -> Parsed {
+    let m = command().get_matches();
+    if let Some((name, sub)) = m.subcommand()
+        && let Some(source) = sources::find(name)
+    {
+        let globals = Globals::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+        return Parsed::Source {
+            source,
+            globals,
+            matches: sub.clone(),
+        };
+    }
+    match Cli::from_arg_matches(&m) {
+        Ok(cli) => Parsed::Own(cli),
+        Err(e) => e.exit(),
+    }
 }
 
 /// Parse, run, print errors once, and return the exit code.
 #[must_use]
 pub fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    crate::exec::set_trace(cli.verbose);
-    if matches!(
-        cli.command,
-        Command::Ls | Command::Status | Command::Df(_) | Command::Config(_) | Command::Mkconf(_)
-    ) {
-        die_quietly_on_closed_stdout();
+    if let Err(e) = crate::jobs::child::adopt() {
+        eprintln!("strata: {e}");
+        return ExitCode::Failed.into();
     }
-    match run(&cli) {
+    let result = match parse() {
+        Parsed::Own(cli) => {
+            crate::exec::set_trace(cli.g.verbose);
+            if matches!(
+                cli.command,
+                Command::Ls
+                    | Command::Status
+                    | Command::Df(_)
+                    | Command::Config(_)
+                    | Command::Mkconf(_)
+            ) {
+                die_quietly_on_closed_stdout();
+            }
+            run(&cli)
+        }
+        Parsed::Source {
+            source,
+            globals,
+            matches,
+        } => {
+            crate::exec::set_trace(globals.verbose);
+            run_source(&globals, source, &matches)
+        }
+    };
+    match result {
         Ok(code) => code.into(),
         Err(e) => {
             eprintln!("strata: {}", chain(&e));
             exit_code_of(&e).into()
         }
     }
+}
+
+/// `strata <source> ...`: the source's own verbs.
+fn run_source(
+    cli: &Globals,
+    source: &'static dyn sources::Source,
+    m: &clap::ArgMatches,
+) -> anyhow::Result<ExitCode> {
+    let load = || {
+        let path = config::locate(cli.config.as_deref(), &home())?;
+        config::load(&path)
+    };
+    let cx = sources::Cx::new(
+        cli.quiet,
+        cli.json,
+        cli.allow_root,
+        home(),
+        cli.config.clone(),
+        &load,
+    );
+    source
+        .run(&cx, m)
+        .map_err(anyhow::Error::from)
+        .context(source.name())
 }
 
 /// `strata ls | head` must end quietly, as Unix tools do, rather than panic
@@ -139,19 +217,18 @@ fn die_quietly_on_closed_stdout() {
 }
 
 fn chain(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let s = cause.to_string();
-        if !parts.iter().any(|p| p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    parts.join(": ")
+    crate::error::chain(e.as_ref())
 }
 
 fn exit_code_of(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain() {
         if cause.is::<UsageError>() || cause.is::<config::ConfigError>() {
+            return ExitCode::Usage;
+        }
+        if cause
+            .downcast_ref::<sources::SourceError>()
+            .is_some_and(sources::SourceError::is_usage)
+        {
             return ExitCode::Usage;
         }
         if let Some(
@@ -176,7 +253,7 @@ fn home() -> PathBuf {
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Ctx<'_>> {
-    let path = config::locate(cli.config.as_deref(), &home())?;
+    let path = config::locate(cli.g.config.as_deref(), &home())?;
     let config = config::load(&path)?;
     Ok(Ctx {
         cli,
@@ -187,14 +264,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Ctx<'_>> {
 
 /// Commands that write into the backup root refuse root unless allowed (DESIGN §4).
 fn refuse_root(cli: &Cli, what: &str) -> anyhow::Result<()> {
-    if nix::unistd::geteuid().is_root() && !cli.allow_root {
-        return Err(UsageError(format!(
-            "refusing to run `strata {what}` as root: files root creates in the backup root or spool would break \
-             the backup user's later runs; run it as the backup user, or pass --allow-root (STRATA_ALLOW_ROOT=1)"
-        ))
-        .into());
-    }
-    Ok(())
+    Ok(crate::backup_root::refuse_root(cli.g.allow_root, what)?)
 }
 
 impl Ctx<'_> {
@@ -231,24 +301,6 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status => status::status(&load_config(cli)?),
         Command::Metrics { file } => status::metrics(&load_config(cli)?, file),
-        Command::Dump(cmd) => {
-            refuse_root(cli, "dump")?;
-            source_cmds::dump(&load_config(cli)?, cmd).context("dump")
-        }
-        Command::Rsync(cmd) => rsync_cmd::rsync(&load_config(cli)?, cmd).context("rsync"),
-        Command::Github(_) => source_cmds::pending("github"),
-        Command::Rbd(cmd) => {
-            if let Some(r) = rbd_cmd::run_without_config(cli, cmd) {
-                return r.context("rbd");
-            }
-            refuse_root(cli, "rbd")?;
-            rbd_cmd::run(&load_config(cli)?, cmd).context("rbd")
-        }
-        Command::Rgw(cmd) => {
-            refuse_root(cli, "rgw")?;
-            source_cmds::rgw(&load_config(cli)?, cmd).context("rgw")
-        }
-        Command::Coda(_) => source_cmds::pending("coda"),
         Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
     }
 }

@@ -3,9 +3,11 @@
 
 use super::{Ctx, output};
 use crate::error::{ExitCode, UsageError};
-use crate::retention::{self, Mark, ProtectReason};
-use crate::runner::{self, RunOptions, SnapshotMode, Verbosity};
-use crate::snapshot::{self, Removed, SnapshotName, SnapshotStore};
+use crate::jobs::Verbosity;
+use crate::retention::ProtectReason;
+use crate::runner::{self, RunOptions, SnapshotMode};
+use crate::snapshot::prune::{PruneEvent, PruneMode};
+use crate::snapshot::{self, SnapshotName, SnapshotStore};
 use anyhow::Context;
 use chrono::NaiveDate;
 use clap::Args;
@@ -74,12 +76,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         scrub_all: args.scrub,
         exe: std::env::current_exe().context("cannot find the strata binary to run units with")?,
-        verbosity: if ctx.cli.quiet {
+        verbosity: if ctx.cli.g.quiet {
             Verbosity::Quiet
         } else {
             Verbosity::Normal
         },
-        allow_root: ctx.cli.allow_root,
+        allow_root: ctx.cli.g.allow_root,
     };
     let config_path =
         std::path::absolute(&ctx.config_path).unwrap_or_else(|_| ctx.config_path.clone());
@@ -92,9 +94,11 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
         Box::new(std::io::stderr()),
     )?;
     let failed = summary.failed();
-    if failed > 0 {
+    if let Some(sig) = summary.interrupted {
+        eprintln!("interrupted by signal {sig}");
+    } else if failed > 0 {
         eprintln!("{failed} of {} units failed", summary.outcomes.len());
-    } else if !ctx.cli.quiet {
+    } else if !ctx.cli.g.quiet {
         println!("{} units ok", summary.outcomes.len());
     }
     Ok(if summary.exit_code() == 0 {
@@ -106,7 +110,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 pub fn ls(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let list = store(ctx)?.list()?;
-    if ctx.cli.json {
+    if ctx.cli.g.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for s in &list {
@@ -164,131 +168,92 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let today = args
         .as_of
         .unwrap_or_else(|| chrono::Local::now().date_naive());
-    let list = store.list()?;
-    let names: Vec<SnapshotName> = list.iter().map(|s| s.name.clone()).collect();
-    let mut protected: BTreeMap<SnapshotName, ProtectReason> = list
-        .iter()
-        .filter(|s| s.mounted.is_some())
-        .map(|s| (s.name.clone(), ProtectReason::Mounted))
-        .collect();
-    for (name, profile) in super::archive_cmd::incomplete_sets(&ctx.config) {
+    let (incomplete, unreadable) = crate::archive::sets::incomplete_sets(&ctx.config);
+    for (profile, e) in unreadable {
+        eprintln!(
+            "strata: warning: cannot list the archive sets of profile {profile} ({e}); \
+             snapshots its incomplete sets read are not protected from this prune"
+        );
+    }
+    let mut protected: BTreeMap<SnapshotName, ProtectReason> = BTreeMap::new();
+    for (name, profile) in incomplete {
         protected
             .entry(name)
             .or_insert(ProtectReason::ArchiveSetReading { profile });
     }
-    let retention = &ctx.config.settings.retention;
-    let plan = retention::plan(&names, &retention.policy, today, &protected);
-    let verbose = ctx.cli.verbose;
-    let mut failed = false;
-    for entry in &plan.entries {
-        match &entry.mark {
-            Mark::Remove(why) if args.dry_run => println!("would remove {} ({why})", entry.name),
-            Mark::Remove(why) => match store.remove(&entry.name) {
-                Ok(Removed::Removed) => {
-                    if verbose {
-                        println!("removed {} ({why})", entry.name);
-                    }
-                }
-                Ok(Removed::AlreadyGone) => {}
-                Err(e) => {
-                    eprintln!("strata: cannot remove {}: {e}", entry.name);
-                    failed = true;
-                }
-            },
-            Mark::Protected(why) => {
-                println!("kept {}: {why} (the policy would remove it)", entry.name);
-            }
-            Mark::Keep(why) if verbose => println!("keep {} ({why})", entry.name),
-            Mark::Keep(_) => {}
-        }
-    }
-    if let Some(min_free) = retention.min_free_percent {
-        failed |= emergency(
-            store.as_ref(),
-            &plan,
-            min_free,
-            retention.min_keep as usize,
-            args.dry_run,
-        )?;
-    }
-    prune_logs(
-        &root.join("Logs"),
-        retention.log_distinct_days as usize,
-        args.dry_run,
-        verbose,
-    )?;
-    Ok(if failed {
-        ExitCode::Failed
+    let mode = if args.dry_run {
+        PruneMode::DryRun
     } else {
-        ExitCode::Ok
-    })
-}
-
-/// The free-space rule: remove the oldest kept snapshots while space is short.
-fn emergency(
-    store: &dyn SnapshotStore,
-    plan: &retention::Plan,
-    min_free: f64,
-    min_keep: usize,
-    dry_run: bool,
-) -> anyhow::Result<bool> {
-    let mut order = retention::free_space::emergency_order(plan, min_keep).into_iter();
-    loop {
-        let (data, meta) = store.space()?.free_for_pruning();
-        if !retention::free_space::below_threshold(data, meta, min_free) {
-            return Ok(false);
-        }
-        let Some(next) = order.next() else {
-            eprintln!(
-                "strata: free space {data:.1}% / metadata {meta:.1}% is below gc-min-free-percent {min_free}%, and no more snapshots may be removed (gc-min-keep)"
-            );
-            return Ok(true);
-        };
-        if dry_run {
-            println!(
-                "would remove {next} (free space {data:.1}% below gc-min-free-percent {min_free}%)"
-            );
-            // why: a dry run cannot measure what a removal would free; one line says the rule fires
-            return Ok(false);
-        }
-        store.remove(&next)?;
-        println!("removed {next}: free space {data:.1}% was below gc-min-free-percent {min_free}%");
-    }
-}
-
-fn prune_logs(
-    logs: &std::path::Path,
-    distinct_days: usize,
-    dry_run: bool,
-    verbose: bool,
-) -> anyhow::Result<()> {
-    if !logs.is_dir() {
-        return Ok(());
-    }
-    for entry in walkdir::WalkDir::new(logs)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_dir())
-    {
-        let names: Vec<String> = std::fs::read_dir(entry.path())?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        for name in retention::logs::logs_to_remove(&names, distinct_days) {
-            let path = entry.path().join(&name);
-            if dry_run {
-                println!("would remove log {}", path.display());
-            } else {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("removing old log {}", path.display()))?;
+        PruneMode::Apply
+    };
+    let report = snapshot::prune::prune(
+        store.as_ref(),
+        &ctx.config.settings.retention,
+        today,
+        protected,
+        &root.join("Logs"),
+        mode,
+    )?;
+    let verbose = ctx.cli.g.verbose;
+    for event in &report.events {
+        match event {
+            PruneEvent::Remove { name, why, done } => {
+                if !done {
+                    println!("would remove {name} ({why})");
+                } else if verbose {
+                    println!("removed {name} ({why})");
+                }
+            }
+            PruneEvent::AlreadyGone { .. } => {}
+            PruneEvent::RemoveFailed { name, error } => {
+                eprintln!("strata: cannot remove {name}: {error}");
+            }
+            PruneEvent::Protected { name, why } => {
+                println!("kept {name}: {why} (the policy would remove it)");
+            }
+            PruneEvent::Keep { name, why } => {
                 if verbose {
+                    println!("keep {name} ({why})");
+                }
+            }
+            PruneEvent::FreeSpace {
+                name,
+                data,
+                min_free,
+                done,
+                ..
+            } => {
+                if *done {
+                    println!(
+                        "removed {name}: free space {data:.1}% was below gc-min-free-percent {min_free}%"
+                    );
+                } else {
+                    println!(
+                        "would remove {name} (free space {data:.1}% below gc-min-free-percent {min_free}%)"
+                    );
+                }
+            }
+            PruneEvent::FreeSpaceExhausted {
+                data,
+                meta,
+                min_free,
+            } => eprintln!(
+                "strata: free space {data:.1}% / metadata {meta:.1}% is below gc-min-free-percent {min_free}%, and no more snapshots may be removed (gc-min-keep)"
+            ),
+            PruneEvent::Log { path, done } => {
+                if !done {
+                    println!("would remove log {}", path.display());
+                } else if verbose {
                     println!("removed log {}", path.display());
                 }
             }
         }
     }
-    Ok(())
+    Ok(if report.failed() {
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
+    })
 }
 
 pub fn df(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<ExitCode> {
@@ -330,7 +295,7 @@ pub fn df(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let low: Vec<_> = rows.iter().filter(|(_, _, pct)| *pct < threshold).collect();
-    if ctx.cli.json {
+    if ctx.cli.g.json {
         let list: Vec<_> = low
             .iter()
             .map(|(l, v, p)| serde_json::json!({"what": l, "free": v, "free_percent": p}))

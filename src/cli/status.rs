@@ -2,8 +2,8 @@
 
 use super::{Ctx, output};
 use crate::backup_root::BackupRoot;
+use crate::backup_root::state::{self, UnitState};
 use crate::error::ExitCode;
-use crate::runner::state::{self, UnitState};
 use crate::sources;
 use std::fmt::Write as _;
 
@@ -12,33 +12,48 @@ struct Row {
     source: &'static str,
     state: UnitState,
     stale: bool,
+    /// Why the unit's state file could not be read (the row then shows
+    /// defaults; the other units are unaffected).
+    unreadable: Option<String>,
 }
 
 fn rows(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let root = BackupRoot::new(ctx.root()?);
     let now = chrono::Utc::now().timestamp();
     let stale_after = i64::from(ctx.config.settings.stale_days) * 86_400;
-    sources::units(&ctx.config)
-        .into_iter()
-        .map(|u| {
-            let state = state::load(&root, &u.path)?;
+    let mut rows = Vec::new();
+    for source in sources::all() {
+        for unit in source.status_units(&ctx.config, root.path()) {
+            let (state, unreadable) = match state::load(&root, &unit) {
+                Ok(s) => (s, None),
+                Err(e) => (UnitState::default(), Some(e.to_string())),
+            };
             let stale = state.last_success.is_none_or(|t| now - t > stale_after);
-            Ok(Row {
-                unit: u.path.to_string(),
-                source: u.kind.name(),
+            rows.push(Row {
+                unit: unit.to_string(),
+                source: source.name(),
                 state,
                 stale,
-            })
-        })
-        .collect()
+                unreadable,
+            });
+        }
+    }
+    for r in rows.iter().filter(|r| r.unreadable.is_some()) {
+        eprintln!(
+            "strata: warning: {}: {}",
+            r.unit,
+            r.unreadable.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(rows)
 }
 
 pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let rows = rows(ctx)?;
-    if ctx.cli.json {
+    if ctx.cli.g.json {
         let list: Vec<_> = rows
             .iter()
-            .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state}))
+            .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state, "state_error": r.unreadable}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
@@ -46,6 +61,7 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| {
                 let flag = match (r.stale, r.state.failures_in_row) {
+                    _ if r.unreadable.is_some() => "UNKNOWN (unreadable state file)".to_owned(),
                     (true, _) if r.state.last_success.is_none() => {
                         "STALE (never succeeded)".to_owned()
                     }

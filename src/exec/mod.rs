@@ -29,6 +29,13 @@ use std::thread::JoinHandle;
 /// How many bytes of a failed command's stderr are kept for the error message.
 pub const STDERR_TAIL_BYTES: usize = 4096;
 
+/// Variables through which a job runner talks to one job's child (the
+/// report file, the runner's PID; see `crate::jobs`). They reach only the
+/// child the runner sets them for: every command strata starts has them
+/// removed unless it sets them itself, so a grandchild never mistakes
+/// itself for a job.
+pub const JOB_PRIVATE_ENV: [&str; 2] = ["STRATA_JOB_REPORT", "STRATA_JOB_PARENT"];
+
 static TRACE: AtomicBool = AtomicBool::new(false);
 
 /// Print every command line on stderr before it runs (`-v`).
@@ -46,6 +53,7 @@ pub struct Cmd {
     cwd: Option<PathBuf>,
     ok_codes: Vec<i32>,
     stdin: Input,
+    own_group: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +61,29 @@ enum Input {
     Null,
     Bytes(Vec<u8>),
     Inherit,
+}
+
+/// A started child whose output goes to files; see [`Cmd::spawn_to_files`].
+#[derive(Debug)]
+pub struct Spawned {
+    argv: String,
+    child: Child,
+}
+
+impl Spawned {
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the child; how it ended, unjudged.
+    pub fn wait(mut self) -> Result<Termination, ExecError> {
+        let status = self.child.wait().map_err(|source| ExecError::Io {
+            argv: self.argv.clone(),
+            source,
+        })?;
+        Ok(Termination::from_status(status))
+    }
 }
 
 /// What a finished command produced.
@@ -83,7 +114,16 @@ impl Cmd {
             cwd: None,
             ok_codes: vec![0],
             stdin: Input::Null,
+            own_group: false,
         }
+    }
+
+    /// Start the child as the leader of a new process group, so that it and
+    /// everything it starts can be signalled as one (a job of `run`).
+    #[must_use]
+    pub fn own_process_group(mut self) -> Cmd {
+        self.own_group = true;
+        self
     }
 
     /// `sh -c SCRIPT`: only for commands a user wrote as one string in the config.
@@ -180,6 +220,9 @@ impl Cmd {
         if self.env_clear {
             cmd.env_clear();
         }
+        for k in JOB_PRIVATE_ENV {
+            cmd.env_remove(k);
+        }
         for (k, v) in &self.env {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -188,6 +231,9 @@ impl Cmd {
         }
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
+        }
+        if self.own_group {
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         }
         cmd
     }
@@ -251,15 +297,15 @@ impl Cmd {
         })
     }
 
-    /// Run with stdout and stderr sent to files (a unit's logs); returns how
-    /// the child ended without judging it.
-    pub fn run_to_files(&self, stdout: File, stderr: File) -> Result<Termination, ExecError> {
-        let mut child = self.spawn_with(Stdio::from(stdout), Stdio::from(stderr))?;
-        let status = child.wait().map_err(|source| ExecError::Io {
+    /// Start with stdout and stderr sent to files (a job's logs) and return
+    /// at once: the caller learns the PID (to record or signal it) and waits
+    /// with [`Spawned::wait`].
+    pub fn spawn_to_files(&self, stdout: File, stderr: File) -> Result<Spawned, ExecError> {
+        let child = self.spawn_with(Stdio::from(stdout), Stdio::from(stderr))?;
+        Ok(Spawned {
             argv: self.display(),
-            source,
-        })?;
-        Ok(Termination::from_status(status))
+            child,
+        })
     }
 
     /// Run with inherited stdout/stderr (interactive or pass-through tools),

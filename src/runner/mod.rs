@@ -1,50 +1,35 @@
-//! One `run`: every configured unit, each in its own child process, then one
-//! snapshot.
+//! One `run`: every unit of every source, each in its own child process,
+//! then one snapshot.
 //!
-//! Owns: the run lock, per-source worker pools (`<source>-workers` at a
-//! time), the choice of which units a run scrubs (seeded, so tests are
-//! deterministic), unit logs (`Logs/<unit>/<YYYYMMDD>.{out,err}`, appended,
-//! with start/end lines), unit state, the one start and one end line per unit
-//! on the run's output, the last lines of a failed unit's log, and the
-//! snapshot at the end (taken even when units failed).
+//! Owns: the run lock, the list of units (asking every source in the
+//! registry; a source that cannot list a prefix of its units is reported
+//! like a failed unit), the choice of which units this run scrubs and which
+//! further flags it draws (seeded, so tests are deterministic), the unit
+//! state recorded after each unit, cleaning up after a killed run, and the
+//! snapshot at the end (taken even when units failed, not when the run was
+//! interrupted).
 //!
-//! A unit's child is `strata -c CONFIG <source> backup [-c] ...`; it reports
-//! what it did in a small JSON file named by `STRATA_UNIT_REPORT`. A child
-//! that dies by a signal, or writes no report, failed.
+//! The children, their logs, pools and console lines are [`crate::jobs`]'s:
+//! one job per unit, `strata -c CONFIG <source> backup ...`, in a pool per
+//! source `<source>-workers` wide.
 
-pub mod lock;
-pub mod state;
-
-use crate::backup_root::BackupRoot;
+use crate::backup_root::{BackupRoot, LockError, PidLock, state};
 use crate::config::Config;
 use crate::exec::{Cmd, Termination};
+use crate::jobs::{self, Console, Job, Outcome, Verbosity};
 use crate::snapshot::{SnapshotName, SnapshotStore};
-use crate::sources::{self, Check, SourceKind, Unit, UnitReport};
+use crate::sources::{self, Check, Source, Unit, UnitPlan, UnitReport, UnitsError};
 use rand::{Rng, SeedableRng};
-use std::collections::VecDeque;
-use std::fmt::Write as _;
-use std::fs::{File, OpenOptions};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-pub use lock::{LockError, RunLock};
-
-/// How many lines of a failed unit's log the run prints.
-pub const FAILURE_TAIL_LINES: usize = 15;
+pub use jobs::FAILURE_TAIL_LINES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotMode {
     Take,
     Skip,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
-    /// Only failures (cron).
-    Quiet,
-    Normal,
 }
 
 /// What a run was asked to do.
@@ -55,7 +40,7 @@ pub struct RunOptions {
     pub only: Vec<glob::Pattern>,
     /// Seed of the scrub draw (`STRATA_SEED`); `None` = random.
     pub seed: Option<u64>,
-    /// Force every unit to scrub (`run -c`).
+    /// Force every unit to scrub (`run --scrub`).
     pub scrub_all: bool,
     /// The strata binary to run children with.
     pub exe: PathBuf,
@@ -96,6 +81,8 @@ pub struct RunSummary {
     pub outcomes: Vec<UnitOutcome>,
     pub snapshot: Option<Result<SnapshotName, String>>,
     pub lock_taken_over_from: Option<String>,
+    /// The signal that interrupted the run (its units stopped, no snapshot).
+    pub interrupted: Option<i32>,
 }
 
 impl RunSummary {
@@ -103,71 +90,93 @@ impl RunSummary {
     pub fn failed(&self) -> usize {
         self.outcomes.iter().filter(|o| o.failure.is_some()).count()
     }
-    /// Exit code: 1 if any unit or the snapshot failed.
+    /// Exit code: 1 if any unit or the snapshot failed, or the run was
+    /// interrupted.
     #[must_use]
     pub fn exit_code(&self) -> u8 {
-        u8::from(self.failed() > 0 || matches!(self.snapshot, Some(Err(_))))
+        u8::from(
+            self.failed() > 0
+                || matches!(self.snapshot, Some(Err(_)))
+                || self.interrupted.is_some(),
+        )
     }
 }
 
-/// Decide which units this run scrubs: a pure function of the units and the rng.
-pub fn plan_checks(units: &[Unit], rng: &mut impl Rng, scrub_all: bool) -> Vec<Check> {
+/// Decide each unit's check and drawn flags: a pure function of the units
+/// and the rng (one draw per probability, in unit order).
+pub fn plan_checks(units: &[Unit], rng: &mut impl Rng, scrub_all: bool) -> Vec<UnitPlan> {
     units
         .iter()
         .map(|u| {
-            if scrub_all || rng.gen_bool(u.scrub_probability.clamp(0.0, 1.0)) {
+            let check = if scrub_all || rng.gen_bool(u.scrub_probability.clamp(0.0, 1.0)) {
                 Check::Scrub
             } else {
                 Check::Normal
-            }
+            };
+            let flags = u
+                .draws
+                .iter()
+                .filter(|d| d.probability > 0.0 && rng.gen_bool(d.probability.clamp(0.0, 1.0)))
+                .map(|d| d.flag)
+                .collect();
+            UnitPlan { check, flags }
         })
         .collect()
 }
 
-/// The units selected by `--only` (all when empty).
-pub fn select_units(config: &Config, only: &[glob::Pattern]) -> Result<Vec<Unit>, RunError> {
-    let all = sources::units(config);
-    if only.is_empty() {
-        return Ok(all);
+/// Whether a source's units can match any of the `--only` globs: the first
+/// component of a glob is matched against the source's name, so that
+/// `--only 'rsync/*'` does not make the github source list organisations.
+fn source_wanted(only: &[glob::Pattern], source: &str) -> bool {
+    only.is_empty()
+        || only.iter().any(|p| {
+            let first = p.as_str().split('/').next().unwrap_or("");
+            glob::Pattern::new(first).map_or(true, |f| f.matches(source))
+        })
+}
+
+/// The units selected by `--only` (all when empty), and the prefixes whose
+/// units could not be listed.
+pub fn select_units(
+    config: &Config,
+    only: &[glob::Pattern],
+) -> Result<(Vec<Unit>, Vec<UnitsError>), RunError> {
+    select_from(sources::all(), config, only)
+}
+
+fn select_from(
+    registry: &[&'static dyn Source],
+    config: &Config,
+    only: &[glob::Pattern],
+) -> Result<(Vec<Unit>, Vec<UnitsError>), RunError> {
+    let mut units = Vec::new();
+    let mut failures = Vec::new();
+    let listed = registry
+        .iter()
+        .filter(|s| source_wanted(only, s.name()))
+        .flat_map(|s| s.units(config));
+    for r in listed {
+        match r {
+            Ok(u) if only.is_empty() || only.iter().any(|p| p.matches(u.path.as_str())) => {
+                units.push(u);
+            }
+            Err(e)
+                if only.is_empty()
+                    || only
+                        .iter()
+                        .any(|p| p.matches(&e.prefix) || p.as_str().starts_with(&e.prefix)) =>
+            {
+                failures.push(e);
+            }
+            Ok(_) | Err(_) => {}
+        }
     }
-    let chosen: Vec<Unit> = all
-        .into_iter()
-        .filter(|u| only.iter().any(|p| p.matches(u.path.as_str())))
-        .collect();
-    if chosen.is_empty() {
+    if units.is_empty() && failures.is_empty() && !only.is_empty() {
         return Err(RunError::NoMatch(
             only.iter().map(|p| p.as_str().to_owned()).collect(),
         ));
     }
-    Ok(chosen)
-}
-
-/// Output shared by worker threads: one line at a time.
-struct Console {
-    out: Mutex<Box<dyn Write + Send>>,
-    err: Mutex<Box<dyn Write + Send>>,
-    verbosity: Verbosity,
-}
-
-impl Console {
-    fn line(&self, s: &str) {
-        if self.verbosity == Verbosity::Normal {
-            let mut o = self
-                .out
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ = writeln!(o, "{s}");
-            let _ = o.flush();
-        }
-    }
-    fn failure(&self, s: &str) {
-        let mut e = self
-            .err
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = writeln!(e, "{s}");
-        let _ = e.flush();
-    }
+    Ok((units, failures))
 }
 
 /// Back up every selected unit, then snapshot. `config_path` is passed to the
@@ -181,35 +190,70 @@ pub fn run(
     err: Box<dyn Write + Send>,
 ) -> Result<RunSummary, RunError> {
     let root = BackupRoot::new(&config.settings.root);
-    let units = select_units(config, &opts.only)?;
     check_logs_writable(&root)?;
-    let lock = RunLock::acquire(&root.state_dir())?;
-    let console = Arc::new(Console {
-        out: Mutex::new(out),
-        err: Mutex::new(err),
-        verbosity: opts.verbosity,
-    });
+    let lock = PidLock::run(&root.state_dir())?;
+    let console = Console::new(out, err, opts.verbosity);
     if let Some(pid) = &lock.taken_over_from {
         console.failure(&format!(
             "warning: a previous run (PID {pid}) did not finish; taking over its lock"
         ));
     }
+    let (units, list_failures) = match select_units(config, &opts.only) {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = lock.close();
+            return Err(e);
+        }
+    };
     let mut rng = match opts.seed {
         Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
         None => rand::rngs::StdRng::from_entropy(),
     };
-    let checks = plan_checks(&units, &mut rng, opts.scrub_all);
-    let outcomes = run_pools(
-        config,
-        config_path,
-        &root,
-        &units.into_iter().zip(checks).collect::<Vec<_>>(),
-        opts,
-        &console,
-    );
+    let plans = plan_checks(&units, &mut rng, opts.scrub_all);
 
-    let snapshot = match (opts.snapshot, store) {
-        (SnapshotMode::Take, Some(store)) => {
+    let mut outcomes: Vec<UnitOutcome> = list_failures
+        .iter()
+        .map(|e| listing_failed(&root, e, &console))
+        .collect();
+    let pools: BTreeMap<String, usize> = sources::all()
+        .iter()
+        .map(|s| (s.name().to_owned(), s.workers(config).max(1) as usize))
+        .collect();
+    let jobs: Vec<Job> = units
+        .iter()
+        .zip(&plans)
+        .map(|(u, plan)| unit_job(&root, config_path, u, plan, opts))
+        .collect();
+    let checks: BTreeMap<String, Check> = units
+        .iter()
+        .zip(&plans)
+        .map(|(u, p)| (u.path.to_string(), p.check))
+        .collect();
+    let runner = jobs::Runner {
+        title: "strata run",
+        pools: &pools,
+        state_dir: &root.state_dir(),
+        console: &console,
+    };
+    let record = |job: &Job, o: &Outcome<UnitReport>| record_state(&root, job, o, &console);
+    let ran = runner.run(&jobs, &record);
+    outcomes.extend(ran.outcomes.into_iter().map(|o| UnitOutcome {
+        check: checks.get(&o.name).copied().unwrap_or(Check::Normal),
+        unit: o.name,
+        end: o.end,
+        report: o.report,
+        secs: o.secs,
+        failure: o.failure,
+    }));
+
+    let snapshot = match (ran.interrupted, opts.snapshot, store) {
+        (Some(sig), _, _) => {
+            console.failure(&format!(
+                "run interrupted by signal {sig}: its units were stopped; no snapshot taken"
+            ));
+            None
+        }
+        (None, SnapshotMode::Take, Some(store)) => {
             let today = chrono::Local::now().date_naive();
             Some(match store.create(today) {
                 Ok(name) => {
@@ -230,7 +274,94 @@ pub fn run(
         outcomes,
         snapshot,
         lock_taken_over_from: taken_over,
+        interrupted: ran.interrupted,
     })
+}
+
+fn unit_job(
+    root: &BackupRoot,
+    config_path: &Path,
+    unit: &Unit,
+    plan: &UnitPlan,
+    opts: &RunOptions,
+) -> Job {
+    let mut cmd = Cmd::new(&opts.exe)
+        .arg("-c")
+        .arg(config_path)
+        .args(unit.child_args(plan));
+    if opts.allow_root {
+        cmd = cmd.env("STRATA_ALLOW_ROOT", "1");
+    }
+    let mut notes: Vec<&str> = Vec::new();
+    if plan.check == Check::Scrub {
+        notes.push("scrub");
+    }
+    notes.extend(plan.flags.iter().copied());
+    Job {
+        name: unit.path.to_string(),
+        pool: unit.source.name().to_owned(),
+        note: (!notes.is_empty()).then(|| notes.join(" ")),
+        cmd,
+        log_dir: root.log_dir(&unit.path),
+    }
+}
+
+fn record_state(root: &BackupRoot, job: &Job, o: &Outcome<UnitReport>, console: &Console) {
+    let attempt = match (&o.failure, &o.report) {
+        (None, Some(r)) => state::Attempt::Succeeded {
+            scrubbed: r.scrubbed,
+            bytes: r.bytes,
+        },
+        (Some(why), _) => state::Attempt::Failed { why },
+        (None, None) => state::Attempt::Failed { why: "no report" },
+    };
+    let Ok(unit) = crate::config::UnitPath::parse(&job.name) else {
+        return;
+    };
+    match state::record(root, &unit, o.started, o.secs, &attempt) {
+        Ok(state::Recorded::Written) => {}
+        Ok(state::Recorded::CorruptKeptAt(p)) => console.failure(&format!(
+            "{}: its state file was corrupt; kept at {} and a new one written",
+            job.name,
+            p.display()
+        )),
+        Err(e) => console.failure(&format!("{}: cannot record its state: {e}", job.name)),
+    }
+}
+
+/// A prefix whose units could not be listed, reported as a failed unit:
+/// the end line, the reason on stderr, and a line in `Logs/<prefix>/`.
+fn listing_failed(root: &BackupRoot, e: &UnitsError, console: &Console) -> UnitOutcome {
+    let why = crate::error::chain(e);
+    console.line(&format!(
+        "{} done  {} FAILED: {why} (0.0s)",
+        chrono::Local::now().format("%H:%M:%S"),
+        e.prefix
+    ));
+    console.failure(&format!("{} FAILED: {why}", e.prefix));
+    if let Ok(unit) = crate::config::UnitPath::parse(&e.prefix) {
+        let dir = root.log_dir(&unit);
+        let day = chrono::Local::now().format("%Y%m%d");
+        let line = format!(
+            "=== {} strata run: cannot list units: {why}\n",
+            chrono::Local::now().format("%Y-%m-%d %H:%M:%S")
+        );
+        let _ = std::fs::create_dir_all(&dir).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{day}.err")))?
+                .write_all(line.as_bytes())
+        });
+    }
+    UnitOutcome {
+        unit: e.prefix.clone(),
+        check: Check::Normal,
+        end: Termination::Exited(-1),
+        report: None,
+        secs: 0.0,
+        failure: Some(why),
+    }
 }
 
 fn check_logs_writable(root: &BackupRoot) -> Result<(), RunError> {
@@ -247,267 +378,19 @@ fn check_logs_writable(root: &BackupRoot) -> Result<(), RunError> {
         .map_err(fail)
 }
 
-fn run_pools(
-    config: &Config,
-    config_path: &Path,
-    root: &BackupRoot,
-    work: &[(Unit, Check)],
-    opts: &RunOptions,
-    console: &Arc<Console>,
-) -> Vec<UnitOutcome> {
-    let results: Arc<Mutex<Vec<(usize, UnitOutcome)>>> = Arc::new(Mutex::new(Vec::new()));
-    std::thread::scope(|scope| {
-        for kind in SourceKind::ALL {
-            let queue: VecDeque<(usize, Unit, Check)> = work
-                .iter()
-                .enumerate()
-                .filter(|(_, (u, _))| u.kind == kind)
-                .map(|(i, (u, c))| (i, u.clone(), *c))
-                .collect();
-            if queue.is_empty() {
-                continue;
-            }
-            let workers = kind.workers(config).max(1) as usize;
-            let queue = Arc::new(Mutex::new(queue));
-            for _ in 0..workers.min(queue.lock().map_or(1, |q| q.len())) {
-                let queue = Arc::clone(&queue);
-                let results = Arc::clone(&results);
-                let console = Arc::clone(console);
-                scope.spawn(move || {
-                    loop {
-                        let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                        let Some((i, unit, check)) = next else { break };
-                        let outcome = run_unit(config_path, root, &unit, check, opts, &console);
-                        if let Ok(mut r) = results.lock() {
-                            r.push((i, outcome));
-                        }
-                    }
-                });
-            }
-        }
-    });
-    let mut results = Arc::try_unwrap(results)
-        .map(|m| m.into_inner().unwrap_or_default())
-        .unwrap_or_default();
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, o)| o).collect()
-}
-
-fn open_log(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
-}
-
-fn stamp() -> String {
-    chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-fn run_unit(
-    config_path: &Path,
-    root: &BackupRoot,
-    unit: &Unit,
-    check: Check,
-    opts: &RunOptions,
-    console: &Console,
-) -> UnitOutcome {
-    let started = Instant::now();
-    let started_unix = chrono::Utc::now().timestamp();
-    let name = unit.path.to_string();
-    let check_label = if check == Check::Scrub {
-        " (scrub)"
-    } else {
-        ""
-    };
-    console.line(&format!(
-        "{} start {name}{check_label}",
-        chrono::Local::now().format("%H:%M:%S")
-    ));
-
-    let outcome =
-        |end: Termination, report: Option<UnitReport>, failure: Option<String>| UnitOutcome {
-            unit: name.clone(),
-            check,
-            end,
-            report,
-            secs: started.elapsed().as_secs_f64(),
-            failure,
-        };
-    let log_dir = root.log_dir(&unit.path);
-    let day = chrono::Local::now().format("%Y%m%d").to_string();
-    let (out_path, err_path) = (
-        log_dir.join(format!("{day}.out")),
-        log_dir.join(format!("{day}.err")),
-    );
-    let logs = std::fs::create_dir_all(&log_dir)
-        .and_then(|()| Ok((open_log(&out_path)?, open_log(&err_path)?)));
-    let (mut out_log, mut err_log) = match logs {
-        Ok(l) => l,
-        Err(e) => {
-            let why = format!("cannot open its logs in {}: {e}", log_dir.display());
-            return finish(
-                root,
-                unit,
-                console,
-                started_unix,
-                outcome(Termination::Exited(-1), None, Some(why)),
-                None,
-            );
-        }
-    };
-    let report_dir = root.state_dir().join("reports");
-    let report_path = report_dir.join(format!(
-        "{}-{}.json",
-        unit.path.as_str().replace('/', "%"),
-        std::process::id()
-    ));
-    let _ = std::fs::create_dir_all(&report_dir);
-    let _ = std::fs::remove_file(&report_path);
-
-    let args = unit.child_args(check);
-    let mut cmd = Cmd::new(&opts.exe)
-        .arg("-c")
-        .arg(config_path)
-        .args(&args)
-        .env(sources::REPORT_ENV, &report_path);
-    if opts.allow_root {
-        cmd = cmd.env("STRATA_ALLOW_ROOT", "1");
-    }
-    let header = format!(
-        "=== {} strata run: start {} (run PID {})\n",
-        stamp(),
-        cmd.display(),
-        std::process::id()
-    );
-    let _ = out_log.write_all(header.as_bytes());
-    let _ = err_log.write_all(header.as_bytes());
-    let (child_out, child_err) = match (out_log.try_clone(), err_log.try_clone()) {
-        (Ok(o), Ok(e)) => (o, e),
-        (Err(e), _) | (_, Err(e)) => {
-            return finish(
-                root,
-                unit,
-                console,
-                started_unix,
-                outcome(Termination::Exited(-1), None, Some(e.to_string())),
-                None,
-            );
-        }
-    };
-    let (end, failure) = match cmd.run_to_files(child_out, child_err) {
-        Ok(end) if end.success() => (end, None),
-        Ok(end @ Termination::Signaled(sig)) => (end, Some(format!("killed by signal {sig}"))),
-        Ok(end) => (end, Some(end.to_string())),
-        Err(e) => (Termination::Exited(-1), Some(e.to_string())),
-    };
-    let report: Option<UnitReport> = std::fs::read(&report_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let _ = std::fs::remove_file(&report_path);
-    let failure = match (failure, &report) {
-        (None, None) => Some("it exited 0 but reported nothing".to_owned()),
-        (f, _) => f,
-    };
-    let footer = format!(
-        "=== {} strata run: end: {} ({:.1} s)\n",
-        stamp(),
-        failure.as_deref().unwrap_or("ok"),
-        started.elapsed().as_secs_f64()
-    );
-    let _ = out_log.write_all(footer.as_bytes());
-    let _ = err_log.write_all(footer.as_bytes());
-    finish(
-        root,
-        unit,
-        console,
-        started_unix,
-        outcome(end, report, failure),
-        Some(&err_path),
-    )
-}
-
-fn finish(
-    root: &BackupRoot,
-    unit: &Unit,
-    console: &Console,
-    started: i64,
-    o: UnitOutcome,
-    err_log: Option<&Path>,
-) -> UnitOutcome {
-    let attempt = match (&o.failure, &o.report) {
-        (None, Some(r)) => state::Attempt::Succeeded {
-            scrubbed: r.scrubbed,
-            bytes: r.bytes,
-        },
-        (Some(why), _) => state::Attempt::Failed { why },
-        (None, None) => state::Attempt::Failed { why: "no report" },
-    };
-    if let Err(e) = state::record(root, &unit.path, started, o.secs, &attempt) {
-        console.failure(&format!("{}: cannot record its state: {e}", o.unit));
-    }
-    let time = chrono::Local::now().format("%H:%M:%S");
-    match &o.failure {
-        None => {
-            let summary = o
-                .report
-                .as_ref()
-                .map(|r| r.summary.clone())
-                .unwrap_or_default();
-            console.line(&format!(
-                "{time} done  {} ok {:.1}s{}{summary}",
-                o.unit,
-                o.secs,
-                if summary.is_empty() { "" } else { ": " }
-            ));
-        }
-        Some(why) => {
-            console.line(&format!(
-                "{time} done  {} FAILED {:.1}s: {why}",
-                o.unit, o.secs
-            ));
-            let tail = err_log
-                .map(|p| log_tail(p, FAILURE_TAIL_LINES))
-                .unwrap_or_default();
-            let mut msg = format!("{} FAILED: {why}", o.unit);
-            if !tail.is_empty() {
-                let _ = write!(
-                    msg,
-                    "\n  last lines of {}:\n",
-                    err_log.map(|p| p.display().to_string()).unwrap_or_default()
-                );
-                for l in tail.lines() {
-                    msg.push_str("    ");
-                    msg.push_str(l);
-                    msg.push('\n');
-                }
-            }
-            console.failure(msg.trim_end());
-        }
-    }
-    o
-}
-
-/// The last `n` lines of a log file (lossily decoded).
-#[must_use]
-pub fn log_tail(path: &Path, n: usize) -> String {
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::UnitPath;
+    use crate::sources::Draw;
 
     fn unit(p: f64) -> Unit {
-        Unit {
-            kind: SourceKind::Dump,
-            path: UnitPath::parse("dump/x").unwrap(),
-            backup_args: vec![],
-            scrub_probability: p,
-        }
+        Unit::new(
+            crate::sources::find("dump").unwrap(),
+            UnitPath::parse("dump/x").unwrap(),
+            &["x"],
+            p,
+        )
     }
 
     #[test]
@@ -519,36 +402,132 @@ mod tests {
         let a = plan_checks(&units, &mut rand::rngs::StdRng::seed_from_u64(7), false);
         let b = plan_checks(&units, &mut rand::rngs::StdRng::seed_from_u64(7), false);
         assert_eq!(a, b);
-        let scrubs = a[..1000].iter().filter(|c| **c == Check::Scrub).count();
+        let scrubs = a[..1000].iter().filter(|c| c.check == Check::Scrub).count();
         assert!((180..320).contains(&scrubs), "{scrubs} of 1000 at p=0.25");
-        assert_eq!(a[1000], Check::Normal);
-        assert_eq!(a[1001], Check::Scrub);
+        assert_eq!(a[1000].check, Check::Normal);
+        assert_eq!(a[1001].check, Check::Scrub);
         assert!(
             plan_checks(&units, &mut rand::rngs::StdRng::seed_from_u64(7), true)
                 .iter()
-                .all(|c| *c == Check::Scrub)
+                .all(|c| c.check == Check::Scrub)
         );
     }
 
     #[test]
-    fn scrub_flag_goes_after_the_verb() {
-        let u = Unit {
-            backup_args: vec![
-                "rbd".into(),
-                "backup".into(),
-                "-s".into(),
-                "p".into(),
-                "n".into(),
-            ],
-            ..unit(0.0)
+    fn drawn_flags_follow_their_probability() {
+        let mut u = unit(0.0);
+        u.draws.push(Draw {
+            probability: 0.5,
+            flag: "-A",
+        });
+        let units = vec![u; 1000];
+        let plans = plan_checks(&units, &mut rand::rngs::StdRng::seed_from_u64(3), false);
+        let drawn = plans.iter().filter(|p| p.flags == ["-A"]).count();
+        assert!((400..600).contains(&drawn), "{drawn} of 1000 at p=0.5");
+        let mut never = unit(0.0);
+        never.draws.push(Draw {
+            probability: 0.0,
+            flag: "-A",
+        });
+        let p = plan_checks(&[never], &mut rand::rngs::StdRng::seed_from_u64(3), false);
+        assert!(p[0].flags.is_empty());
+    }
+
+    #[test]
+    fn check_flags_and_drawn_flags_go_after_the_verb() {
+        let mut u = unit(0.0);
+        u.args = vec!["-s".into(), "p".into(), "n".into()];
+        let plan = UnitPlan {
+            check: Check::Scrub,
+            flags: vec!["-A"],
         };
         assert_eq!(
-            u.child_args(Check::Scrub),
-            ["rbd", "backup", "-c", "-s", "p", "n"]
+            u.child_args(&plan),
+            ["dump", "backup", "-c", "-A", "-s", "p", "n"]
         );
-        assert_eq!(
-            u.child_args(Check::Normal),
-            ["rbd", "backup", "-s", "p", "n"]
+        let plan = UnitPlan {
+            check: Check::Normal,
+            flags: vec![],
+        };
+        assert_eq!(u.child_args(&plan), ["dump", "backup", "-s", "p", "n"]);
+    }
+
+    /// A source that lists one unit under `ok/a` and fails to list `bad/x`.
+    struct Flaky;
+    static FLAKY: Flaky = Flaky;
+    impl Source for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn about(&self) -> &'static str {
+            "a test source"
+        }
+        fn workers(&self, _: &Config) -> u32 {
+            1
+        }
+        fn units(&self, _: &Config) -> Vec<Result<Unit, UnitsError>> {
+            vec![
+                Ok(Unit::new(
+                    &FLAKY,
+                    UnitPath::parse("flaky/ok/a").unwrap(),
+                    &[],
+                    0.0,
+                )),
+                Err(UnitsError {
+                    prefix: "flaky/bad".into(),
+                    cause: crate::sources::SourceError::Usage(crate::error::UsageError(
+                        "401 Bad credentials".into(),
+                    )),
+                }),
+            ]
+        }
+        fn command(&self) -> clap::Command {
+            clap::Command::new("flaky")
+        }
+        fn run(
+            &self,
+            _: &crate::sources::Cx,
+            _: &clap::ArgMatches,
+        ) -> Result<crate::error::ExitCode, crate::sources::SourceError> {
+            Ok(crate::error::ExitCode::Ok)
+        }
+    }
+
+    #[test]
+    fn a_listing_failure_is_kept_beside_the_other_units() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = d.path().join("c.yaml");
+        let text = format!(
+            "settings:\n  root: {}\n  snapshot-store: dir\ndump:\n  x:\n    command: [true]\n",
+            d.path().display()
         );
+        let config = crate::config::parse(&text, &cfg).unwrap();
+        let registry: &[&'static dyn Source] = &[&FLAKY, crate::sources::find("dump").unwrap()];
+        let (units, failures) = select_from(registry, &config, &[]).unwrap();
+        let names: Vec<&str> = units.iter().map(|u| u.path.as_str()).collect();
+        assert_eq!(names, ["flaky/ok/a", "dump/x"]);
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].prefix, "flaky/bad");
+        assert!(failures[0].to_string().contains("401 Bad credentials"));
+        // --only on another source does not even ask this one.
+        let only = [glob::Pattern::new("dump/*").unwrap()];
+        let (units, failures) = select_from(registry, &config, &only).unwrap();
+        assert_eq!(units.len(), 1);
+        assert!(failures.is_empty());
+        // --only naming the failed prefix reports it.
+        let only = [glob::Pattern::new("flaky/bad/*").unwrap()];
+        let (units, failures) = select_from(registry, &config, &only).unwrap();
+        assert!(units.is_empty());
+        assert_eq!(failures.len(), 1);
+    }
+
+    #[test]
+    fn only_globs_skip_sources_they_cannot_match() {
+        let p = |g: &str| vec![glob::Pattern::new(g).unwrap()];
+        assert!(source_wanted(&[], "github"));
+        assert!(!source_wanted(&p("rsync/*"), "github"));
+        assert!(source_wanted(&p("rsync/*"), "rsync"));
+        assert!(source_wanted(&p("*"), "github"));
+        assert!(source_wanted(&p("git*/org/*"), "github"));
     }
 }

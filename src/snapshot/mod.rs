@@ -16,6 +16,7 @@ pub mod dir;
 pub mod helper;
 pub mod lvm_thin;
 pub mod name;
+pub mod prune;
 
 pub use name::SnapshotName;
 
@@ -144,6 +145,61 @@ pub trait SnapshotStore {
     fn umount(&self, name: &SnapshotName) -> Result<(), SnapshotError>;
     /// Free space of the filesystem (and pool).
     fn space(&self) -> Result<Space, SnapshotError>;
+}
+
+/// A snapshot mounted for the life of this value. If this value mounted
+/// it, [`MountedSnapshot::close`] unmounts it (and dropping it does, as a
+/// last resort, when an error path returns early); a snapshot that was
+/// mounted before is left mounted.
+pub struct MountedSnapshot<'a> {
+    store: &'a dyn SnapshotStore,
+    name: SnapshotName,
+    path: PathBuf,
+    mounted_here: bool,
+}
+
+impl<'a> MountedSnapshot<'a> {
+    pub fn mount(
+        store: &'a dyn SnapshotStore,
+        name: &SnapshotName,
+    ) -> Result<MountedSnapshot<'a>, SnapshotError> {
+        let was_mounted = store
+            .list()?
+            .iter()
+            .any(|s| &s.name == name && s.mounted.is_some());
+        let path = store.mount(name)?;
+        Ok(MountedSnapshot {
+            store,
+            name: name.clone(),
+            path,
+            mounted_here: !was_mounted,
+        })
+    }
+
+    /// Where the snapshot is readable.
+    #[must_use]
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Unmount it if this value mounted it, reporting a failure.
+    pub fn close(mut self) -> Result<(), SnapshotError> {
+        let r = if self.mounted_here {
+            self.store.umount(&self.name)
+        } else {
+            Ok(())
+        };
+        self.mounted_here = false;
+        r
+    }
+}
+
+impl Drop for MountedSnapshot<'_> {
+    fn drop(&mut self) {
+        if self.mounted_here {
+            let _ = self.store.umount(&self.name);
+        }
+    }
 }
 
 /// The store the config selects.

@@ -30,6 +30,10 @@
 //! - Exit 24 (files vanished during the transfer) is success; exit 2 or 12
 //!   that is not an ssh failure is retried once without `--acls --xattrs`.
 
+mod cmd;
+
+pub use cmd::RSYNC;
+
 use crate::config::{Config, RsyncHost, RsyncSettings, Transport};
 use crate::exec::{Cmd, ExecError};
 use crate::sources::{Check, UnitReport};

@@ -12,6 +12,7 @@ mod rbd;
 mod rgw;
 mod rsync;
 mod run;
+mod run_races;
 mod snap_env;
 mod snapshots_btrfs;
 mod snapshots_priv;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use strata::config::UnitPath;
 use strata::runner::plan_checks;
-use strata::sources::{Check, SourceKind, Unit};
+use strata::sources::{self, Check, Unit};
 
 /// A system user created for one test and deleted when it ends: the backup
 /// user, which owns the backup root and has no privilege.
@@ -335,13 +335,13 @@ fn root_rsync_scrub_repairs_what_a_normal_run_misses() {
     let seed_for = |want: Check| {
         (0u64..1000)
             .find(|s| {
-                let unit = Unit {
-                    kind: SourceKind::Rsync,
-                    path: UnitPath::parse("rsync/squid").unwrap(),
-                    backup_args: vec![],
-                    scrub_probability: 0.5,
-                };
-                plan_checks(&[unit], &mut StdRng::seed_from_u64(*s), false) == [want]
+                let unit = Unit::new(
+                    sources::find("rsync").unwrap(),
+                    UnitPath::parse("rsync/squid").unwrap(),
+                    &["squid"],
+                    0.5,
+                );
+                plan_checks(&[unit], &mut StdRng::seed_from_u64(*s), false)[0].check == want
             })
             .expect("some seed draws it")
             .to_string()

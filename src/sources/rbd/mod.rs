@@ -12,6 +12,7 @@
 //! are files (Deltaic's layout), not directories.
 
 pub mod apply;
+mod cmd;
 pub mod diff;
 pub use crate::fault;
 pub mod image;
@@ -24,6 +25,8 @@ use crate::exec::ExecError;
 use crate::sources::{Check, UnitReport};
 use std::path::{Path, PathBuf};
 use tool::Rbd;
+
+pub use cmd::RBD;
 
 /// Why an rbd command failed.
 #[derive(Debug, thiserror::Error)]

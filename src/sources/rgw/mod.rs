@@ -27,11 +27,13 @@
 
 pub mod admin;
 mod backup;
+mod cmd;
 pub mod keymap;
 mod restore;
 pub mod s3;
 
 pub use backup::{AclRefresh, BackupOptions, Fetch, Listed, Stored, backup, plan};
+pub use cmd::RGW;
 pub use restore::{RestoreOptions, RestoreReport, restore};
 
 use crate::exec::ExecError;

@@ -3,18 +3,24 @@
 //! `slapcat`, anything), as btw-backup and s3napback did.
 //!
 //! Protocol, so that a failure or a crash never costs the previous copy:
-//! 1. the command's stdout streams into `<unit>/.strata-new-<file>` while it
-//!    is hashed; a non-zero exit removes that file and keeps the stored copy;
+//! 1. the command's stdout streams into `<unit>/.strata-new-<file>.<pid>`
+//!    while it is hashed (the name is unique to the process, and the unit's
+//!    lock keeps a second backup of the unit from starting at all); a non-zero exit removes that file and keeps the stored copy;
 //! 2. on success the stored file is marked `user.strata.pending-sha256`, then
 //!    updated block by block from the new file (only differing blocks are
 //!    written: DESIGN §2), then the mark is replaced by `user.strata.sha256`
 //!    and the new file removed. A first copy is simply renamed into place.
 //!
 //! A run that finds the mark and a complete new file (its hash equals the
-//! mark) finishes step 2 before anything else.
+//! mark) finishes step 2 before anything else; new files left by processes
+//! that died are removed.
 //!
 //! A scrub re-reads the stored copy and checks it against the sha256 recorded
 //! after its last update, reporting a mismatch (the update then repairs it).
+
+mod cmd;
+
+pub use cmd::DUMP;
 
 use crate::backup_root::{self, BlockUpdate, UpdateStats, xattrs};
 use crate::config::{Config, DumpCommand, DumpUnit};
@@ -82,10 +88,14 @@ pub fn backup(root: &Path, unit: &DumpUnit, check: Check) -> Result<UnitReport, 
     let dir = root.join(unit.unit.as_str());
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let dest = dir.join(&unit.file);
-    let staged = dir.join(format!(".strata-new-{}", unit.file));
+    let staged = dir.join(format!(
+        "{}{}",
+        staged_prefix(&unit.file),
+        std::process::id()
+    ));
 
     let mut notes = Vec::new();
-    if let Some(note) = finish_interrupted(&dest, &staged)? {
+    if let Some(note) = finish_interrupted(&dest, &dir, &unit.file)? {
         notes.push(note);
     }
     let mut repaired = 0;
@@ -216,36 +226,69 @@ fn apply_staged(dest: &Path, staged: &Path, sha: &str) -> Result<UpdateStats, Du
     Ok(stats)
 }
 
+/// `.strata-new-<file>.`: the start of the names of new copies in a unit.
+fn staged_prefix(file: &str) -> String {
+    format!(".strata-new-{file}.")
+}
+
+/// New copies of `file` in `dir` left by earlier processes (the unit's lock
+/// guarantees that no other process is writing one now), including the
+/// fixed name strata used before names were unique.
+fn leftovers(dir: &Path, file: &str) -> Result<Vec<PathBuf>, DumpError> {
+    let prefix = staged_prefix(file);
+    let legacy = format!(".strata-new-{file}");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n == legacy
+                || n.strip_prefix(&prefix)
+                    .is_some_and(|pid| pid.parse::<u32>().is_ok())
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Finish an update a crash interrupted, if there is one; says what it did.
-fn finish_interrupted(dest: &Path, staged: &Path) -> Result<Option<String>, DumpError> {
+fn finish_interrupted(dest: &Path, dir: &Path, file: &str) -> Result<Option<String>, DumpError> {
     let pending = if dest.exists() {
         xattrs::get_text(dest, xattrs::STRATA_PENDING_SHA256).map_err(io(dest))?
     } else {
         None
     };
-    match (pending, staged.exists()) {
-        (Some(want), true) => {
-            let (have, _) = hash_file(staged)?;
-            if have == want {
-                apply_staged(dest, staged, &want)?;
-                Ok(Some(format!(
-                    "finished an update interrupted by a crash ({want})"
-                )))
-            } else {
-                let _ = std::fs::remove_file(staged);
-                Ok(Some("an interrupted update left an incomplete new copy; discarded, the stored copy will be rewritten".to_owned()))
-            }
+    let mut staged = leftovers(dir, file)?;
+    let Some(want) = pending else {
+        // why: a crash while the command was still running: the stored copy was never touched
+        for s in staged {
+            let _ = std::fs::remove_file(s);
         }
-        (Some(_), false) => Ok(Some(
+        return Ok(None);
+    };
+    let mut complete = None;
+    for s in &staged {
+        if complete.is_none() && hash_file(s)?.0 == want {
+            complete = Some(s.clone());
+        }
+    }
+    staged.retain(|s| Some(s) != complete.as_ref());
+    for s in staged {
+        let _ = std::fs::remove_file(s);
+    }
+    match complete {
+        Some(s) => {
+            apply_staged(dest, &s, &want)?;
+            Ok(Some(format!(
+                "finished an update interrupted by a crash ({want})"
+            )))
+        }
+        None => Ok(Some(
             "the stored copy was mid-update when a run was interrupted; this run rewrites it"
                 .to_owned(),
         )),
-        (None, true) => {
-            // why: a crash while the command was still running: the stored copy was never touched
-            let _ = std::fs::remove_file(staged);
-            Ok(None)
-        }
-        (None, false) => Ok(None),
     }
 }
 
@@ -319,7 +362,11 @@ mod tests {
             "{r:?}"
         );
         assert_eq!(std::fs::read(stored(d.path())).unwrap(), data);
-        assert!(!d.path().join("dump/db/.strata-new-db.sql").exists());
+        assert!(
+            leftovers(&d.path().join("dump/db"), "db.sql")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -339,7 +386,11 @@ mod tests {
             "{err}"
         );
         assert_eq!(std::fs::read(stored(d.path())).unwrap(), b"v1");
-        assert!(!d.path().join("dump/db/.strata-new-db.sql").exists());
+        assert!(
+            leftovers(&d.path().join("dump/db"), "db.sql")
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -368,7 +419,8 @@ mod tests {
         // The state a crash in the middle of step 2 leaves: a complete staged copy,
         // the stored file marked pending and half updated.
         let new = vec![2u8; 200_000];
-        let staged = d.path().join("dump/db/.strata-new-db.sql");
+        // why: the name a process with PID 4242 staged under
+        let staged = d.path().join("dump/db/.strata-new-db.sql.4242");
         std::fs::write(&staged, &new).unwrap();
         let sha = hex::encode(Sha256::digest(&new));
         xattr::set(

@@ -1,0 +1,248 @@
+//! `prune`'s effectful step: carry out a retention plan on a store, then
+//! the free-space rule, then old logs, and say what was done as a
+//! [`PruneReport`] (the command line prints it).
+//!
+//! The decisions are [`crate::retention`]'s pure plans; this module only
+//! applies them, in this order: the policy's removals, then (when the pool
+//! or filesystem is below `gc-min-free-percent`) the oldest kept snapshots
+//! down to `gc-min-keep`, then per-unit logs beyond `gc-log-distinct-days`.
+//! A snapshot that cannot be removed is reported and the rest goes on.
+
+use super::{Removed, SnapshotError, SnapshotName, SnapshotStore};
+use crate::config::Retention;
+use crate::retention::{self, Mark, ProtectReason};
+use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Whether anything is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneMode {
+    Apply,
+    DryRun,
+}
+
+/// One thing prune did or would do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PruneEvent {
+    /// The policy removes it (`done` false in a dry run).
+    Remove {
+        name: SnapshotName,
+        why: String,
+        done: bool,
+    },
+    /// It was already gone when prune came to remove it.
+    AlreadyGone {
+        name: SnapshotName,
+    },
+    RemoveFailed {
+        name: SnapshotName,
+        error: String,
+    },
+    /// The policy would remove it, but it is protected.
+    Protected {
+        name: SnapshotName,
+        why: String,
+    },
+    /// The policy keeps it.
+    Keep {
+        name: SnapshotName,
+        why: String,
+    },
+    /// The free-space rule removes it (`done` false in a dry run).
+    FreeSpace {
+        name: SnapshotName,
+        data: f64,
+        meta: f64,
+        min_free: f64,
+        done: bool,
+    },
+    /// Space is short and `gc-min-keep` forbids removing more.
+    FreeSpaceExhausted {
+        data: f64,
+        meta: f64,
+        min_free: f64,
+    },
+    /// An old log (`done` false in a dry run).
+    Log {
+        path: PathBuf,
+        done: bool,
+    },
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Default)]
+pub struct PruneReport {
+    pub events: Vec<PruneEvent>,
+}
+
+impl PruneReport {
+    /// Whether something that should have been removed was not.
+    #[must_use]
+    pub fn failed(&self) -> bool {
+        self.events.iter().any(|e| {
+            matches!(
+                e,
+                PruneEvent::RemoveFailed { .. } | PruneEvent::FreeSpaceExhausted { .. }
+            )
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("removing old log {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Prune `store` by `retention` as of `today`; `protected` are snapshots
+/// the policy must not remove (mounted ones are added here); `logs` is
+/// `<root>/Logs`.
+pub fn prune(
+    store: &dyn SnapshotStore,
+    retention: &Retention,
+    today: NaiveDate,
+    mut protected: BTreeMap<SnapshotName, ProtectReason>,
+    logs: &Path,
+    mode: PruneMode,
+) -> Result<PruneReport, PruneError> {
+    let list = store.list()?;
+    let names: Vec<SnapshotName> = list.iter().map(|s| s.name.clone()).collect();
+    for s in list.iter().filter(|s| s.mounted.is_some()) {
+        protected.insert(s.name.clone(), ProtectReason::Mounted);
+    }
+    let plan = retention::plan(&names, &retention.policy, today, &protected);
+    let mut report = PruneReport::default();
+    for entry in &plan.entries {
+        let name = entry.name.clone();
+        report.events.push(match &entry.mark {
+            Mark::Remove(why) if mode == PruneMode::DryRun => PruneEvent::Remove {
+                name,
+                why: why.to_string(),
+                done: false,
+            },
+            Mark::Remove(why) => match store.remove(&entry.name) {
+                Ok(Removed::Removed) => PruneEvent::Remove {
+                    name,
+                    why: why.to_string(),
+                    done: true,
+                },
+                Ok(Removed::AlreadyGone) => PruneEvent::AlreadyGone { name },
+                Err(e) => PruneEvent::RemoveFailed {
+                    name,
+                    error: e.to_string(),
+                },
+            },
+            Mark::Protected(why) => PruneEvent::Protected {
+                name,
+                why: why.to_string(),
+            },
+            Mark::Keep(why) => PruneEvent::Keep {
+                name,
+                why: why.to_string(),
+            },
+        });
+    }
+    if let Some(min_free) = retention.min_free_percent {
+        free_space(
+            store,
+            &plan,
+            min_free,
+            retention.min_keep as usize,
+            mode,
+            &mut report,
+        )?;
+    }
+    prune_logs(
+        logs,
+        retention.log_distinct_days as usize,
+        mode,
+        &mut report,
+    )?;
+    Ok(report)
+}
+
+/// The free-space rule: remove the oldest kept snapshots while space is short.
+fn free_space(
+    store: &dyn SnapshotStore,
+    plan: &retention::Plan,
+    min_free: f64,
+    min_keep: usize,
+    mode: PruneMode,
+    report: &mut PruneReport,
+) -> Result<(), SnapshotError> {
+    let mut order = retention::free_space::emergency_order(plan, min_keep).into_iter();
+    loop {
+        let (data, meta) = store.space()?.free_for_pruning();
+        if !retention::free_space::below_threshold(data, meta, min_free) {
+            return Ok(());
+        }
+        let Some(next) = order.next() else {
+            report.events.push(PruneEvent::FreeSpaceExhausted {
+                data,
+                meta,
+                min_free,
+            });
+            return Ok(());
+        };
+        let done = mode == PruneMode::Apply;
+        if done {
+            store.remove(&next)?;
+        }
+        report.events.push(PruneEvent::FreeSpace {
+            name: next,
+            data,
+            meta,
+            min_free,
+            done,
+        });
+        if !done {
+            // why: a dry run cannot measure what a removal would free; one event says the rule fires
+            return Ok(());
+        }
+    }
+}
+
+fn prune_logs(
+    logs: &Path,
+    distinct_days: usize,
+    mode: PruneMode,
+    report: &mut PruneReport,
+) -> Result<(), PruneError> {
+    if !logs.is_dir() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(logs)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir())
+    {
+        let names: Vec<String> = std::fs::read_dir(entry.path())
+            .map_err(|source| PruneError::Log {
+                path: entry.path().to_owned(),
+                source,
+            })?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for name in retention::logs::logs_to_remove(&names, distinct_days) {
+            let path = entry.path().join(&name);
+            let done = mode == PruneMode::Apply;
+            if done {
+                std::fs::remove_file(&path).map_err(|source| PruneError::Log {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            report.events.push(PruneEvent::Log { path, done });
+        }
+    }
+    Ok(())
+}
