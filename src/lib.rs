@@ -19,6 +19,8 @@
 //! - [`archive`]: offsite archives: pack, upload, retrieve, unpack, drill.
 //! - [`s3`]: what the S3 archiver and the rgw source share: failures in
 //!   words, and uploads in parts streamed from disk.
+//! - [`names`]: `SnapshotName` and `UnitPath`, validated names shared by
+//!   the user side and the root helper (a leaf: it imports nothing of ours).
 //! - [`exec`]: the only module that starts processes.
 //! - [`fault`]: named crash points for the crash-safety tests, inert unless
 //!   `STRATA_FAULT_KILL_AT` names one.
@@ -37,6 +39,7 @@ pub mod error;
 pub mod exec;
 pub mod fault;
 pub mod mkconf;
+pub mod names;
 pub mod privileged;
 pub mod retention;
 pub mod runner;
