@@ -22,6 +22,8 @@
 //! - [`archive`]: offsite archives: pack, upload, retrieve, unpack, drill.
 //! - [`s3`]: what the S3 archiver and the rgw source share: failures in
 //!   words, and uploads in parts streamed from disk.
+//! - [`names`]: `SnapshotName` and `UnitPath`, validated names shared by
+//!   the user side and the root helper (a leaf: it imports nothing of ours).
 //! - [`exec`]: the only module that starts processes.
 //! - [`fault`]: named crash points for the crash-safety tests, inert unless
 //!   `STRATA_FAULT_KILL_AT` names one.
@@ -41,6 +43,7 @@ pub mod exec;
 pub mod fault;
 pub mod jobs;
 pub mod mkconf;
+pub mod names;
 pub mod privileged;
 pub mod retention;
 pub mod runner;

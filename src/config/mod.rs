@@ -17,12 +17,11 @@ mod reader;
 pub mod render;
 mod schema;
 mod secret;
-mod unit;
 
+pub use crate::names::{UnitPath, UnitPathError};
 pub use reader::KeyPath;
 pub use schema::*;
 pub use secret::Secret;
-pub use unit::{UnitPath, UnitPathError};
 
 use std::path::{Path, PathBuf};
 

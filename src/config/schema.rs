@@ -4,7 +4,7 @@
 use super::node::Node;
 use super::reader::{Fields, KeyPath, Reader};
 use super::secret::Secret;
-use super::unit::UnitPath;
+use crate::names::UnitPath;
 use crate::retention::{CalendarPolicy, HanoiPolicy, Policy};
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@
 //! checks and pool status, so there is one output format to parse.
 
 use super::protocol::PoolStatus;
-use crate::snapshot::SnapshotName;
+use crate::names::SnapshotName;
 use serde::Deserialize;
 
 /// The tag every strata (and Deltaic) snapshot carries.

@@ -29,7 +29,7 @@ pub mod lvm;
 pub mod protocol;
 
 use crate::exec::{Cmd, ExecError};
-use crate::snapshot::SnapshotName;
+use crate::names::SnapshotName;
 use config::{HelperConfig, HelperStore};
 use protocol::{
     CreateReply, ListReply, ListedSnapshot, MountReply, PoolReply, RemoveReply, UmountReply,

@@ -37,7 +37,7 @@ use chrono::{Datelike, Days, NaiveDate};
 use serde::Serialize;
 
 use super::{KeepReason, RemoveReason, Verdict};
-use crate::snapshot::SnapshotName;
+use crate::names::SnapshotName;
 
 /// The `gc-*` settings of the calendar policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -204,7 +204,7 @@ pub mod oracle {
     use chrono::{Datelike, NaiveDate};
 
     use super::CalendarPolicy;
-    use crate::snapshot::SnapshotName;
+    use crate::names::SnapshotName;
 
     /// The snapshots the calendar policy keeps, stated per snapshot instead
     /// of as Deltaic's walk; a test oracle for [`crate::retention::plan`].

@@ -18,7 +18,7 @@
 //! first, and removing all of them still leaves at least `min_keep`
 //! snapshots (counting protected ones).
 
-use crate::snapshot::SnapshotName;
+use crate::names::SnapshotName;
 
 use super::{Mark, Plan};
 

@@ -31,7 +31,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::{KeepReason, RemoveReason, Verdict};
-use crate::snapshot::SnapshotName;
+use crate::names::SnapshotName;
 
 /// The `gc-hanoi-*` settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -23,7 +23,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::snapshot::SnapshotName;
+use crate::names::SnapshotName;
 
 pub use calendar::CalendarPolicy;
 pub use free_space::{below_threshold, emergency_order};

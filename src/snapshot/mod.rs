@@ -15,10 +15,9 @@ pub mod btrfs;
 pub mod dir;
 pub mod helper;
 pub mod lvm_thin;
-pub mod name;
 pub mod prune;
 
-pub use name::SnapshotName;
+pub use crate::names::SnapshotName;
 
 use crate::config::{Config, StoreKind};
 use chrono::NaiveDate;

@@ -6,6 +6,7 @@
 mod archive;
 mod config;
 mod mkconf;
+mod modules;
 mod package;
 mod prune;
 mod rbd;

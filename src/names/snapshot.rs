@@ -30,7 +30,7 @@ const EXPECTED: &str = "YYYYMMDD-N: a calendar date, a dash, and a number from 1
 
 /// Why a string is not a snapshot name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
+pub enum SnapshotNameError {
     /// The text does not have the shape `YYYYMMDD-N`.
     #[error("invalid snapshot name {name:?}: expected {EXPECTED}")]
     Malformed { name: String },
@@ -52,10 +52,10 @@ impl SnapshotName {
     /// where the eight digits are a valid calendar date.
     ///
     /// # Errors
-    /// [`NameError::Malformed`] when the shape is wrong,
-    /// [`NameError::NotADate`] when the date part is not a real day.
-    pub fn parse(name: &str) -> Result<SnapshotName, NameError> {
-        let malformed = || NameError::Malformed {
+    /// [`SnapshotNameError::Malformed`] when the shape is wrong,
+    /// [`SnapshotNameError::NotADate`] when the date part is not a real day.
+    pub fn parse(name: &str) -> Result<SnapshotName, SnapshotNameError> {
+        let malformed = || SnapshotNameError::Malformed {
             name: name.to_owned(),
         };
         let (digits, seq_text) = name.split_once('-').ok_or_else(malformed)?;
@@ -79,7 +79,7 @@ impl SnapshotName {
                 .bytes()
                 .fold(0, |acc, b| acc * 10 + u32::from(b - b'0'))
         };
-        let not_a_date = || NameError::NotADate {
+        let not_a_date = || SnapshotNameError::NotADate {
             name: name.to_owned(),
             digits: digits.to_owned(),
         };
@@ -208,7 +208,7 @@ impl fmt::Debug for SnapshotName {
 }
 
 impl FromStr for SnapshotName {
-    type Err = NameError;
+    type Err = SnapshotNameError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         SnapshotName::parse(s)
@@ -297,7 +297,7 @@ mod tests {
         ];
         for text in cases {
             match SnapshotName::parse(text) {
-                Err(NameError::Malformed { name }) => assert_eq!(name, text),
+                Err(SnapshotNameError::Malformed { name }) => assert_eq!(name, text),
                 other => panic!("{text:?}: expected Malformed, got {other:?}"),
             }
         }
@@ -317,7 +317,7 @@ mod tests {
         ];
         for text in cases {
             match SnapshotName::parse(text) {
-                Err(NameError::NotADate { name, digits }) => {
+                Err(SnapshotNameError::NotADate { name, digits }) => {
                     assert_eq!(name, text);
                     assert_eq!(digits, &text[..8]);
                 }

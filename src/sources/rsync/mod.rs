@@ -1,11 +1,12 @@
 //! The `rsync` source: whole filesystems of hosts, pulled with rsync over ssh
 //! as Deltaic did (DESIGN §7), and pushed back on restore.
 //!
-//! Owns: the argument vectors of `rsync` and `ssh` for a host entry, the
-//! `pre`/`post` remote commands, the retry without `--acls --xattrs` for an
-//! old remote rsync, reading rsync's itemized output (what changed, what a
-//! scrub repaired) and `--stats`, telling an ssh failure (unreachable host,
-//! changed host key) from an rsync failure, and restore.
+//! Owns: the argument vectors of `rsync` for a host entry, the `pre`/`post`
+//! remote commands, the retry without `--acls --xattrs` for an old remote
+//! rsync, judging rsync's exit code (an ssh failure, an rsync failure, or
+//! success), and restore. Reaching a host over ssh is [`ssh`] (shared with
+//! other sources that run commands on a host); reading rsync's itemized
+//! output and `--stats` is [`output`].
 //!
 //! Does not own: which hosts are units and when a run scrubs them
 //! (`sources::units`, the runner), and where logs go (the runner points our
@@ -21,18 +22,22 @@
 //!   remote (or, for `transport: local`, the local) shell; and rsync's `-e`
 //!   takes the ssh command as one string, which rsync splits itself (we quote
 //!   it with [`rsh_command`] by rsync's own rules).
-//! - Host keys are checked: `StrictHostKeyChecking=accept-new` against
-//!   strata's own known-hosts file ([`known_hosts_file`]), so the first
-//!   contact records the key and a changed key fails the unit, naming the
-//!   problem, instead of being silently accepted (Deltaic turned checking off).
+//! - Host keys are checked against strata's own known-hosts file (see
+//!   [`ssh`]): a changed key fails the unit, naming the problem.
 //! - `post` runs only after a successful rsync; a failed `pre` means no rsync
 //!   and no `post`.
 //! - Exit 24 (files vanished during the transfer) is success; exit 2 or 12
 //!   that is not an ssh failure is retried once without `--acls --xattrs`.
 
 mod cmd;
+pub mod output;
+pub mod ssh;
 
 pub use cmd::RSYNC;
+pub use output::{Itemized, Line, Stats, Tally, classify};
+pub use ssh::{
+    SshError, SshProblem, SshTarget, known_hosts_file, prepare_known_hosts, ssh_problem,
+};
 
 use crate::config::{Config, RsyncHost, RsyncSettings, Transport};
 use crate::exec::{Cmd, ExecError};
@@ -106,26 +111,8 @@ pub enum RsyncError {
         #[source]
         source: ExecError,
     },
-    #[error(
-        "the ssh host key of {host} does not match the key recorded in {}: {detail}; \
-         if the host was really reinstalled or rekeyed, remove the old key with \
-         `ssh-keygen -f {} -R {}` and run again",
-        known_hosts.display(), known_hosts.display(), crate::exec::quote_argv(&[OsString::from(key_name)])
-    )]
-    HostKeyChanged {
-        host: String,
-        known_hosts: PathBuf,
-        /// How the host appears in `known_hosts` (`host` or `[host]:port`).
-        key_name: String,
-        /// What ssh said.
-        detail: String,
-    },
-    #[error("cannot reach {host} over ssh: {detail}")]
-    Ssh {
-        host: String,
-        /// What ssh said.
-        detail: String,
-    },
+    #[error(transparent)]
+    Ssh(#[from] SshError),
     #[error("rsync of {host} failed ({}): {source}", exit_meaning(.source.status()))]
     Rsync {
         host: String,
@@ -174,108 +161,23 @@ pub fn find<'c>(config: &'c Config, host: &str) -> Result<&'c RsyncHost, RsyncEr
         })
 }
 
-/// strata's known-hosts file: `~/.config/strata/known_hosts`, beside the
-/// default config file and separate from the user's `~/.ssh/known_hosts`, so
-/// that the keys strata trusts are the keys its backups recorded.
-#[must_use]
-pub fn known_hosts_file(home: &Path) -> PathBuf {
-    home.join(".config").join("strata").join("known_hosts")
+/// The ssh target of a configured host entry.
+fn ssh_target(host: &RsyncHost, settings: &RsyncSettings, known_hosts: &Path) -> SshTarget {
+    SshTarget {
+        port: host.ssh_port,
+        identity: host.ssh_identity.clone(),
+        options: settings.ssh_options.clone(),
+        ..SshTarget::new(&host.host, &host.user, known_hosts)
+    }
 }
 
-/// How to reach a host with ssh.
-#[derive(Debug, Clone)]
-pub struct SshTarget {
-    pub host: String,
-    pub user: String,
-    pub port: Option<u32>,
-    pub identity: Option<PathBuf>,
-    /// `rsync-ssh-options`, given before strata's defaults so that they win
-    /// (ssh keeps the first value it is given for an option).
-    pub options: Vec<String>,
-    pub known_hosts: PathBuf,
-}
-
-impl SshTarget {
-    /// The target of a configured host entry.
-    #[must_use]
-    pub fn of(host: &RsyncHost, settings: &RsyncSettings, known_hosts: &Path) -> SshTarget {
-        SshTarget {
-            host: host.host.clone(),
-            user: host.user.clone(),
-            port: host.ssh_port,
-            identity: host.ssh_identity.clone(),
-            options: settings.ssh_options.clone(),
-            known_hosts: known_hosts.to_owned(),
-        }
-    }
-
-    /// `ssh` and its options, without the destination.
-    #[must_use]
-    pub fn ssh_argv(&self) -> Vec<OsString> {
-        let mut v: Vec<OsString> = vec!["ssh".into()];
-        let mut opt = |o: &str| {
-            v.push("-o".into());
-            v.push(o.into());
-        };
-        // why: BatchMode first, so no option can make a cron job wait for a password
-        opt("BatchMode=yes");
-        for o in &self.options {
-            v.push(o.into());
-        }
-        let mut opt = |o: String| {
-            v.push("-o".into());
-            v.push(o.into());
-        };
-        opt("StrictHostKeyChecking=accept-new".to_owned());
-        // why: ssh splits this option's value on whitespace (it takes a list of files); quote the path
-        opt(format!(
-            "UserKnownHostsFile=\"{}\"",
-            self.known_hosts.display()
-        ));
-        // why: a dead host must fail its unit, not hold the run lock forever
-        opt("ConnectTimeout=30".to_owned());
-        opt("ServerAliveInterval=60".to_owned());
-        opt("ServerAliveCountMax=5".to_owned());
-        if let Some(port) = self.port {
-            v.push("-p".into());
-            v.push(port.to_string().into());
-        }
-        if let Some(id) = &self.identity {
-            v.push("-i".into());
-            v.push(id.into());
-            // why: only the configured key; an agent or ~/.ssh keys must not decide which account we get
-            v.push("-o".into());
-            v.push("IdentitiesOnly=yes".into());
-        }
-        v
-    }
-
-    /// `user@host`, bracketing an IPv6 address for rsync's `host:path` syntax.
-    fn rsync_prefix(&self) -> String {
-        if self.host.contains(':') {
-            format!("{}@[{}]", self.user, self.host)
-        } else {
-            format!("{}@{}", self.user, self.host)
-        }
-    }
-
-    /// How ssh names this host in `known_hosts`.
-    fn key_name(&self) -> String {
-        match self.port {
-            Some(p) if p != 22 => format!("[{}]:{p}", self.host),
-            _ => self.host.clone(),
-        }
-    }
-
-    /// `ssh ... -- user@host SCRIPT`: a remote shell command by nature.
-    #[must_use]
-    pub fn remote(&self, script: &str) -> Cmd {
-        let argv = self.ssh_argv();
-        Cmd::new(&argv[0])
-            .args(&argv[1..])
-            .arg("--")
-            .arg(format!("{}@{}", self.user, self.host))
-            .arg(script)
+/// `user@host:`, the prefix of a remote path in rsync's `host:path` syntax,
+/// an IPv6 address bracketed.
+fn remote_prefix(t: &SshTarget) -> String {
+    if t.host.contains(':') {
+        format!("{}@[{}]:", t.user, t.host)
+    } else {
+        format!("{}@{}:", t.user, t.host)
     }
 }
 
@@ -319,7 +221,7 @@ impl Endpoint {
     #[must_use]
     pub fn of(host: &RsyncHost, settings: &RsyncSettings, known_hosts: &Path) -> Endpoint {
         match host.transport {
-            Transport::Ssh => Endpoint::Ssh(SshTarget::of(host, settings, known_hosts)),
+            Transport::Ssh => Endpoint::Ssh(ssh_target(host, settings, known_hosts)),
             Transport::Local => Endpoint::Local,
         }
     }
@@ -328,8 +230,7 @@ impl Endpoint {
     fn path(&self, path: &OsStr) -> OsString {
         match self {
             Endpoint::Ssh(t) => {
-                let mut s = OsString::from(t.rsync_prefix());
-                s.push(":");
+                let mut s = OsString::from(remote_prefix(t));
                 s.push(path);
                 s
             }
@@ -400,110 +301,11 @@ fn without_newer_features(argv: &[OsString]) -> Vec<OsString> {
         .collect()
 }
 
-/// What rsync's itemized output (`-i`) said changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Itemized {
-    /// Entries created or updated (data or attributes).
-    pub changed: u64,
-    /// Entries deleted.
-    pub deleted: u64,
-    /// Regular files whose content differed although size and mtime were
-    /// equal: what only `--checksum` finds, and a scrub repairs.
-    pub repaired: u64,
-}
-
-/// One line of rsync's stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Line {
-    /// `[.h][dfL]........x `: a spurious xattr line some rsync versions print
-    /// for unchanged entries (samba bug 10496); Deltaic drops them, so do we.
-    Spurious,
-    Deleted,
-    /// A change; `repaired` as in [`Itemized::repaired`].
-    Changed {
-        repaired: bool,
-    },
-    /// Anything else (`--stats`, messages).
-    Other,
-}
-
-/// Classify one line of rsync's output (without its newline).
-#[must_use]
-pub fn classify(line: &[u8]) -> Line {
-    if line.starts_with(b"*deleting ") {
-        return Line::Deleted;
-    }
-    // why: itemized lines are `YXcstpoguax name`: 11 flag characters, then a space
-    if line.len() < 12 || line[11] != b' ' {
-        return Line::Other;
-    }
-    let (y, x, flags) = (line[0], line[1], &line[2..11]);
-    if !b"<>ch.".contains(&y) || !b"fdLDS".contains(&x) {
-        return Line::Other;
-    }
-    if (y == b'.' || y == b'h')
-        && b"dfL".contains(&x)
-        && flags[..8].iter().all(|c| *c == b'.')
-        && flags[8] == b'x'
-    {
-        return Line::Spurious;
-    }
-    Line::Changed {
-        repaired: y == b'>'
-            && x == b'f'
-            && flags[0] == b'c'
-            && flags[1] == b'.'
-            && flags[2] == b'.',
-    }
-}
-
-/// The figures of `--stats` strata reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// `Number of files:`.
-    pub files: u64,
-    /// `Total file size:` (bytes): what the unit holds.
-    pub total_size: u64,
-    /// `Literal data:` (bytes): what actually crossed the wire.
-    pub literal: u64,
-}
-
-impl Stats {
-    /// Take a figure from one `--stats` line, if it is one of ours.
-    pub fn take(&mut self, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
-        let Some((key, value)) = text.split_once(':') else {
-            return;
-        };
-        let slot = match key.trim() {
-            "Number of files" => &mut self.files,
-            "Total file size" => &mut self.total_size,
-            "Literal data" => &mut self.literal,
-            _ => return,
-        };
-        if let Some(n) = leading_number(value) {
-            *slot = n;
-        }
-    }
-}
-
-/// The integer at the start of `s`, ignoring digit-group separators
-/// (rsync prints `1,234,567` or, by locale, `1.234.567`).
-fn leading_number(s: &str) -> Option<u64> {
-    let token = s.split_whitespace().next()?;
-    let digits: String = token.chars().filter(char::is_ascii_digit).collect();
-    if digits.is_empty() || token.chars().any(|c| c.is_ascii_alphabetic()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 /// One rsync process as it ended.
 struct Transfer {
     code: i32,
     stderr: Vec<u8>,
-    items: Itemized,
-    stats: Stats,
+    tally: Tally,
 }
 
 /// Run rsync once: its stdout goes to `out` line by line without the spurious
@@ -521,8 +323,7 @@ fn transfer(argv: &[OsString], out: &mut impl Write) -> Result<Transfer, RsyncEr
             host: String::new(),
             source,
         })?;
-    let mut items = Itemized::default();
-    let mut stats = Stats::default();
+    let mut tally = Tally::default();
     let mut reader = BufReader::with_capacity(1 << 16, &mut child);
     let mut line = Vec::with_capacity(256);
     let streamed: Result<(), RsyncError> = loop {
@@ -533,14 +334,8 @@ fn transfer(argv: &[OsString], out: &mut impl Write) -> Result<Transfer, RsyncEr
             Err(e) => break Err(RsyncError::Log(e)),
         }
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        match classify(body) {
-            Line::Spurious => continue,
-            Line::Deleted => items.deleted += 1,
-            Line::Changed { repaired } => {
-                items.changed += 1;
-                items.repaired += u64::from(repaired);
-            }
-            Line::Other => stats.take(body),
+        if tally.take(body) == Line::Spurious {
+            continue;
         }
         if let Err(e) = out.write_all(&line) {
             break Err(RsyncError::Log(e));
@@ -559,57 +354,8 @@ fn transfer(argv: &[OsString], out: &mut impl Write) -> Result<Transfer, RsyncEr
     Ok(Transfer {
         code: done.code,
         stderr: done.stderr,
-        items,
-        stats,
+        tally,
     })
-}
-
-/// What ssh's part of a failure was, judged from stderr.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SshProblem {
-    /// The host key differs from the recorded one (or could not be verified).
-    HostKey(String),
-    /// ssh could not connect, resolve, or authenticate.
-    Connect(String),
-}
-
-/// Whether stderr shows that ssh itself failed, and how.
-#[must_use]
-pub fn ssh_problem(stderr: &[u8]) -> Option<SshProblem> {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let pick = |pred: &dyn Fn(&str) -> bool| -> Vec<&str> {
-        lines.iter().copied().filter(|l| pred(l)).collect()
-    };
-    if text.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-        || text.contains("Host key verification failed")
-    {
-        let detail = pick(&|l| {
-            l.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
-                || l.starts_with("Host key for")
-                || l.contains("key for") && l.contains("has changed")
-                || l.starts_with("Host key verification failed")
-        });
-        let detail = detail
-            .iter()
-            .map(|l| l.trim_matches('@').trim().trim_end_matches('.'))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Some(SshProblem::HostKey(detail));
-    }
-    let connect = pick(&|l| {
-        l.starts_with("ssh: ")
-            || l.contains("Permission denied (")
-            || l.starts_with("kex_exchange_identification:")
-            || l.starts_with("Connection closed by")
-            || l.starts_with("Connection timed out")
-            || l.starts_with("Connection refused")
-    });
-    if connect.is_empty() {
-        None
-    } else {
-        Some(SshProblem::Connect(connect.join("; ")))
-    }
 }
 
 /// The last `n` lines of stderr, for an error message.
@@ -624,18 +370,7 @@ fn ssh_error(endpoint: &Endpoint, stderr: &[u8]) -> Option<RsyncError> {
     let Endpoint::Ssh(t) = endpoint else {
         return None;
     };
-    match ssh_problem(stderr)? {
-        SshProblem::HostKey(detail) => Some(RsyncError::HostKeyChanged {
-            host: t.host.clone(),
-            known_hosts: t.known_hosts.clone(),
-            key_name: t.key_name(),
-            detail,
-        }),
-        SshProblem::Connect(detail) => Some(RsyncError::Ssh {
-            host: t.host.clone(),
-            detail,
-        }),
-    }
+    t.diagnose(stderr).map(RsyncError::Ssh)
 }
 
 /// Run rsync with Deltaic's fallback: exit 2 or 12, when ssh did not fail,
@@ -745,47 +480,31 @@ pub fn backup(
 
     let mut summary = format!(
         "{} changed, {} deleted, {} bytes in {} files, {} bytes transferred",
-        t.items.changed, t.items.deleted, t.stats.total_size, t.stats.files, t.stats.literal
+        t.tally.items.changed,
+        t.tally.items.deleted,
+        t.tally.stats.total_size,
+        t.tally.stats.files,
+        t.tally.stats.literal
     );
     if check == Check::Scrub {
         let _ = write!(
             summary,
             "; scrub: {} files differed from the source with equal size and mtime, repaired",
-            t.items.repaired
+            t.tally.items.repaired
         );
         println!(
             "scrub: repaired {} files whose content differed from {} although size and mtime matched",
-            t.items.repaired, host.host
+            t.tally.items.repaired, host.host
         );
     }
     println!("{summary}");
     Ok(UnitReport {
-        bytes: t.stats.total_size,
-        changed: t.items.changed + t.items.deleted > 0,
+        bytes: t.tally.stats.total_size,
+        changed: t.tally.items.changed + t.tally.items.deleted > 0,
         scrubbed: check == Check::Scrub,
-        repaired: t.items.repaired,
+        repaired: t.tally.items.repaired,
         summary,
     })
-}
-
-/// Make sure the known-hosts file's directory exists (private: it decides
-/// which servers we trust).
-fn prepare_known_hosts(known_hosts: &Path) -> Result<(), RsyncError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let Some(dir) = known_hosts.parent() else {
-        return Ok(());
-    };
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| RsyncError::Io {
-            path: dir.to_owned(),
-            source,
-        })
 }
 
 /// Which restore: a filesystem backup, or a Coda volume.
@@ -821,17 +540,13 @@ impl Restore {
         match entry {
             Some(h) if h.transport == Transport::Local => Endpoint::Local,
             Some(h) => {
-                let mut t = SshTarget::of(h, settings, known_hosts);
+                let mut t = ssh_target(h, settings, known_hosts);
                 user.clone_into(&mut t.user);
                 Endpoint::Ssh(t)
             }
             None => Endpoint::Ssh(SshTarget {
-                host: host.to_owned(),
-                user: user.to_owned(),
-                port: None,
-                identity: None,
                 options: settings.ssh_options.clone(),
-                known_hosts: known_hosts.to_owned(),
+                ..SshTarget::new(host, user, known_hosts)
             }),
         }
     }
@@ -875,7 +590,7 @@ pub fn restore(config: &Config, r: &Restore) -> Result<Itemized, RsyncError> {
     let argv = r.argv(&config.settings.rsync.local_binary);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let t = transfer_with_fallback(&r.host, &r.endpoint, &argv, &mut out)?;
-    Ok(t.items)
+    Ok(t.tally.items)
 }
 
 #[cfg(test)]
@@ -996,132 +711,6 @@ mod tests {
         let cmd = t.remote("echo hi");
         let argv = strs(&cmd.argv());
         assert_eq!(argv[argv.len() - 3..], ["--", "root@fd00::1", "echo hi"]);
-    }
-
-    #[test]
-    fn classify_itemized_lines() {
-        assert_eq!(
-            classify(b">f+++++++++ etc/passwd"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(
-            classify(b">f.st...... etc/passwd"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(
-            classify(b">fc........ etc/passwd"),
-            Line::Changed { repaired: true }
-        );
-        assert_eq!(
-            classify(b">fc.......x etc/passwd"),
-            Line::Changed { repaired: true }
-        );
-        assert_eq!(
-            classify(b">fcs....... etc/passwd"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(
-            classify(b">fc.t...... etc/passwd"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(
-            classify(b"cL+++++++++ a -> b"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(
-            classify(b"hf+++++++++ a => b"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(
-            classify(b".d..t...... etc/"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(classify(b"*deleting   etc/old"), Line::Deleted);
-        assert_eq!(classify(b".d........x etc/"), Line::Spurious);
-        assert_eq!(classify(b".f........x etc/x"), Line::Spurious);
-        assert_eq!(classify(b"hL........x etc/l"), Line::Spurious);
-        assert_eq!(
-            classify(b".f.......ax etc/x"),
-            Line::Changed { repaired: false }
-        );
-        assert_eq!(classify(b"Number of files: 3"), Line::Other);
-        assert_eq!(classify(b"sent 1,234 bytes  received 5 bytes"), Line::Other);
-        assert_eq!(classify(b""), Line::Other);
-    }
-
-    #[test]
-    fn stats_are_read_with_any_digit_grouping() {
-        let text = "\
-Number of files: 20,012 (reg: 20,001, dir: 10, link: 1)
-Number of created files: 0
-Number of regular files transferred: 3
-Total file size: 1,073,741,824 bytes
-Total transferred file size: 12 bytes
-Literal data: 1.234 bytes
-Matched data: 0 bytes
-";
-        let mut s = Stats::default();
-        for l in text.lines() {
-            s.take(l.as_bytes());
-        }
-        assert_eq!(
-            s,
-            Stats {
-                files: 20012,
-                total_size: 1_073_741_824,
-                literal: 1234
-            }
-        );
-        let mut h = Stats::default();
-        h.take(b"Total file size: 1.07G bytes");
-        assert_eq!(
-            h.total_size, 0,
-            "a human-readable size is not taken for a number"
-        );
-    }
-
-    #[test]
-    fn ssh_problems_are_told_apart() {
-        let changed = b"@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
-@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
-@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
-IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n\
-Host key for [127.0.0.1]:2222 has changed and you have requested strict checking.\n\
-Host key verification failed.\n\
-rsync: connection unexpectedly closed (0 bytes received so far) [Receiver]\n\
-rsync error: unexplained error (code 255) at io.c(232) [Receiver=3.2.7]\n";
-        let Some(SshProblem::HostKey(d)) = ssh_problem(changed) else {
-            panic!("{:?}", ssh_problem(changed))
-        };
-        assert!(d.contains("REMOTE HOST IDENTIFICATION HAS CHANGED"), "{d}");
-        assert!(d.contains("Host key verification failed"), "{d}");
-        let refused = b"ssh: connect to host 127.0.0.1 port 1: Connection refused\n\
-rsync: connection unexpectedly closed (0 bytes received so far) [Receiver]\n";
-        assert_eq!(
-            ssh_problem(refused),
-            Some(SshProblem::Connect(
-                "ssh: connect to host 127.0.0.1 port 1: Connection refused".into()
-            ))
-        );
-        let old = b"rsync: on remote machine: --acls: unknown option\n\
-rsync error: syntax or usage error (code 1) at main.c(1231) [server=2.6.9]\n";
-        assert_eq!(ssh_problem(old), None);
-    }
-
-    #[test]
-    fn host_key_error_names_the_problem_and_the_fix() {
-        let e = RsyncError::HostKeyChanged {
-            host: "h".into(),
-            known_hosts: "/home/b/.config/strata/known_hosts".into(),
-            key_name: "[127.0.0.1]:2222".into(),
-            detail: "Host key verification failed.".into(),
-        };
-        let m = e.to_string();
-        assert!(m.contains("ssh host key of h does not match"), "{m}");
-        assert!(
-            m.contains("ssh-keygen -f /home/b/.config/strata/known_hosts -R '[127.0.0.1]:2222'"),
-            "{m}"
-        );
     }
 
     /// rsync's own `-e` splitting must give back our arguments: checked with
