@@ -84,6 +84,14 @@ impl S3Failure {
         }
     }
 
+    /// Any error of a call in words ([`describe`]), without S3's code or
+    /// status: for errors that are not the SDK's, or whose code no caller
+    /// needs.
+    #[must_use]
+    pub fn described(e: &(dyn std::error::Error + 'static)) -> S3Failure {
+        S3Failure::local(describe(e))
+    }
+
     /// A failure on our side of the call (reading the file to send).
     fn local(detail: String) -> S3Failure {
         S3Failure {
@@ -107,6 +115,8 @@ impl S3Failure {
         )
     }
 }
+
+impl std::error::Error for S3Failure {}
 
 impl std::fmt::Display for S3Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

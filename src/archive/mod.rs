@@ -111,11 +111,33 @@ pub enum ArchiveError {
     NoSuchArchive { set: String, unit: String },
     #[error("{}: already exists; remove it or retrieve into another directory", .0.display())]
     AlreadyExists(PathBuf),
-    #[error("{archiver}: {op}: {detail}")]
-    Backend {
-        archiver: &'static str,
+    #[error("s3: {op}: {source}")]
+    S3 {
+        /// The call that failed, in words (`uploading KEY`).
         op: String,
-        detail: String,
+        #[source]
+        source: crate::s3::S3Failure,
+    },
+    #[error("s3: starting the async runtime: {source}")]
+    S3Runtime {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("s3: reading credentials: {source}")]
+    S3Credentials {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{archiver}: reading {unit} of set {set} at byte {offset}: {source} (run retrieve again to resume)"
+    )]
+    Download {
+        archiver: &'static str,
+        set: String,
+        unit: String,
+        offset: u64,
+        #[source]
+        source: std::io::Error,
     },
     #[error(
         "{unit} is stored in a cold storage class and its restore is still in progress; try again later"

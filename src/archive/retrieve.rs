@@ -61,13 +61,12 @@ pub fn retrieve_one(
                     Err(e) => {
                         // why: keep what arrived; the next retrieve resumes from here
                         let _ = file.write_all(&buf[..got]);
-                        return Err(ArchiveError::Backend {
+                        return Err(ArchiveError::Download {
                             archiver: archiver.kind(),
-                            op: format!(
-                                "reading {unit} of set {set} at byte {}",
-                                offset + got as u64
-                            ),
-                            detail: format!("{e} (run retrieve again to resume)"),
+                            set: set.to_owned(),
+                            unit: unit.to_owned(),
+                            offset: offset + got as u64,
+                            source: e,
                         });
                     }
                 };

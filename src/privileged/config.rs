@@ -25,7 +25,31 @@ use std::path::{Component, Path, PathBuf};
 /// Where the helper's config lives.
 pub const DEFAULT_PATH: &str = "/etc/strata/snapshot.yaml";
 /// A config larger than this is refused (it is four lines).
-const MAX_BYTES: u64 = 64 * 1024;
+pub(super) const MAX_BYTES: u64 = 64 * 1024;
+
+/// What is wrong with the text of a helper config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    /// Not YAML of the expected shape: the first line of the parser's message.
+    #[error("{0}")]
+    Yaml(String),
+    #[error("root {} must be an absolute path below / without . or ..", .0.display())]
+    RootNotPlain(PathBuf),
+    #[error("root must be UTF-8 without whitespace or backslashes")]
+    RootCharacters,
+    #[error("backup-lv (vg/lv) is required for store lvm-thin")]
+    BackupLvMissing,
+    #[error("backup-lv is only for store lvm-thin")]
+    BackupLvNotLvm,
+    #[error("backup-lv {0:?}: expected vg/lv")]
+    BackupLvShape(String),
+    #[error(
+        "backup-lv {value:?}: {part:?} is not a plain LVM name ([A-Za-z0-9+_.-], not starting with - or .)"
+    )]
+    BackupLvName { value: String, part: String },
+    #[error("fstype is only for store lvm-thin")]
+    FstypeNotLvm,
+}
 
 /// Which volume manager the helper drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -92,33 +116,43 @@ pub fn load(path: &Path) -> Result<HelperConfig, Refusal> {
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| Refusal(format!("cannot open config {}: {e}", path.display())))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Refusal(format!("cannot stat config {}: {e}", path.display())))?;
+        .map_err(|source| Refusal::ConfigOpen {
+            path: path.to_owned(),
+            source,
+        })?;
+    let meta = file.metadata().map_err(|source| Refusal::ConfigStat {
+        path: path.to_owned(),
+        source,
+    })?;
     if !meta.is_file() {
-        return Err(Refusal(format!(
-            "config {} is not a regular file",
-            path.display()
-        )));
+        return Err(Refusal::ConfigNotAFile {
+            path: path.to_owned(),
+        });
     }
     check_owner_mode(path, meta.uid(), meta.mode(), "config")?;
     if meta.len() > MAX_BYTES {
-        return Err(Refusal(format!(
-            "config {} is larger than {MAX_BYTES} bytes",
-            path.display()
-        )));
+        return Err(Refusal::ConfigTooLarge {
+            path: path.to_owned(),
+        });
     }
     let mut text = String::new();
     file.read_to_string(&mut text)
-        .map_err(|e| Refusal(format!("cannot read config {}: {e}", path.display())))?;
-    parse(&text).map_err(|why| Refusal(format!("config {}: {why}", path.display())))
+        .map_err(|source| Refusal::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+    parse(&text).map_err(|source| Refusal::ConfigInvalid {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Judge the text of a config.
-pub fn parse(text: &str) -> Result<HelperConfig, String> {
-    let raw: RawHelperConfig = serde_saphyr::from_str(text)
-        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_owned())?;
+pub fn parse(text: &str) -> Result<HelperConfig, ConfigProblem> {
+    let raw: RawHelperConfig = serde_saphyr::from_str(text).map_err(|e| {
+        // why: a refusal is one line
+        ConfigProblem::Yaml(e.to_string().lines().next().unwrap_or_default().to_owned())
+    })?;
     if !raw.root.is_absolute()
         || raw
             .root
@@ -126,42 +160,40 @@ pub fn parse(text: &str) -> Result<HelperConfig, String> {
             .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
         || raw.root == Path::new("/")
     {
-        return Err(format!(
-            "root {} must be an absolute path below / without . or ..",
-            raw.root.display()
-        ));
+        return Err(ConfigProblem::RootNotPlain(raw.root));
     }
     if raw
         .root
         .to_str()
         .is_none_or(|s| s.contains(['\n', ' ', '\\', '\t']))
     {
-        return Err("root must be UTF-8 without whitespace or backslashes".to_owned());
+        return Err(ConfigProblem::RootCharacters);
     }
     let backup_lv = match (raw.store, raw.backup_lv) {
         (HelperStore::LvmThin, None) => {
-            return Err("backup-lv (vg/lv) is required for store lvm-thin".to_owned());
+            return Err(ConfigProblem::BackupLvMissing);
         }
         (HelperStore::Btrfs, Some(_)) => {
-            return Err("backup-lv is only for store lvm-thin".to_owned());
+            return Err(ConfigProblem::BackupLvNotLvm);
         }
         (HelperStore::Btrfs, None) => None,
         (HelperStore::LvmThin, Some(s)) => {
             let (vg, lv) = s
                 .split_once('/')
-                .ok_or_else(|| format!("backup-lv {s:?}: expected vg/lv"))?;
+                .ok_or_else(|| ConfigProblem::BackupLvShape(s.clone()))?;
             for part in [vg, lv] {
                 if !lvm_name_ok(part) {
-                    return Err(format!(
-                        "backup-lv {s:?}: {part:?} is not a plain LVM name ([A-Za-z0-9+_.-], not starting with - or .)"
-                    ));
+                    return Err(ConfigProblem::BackupLvName {
+                        value: s.clone(),
+                        part: part.to_owned(),
+                    });
                 }
             }
             Some((vg.to_owned(), lv.to_owned()))
         }
     };
     if raw.store == HelperStore::Btrfs && raw.fstype.is_some() {
-        return Err("fstype is only for store lvm-thin".to_owned());
+        return Err(ConfigProblem::FstypeNotLvm);
     }
     Ok(HelperConfig {
         store: raw.store,
@@ -182,34 +214,41 @@ pub fn lvm_name_ok(s: &str) -> bool {
 }
 
 /// Root-owned, and writable by nobody else.
-pub fn check_owner_mode(path: &Path, uid: u32, mode: u32, what: &str) -> Result<(), Refusal> {
+pub fn check_owner_mode(
+    path: &Path,
+    uid: u32,
+    mode: u32,
+    what: &'static str,
+) -> Result<(), Refusal> {
     if uid != 0 {
-        return Err(Refusal(format!(
-            "{what} {} is owned by uid {uid}, not root",
-            path.display()
-        )));
+        return Err(Refusal::NotRootOwned {
+            what,
+            path: path.to_owned(),
+            uid,
+        });
     }
     if mode & 0o022 != 0 {
-        return Err(Refusal(format!(
-            "{what} {} is group- or world-writable (mode {:o})",
-            path.display(),
-            mode & 0o7777
-        )));
+        return Err(Refusal::Writable {
+            what,
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        });
     }
     Ok(())
 }
 
 fn check_ancestors(path: &Path) -> Result<(), Refusal> {
     if !path.is_absolute() {
-        return Err(Refusal(format!(
-            "config path {} is not absolute",
-            path.display()
-        )));
+        return Err(Refusal::ConfigPathRelative {
+            path: path.to_owned(),
+        });
     }
     let mut dir = path.parent();
     while let Some(d) = dir {
-        let meta = std::fs::metadata(d)
-            .map_err(|e| Refusal(format!("cannot stat {}: {e}", d.display())))?;
+        let meta = std::fs::metadata(d).map_err(|source| Refusal::Stat {
+            path: d.to_owned(),
+            source,
+        })?;
         check_owner_mode(d, meta.uid(), meta.mode(), "config directory")?;
         dir = d.parent();
     }
@@ -248,7 +287,7 @@ mod tests {
             ("store: zfs\nroot: /srv\n", ""),
             ("store: btrfs\nroot: /srv\nextra: 1\n", ""),
         ] {
-            let e = parse(text).unwrap_err();
+            let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text:?}: {e}");
         }
     }

@@ -10,6 +10,27 @@ use super::protocol::PoolStatus;
 use crate::names::SnapshotName;
 use serde::Deserialize;
 
+/// What `lvs` said that the helper cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum LvmError {
+    #[error("cannot parse lvs JSON output: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("logical volume {vg}/{lv} not found")]
+    NoSuchLv { vg: String, lv: String },
+    #[error("{vg}/{lv} is not a thin volume (it has no pool)")]
+    NotThin { vg: String, lv: String },
+    #[error("thin pool {vg}/{pool} not found")]
+    NoSuchPool { vg: String, pool: String },
+    /// `expected` is `byte count` or `percentage`.
+    #[error("pool {pool}: {field} {value:?} is not a {expected}")]
+    BadField {
+        pool: String,
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
 /// The tag every strata (and Deltaic) snapshot carries.
 pub const TAG: &str = "backup-snapshot";
 
@@ -115,9 +136,8 @@ struct ReportSection {
 }
 
 /// Parse `lvs --reportformat json` output into rows.
-pub fn parse_lvs(json: &str) -> Result<Vec<LvRow>, String> {
-    let report: Report =
-        serde_json::from_str(json).map_err(|e| format!("cannot parse lvs JSON output: {e}"))?;
+pub fn parse_lvs(json: &str) -> Result<Vec<LvRow>, LvmError> {
+    let report: Report = serde_json::from_str(json).map_err(LvmError::Json)?;
     Ok(report.report.into_iter().flat_map(|s| s.lv).collect())
 }
 
@@ -136,28 +156,39 @@ pub fn snapshots_of(rows: &[LvRow], vg: &str, lv: &str) -> Vec<SnapshotName> {
 }
 
 /// The thin pool that holds `vg/lv`, with its usage.
-pub fn pool_of(rows: &[LvRow], vg: &str, lv: &str) -> Result<PoolStatus, String> {
+pub fn pool_of(rows: &[LvRow], vg: &str, lv: &str) -> Result<PoolStatus, LvmError> {
     let origin = rows
         .iter()
         .find(|r| r.vg_name == vg && r.lv_name == lv)
-        .ok_or_else(|| format!("logical volume {vg}/{lv} not found"))?;
+        .ok_or_else(|| LvmError::NoSuchLv {
+            vg: vg.to_owned(),
+            lv: lv.to_owned(),
+        })?;
     if origin.pool_lv.is_empty() {
-        return Err(format!("{vg}/{lv} is not a thin volume (it has no pool)"));
+        return Err(LvmError::NotThin {
+            vg: vg.to_owned(),
+            lv: lv.to_owned(),
+        });
     }
     let pool_name = origin.pool_lv.trim_matches(['[', ']']);
     let pool = rows
         .iter()
         .find(|r| r.vg_name == vg && r.lv_name.trim_matches(['[', ']']) == pool_name)
-        .ok_or_else(|| format!("thin pool {vg}/{pool_name} not found"))?;
-    let int = |field: &str, s: &str| -> Result<u64, String> {
-        s.trim()
-            .parse()
-            .map_err(|_| format!("pool {pool_name}: {field} {s:?} is not a byte count"))
+        .ok_or_else(|| LvmError::NoSuchPool {
+            vg: vg.to_owned(),
+            pool: pool_name.to_owned(),
+        })?;
+    let bad = |field: &'static str, value: &str, expected: &'static str| LvmError::BadField {
+        pool: pool_name.to_owned(),
+        field,
+        value: value.to_owned(),
+        expected,
     };
-    let pct = |field: &str, s: &str| -> Result<f64, String> {
-        s.trim()
-            .parse()
-            .map_err(|_| format!("pool {pool_name}: {field} {s:?} is not a percentage"))
+    let int = |field: &'static str, s: &str| -> Result<u64, LvmError> {
+        s.trim().parse().map_err(|_| bad(field, s, "byte count"))
+    };
+    let pct = |field: &'static str, s: &str| -> Result<f64, LvmError> {
+        s.trim().parse().map_err(|_| bad(field, s, "percentage"))
     };
     Ok(PoolStatus {
         pool: pool_name.to_owned(),
@@ -226,10 +257,20 @@ mod tests {
         assert!(parse_lvs("not json").is_err());
         let rows =
             parse_lvs(r#"{"report":[{"lv":[{"lv_name":"backup","vg_name":"v"}]}]}"#).unwrap();
-        assert!(
-            pool_of(&rows, "v", "backup")
-                .unwrap_err()
-                .contains("not a thin volume")
+        let e = pool_of(&rows, "v", "backup").unwrap_err();
+        assert!(matches!(e, LvmError::NotThin { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "v/backup is not a thin volume (it has no pool)"
+        );
+        let rows = parse_lvs(
+            r#"{"report":[{"lv":[{"lv_name":"backup","vg_name":"v","pool_lv":"[p]"},
+                {"lv_name":"[p]","vg_name":"v","lv_size":"12 GiB"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            pool_of(&rows, "v", "backup").unwrap_err().to_string(),
+            r#"pool p: lv_size "12 GiB" is not a byte count"#
         );
     }
 

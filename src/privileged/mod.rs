@@ -29,7 +29,7 @@ pub mod lvm;
 pub mod protocol;
 
 use crate::exec::{Cmd, ExecError};
-use crate::names::SnapshotName;
+use crate::names::{SnapshotName, SnapshotNameError};
 use config::{HelperConfig, HelperStore};
 use protocol::{
     CreateReply, ListReply, ListedSnapshot, MountReply, PoolReply, RemoveReply, UmountReply,
@@ -45,10 +45,116 @@ const MAX_ARG_BYTES: usize = 32;
 /// The longest valid name: 8 digits, a dash, 9 digits.
 const MAX_NAME_BYTES: usize = 18;
 
+/// How to call the helper, for refusals of a malformed request.
+const USAGE: &str =
+    "usage: strata-snapshot list | create | remove NAME | mount NAME | umount NAME | pool-status";
+
 /// A request the helper will not carry out; nothing was changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("an argument is not UTF-8")]
+    ArgNotUtf8,
+    #[error("an argument is longer than {MAX_ARG_BYTES} bytes")]
+    ArgTooLong,
+    #[error("snapshot name {0:?} is too long")]
+    NameTooLong(String),
+    #[error(transparent)]
+    BadName(#[from] SnapshotNameError),
+    #[error("no verb; {USAGE}")]
+    NoVerb,
+    #[error("{verb} takes no arguments; {USAGE}")]
+    TakesNoArguments { verb: String },
+    #[error("{verb} needs exactly one snapshot name; {USAGE}")]
+    NameMissing { verb: String },
+    #[error("{verb} takes exactly one snapshot name; {USAGE}")]
+    TooManyNames { verb: String },
+    #[error("unknown verb {0:?}; {USAGE}")]
+    UnknownVerb(String),
+    #[error("must run as root (through sudo -n)")]
+    NotRoot,
+    #[error("backup root {}: {source}", root.display())]
+    Root {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("backup root {} is not a canonical path (it resolves to {})", root.display(), canonical.display())]
+    RootNotCanonical { root: PathBuf, canonical: PathBuf },
+    #[error("backup root {} is not a directory", root.display())]
+    RootNotDirectory { root: PathBuf },
+    #[error("config path {} is not absolute", path.display())]
+    ConfigPathRelative { path: PathBuf },
+    #[error("cannot open config {}: {source}", path.display())]
+    ConfigOpen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot stat config {}: {source}", path.display())]
+    ConfigStat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {} is not a regular file", path.display())]
+    ConfigNotAFile { path: PathBuf },
+    #[error("config {} is larger than {} bytes", path.display(), config::MAX_BYTES)]
+    ConfigTooLarge { path: PathBuf },
+    #[error("cannot read config {}: {source}", path.display())]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {}: {source}", path.display())]
+    ConfigInvalid {
+        path: PathBuf,
+        #[source]
+        source: config::ConfigProblem,
+    },
+    /// `what` is `config`, `config directory` or `directory`.
+    #[error("{what} {} is owned by uid {uid}, not root", path.display())]
+    NotRootOwned {
+        what: &'static str,
+        path: PathBuf,
+        uid: u32,
+    },
+    #[error("{what} {} is group- or world-writable (mode {mode:o})", path.display())]
+    Writable {
+        what: &'static str,
+        path: PathBuf,
+        /// The permission bits (`mode & 0o7777`).
+        mode: u32,
+    },
+    #[error("cannot stat {}: {source}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is a symlink", path.display())]
+    Symlink { path: PathBuf },
+    #[error("{} is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("{} changed while it was checked", path.display())]
+    ChangedWhileChecked { path: PathBuf },
+    #[error("{} vanished", path.display())]
+    Vanished { path: PathBuf },
+    #[error("mount point {} is not empty", path.display())]
+    MountPointNotEmpty { path: PathBuf },
+    #[error("{vg}/{name} is not a {} snapshot of {vg}/{lv}", lvm::TAG)]
+    NotOurSnapshot {
+        vg: String,
+        lv: String,
+        name: SnapshotName,
+    },
+    #[error("snapshot {0} does not exist")]
+    NoSuchSnapshot(SnapshotName),
+    #[error("{} is not a snapshot", path.display())]
+    NotASnapshot { path: PathBuf },
+    #[error("btrfs snapshots are read-only subvolumes under <root>/.snapshots and need no mount")]
+    BtrfsNeedsNoMount,
+}
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +171,8 @@ pub enum HelperError {
     },
     #[error("snapshot {0} is mounted; unmount it first")]
     Mounted(SnapshotName),
-    #[error("{0}")]
-    LvsOutput(String),
+    #[error(transparent)]
+    Lvm(#[from] lvm::LvmError),
     #[error("cannot mount snapshot {name}: {source}")]
     Mount {
         name: SnapshotName,
@@ -99,23 +205,19 @@ pub enum Verb {
 pub fn parse_request(args: &[OsString]) -> Result<Verb, Refusal> {
     let mut text = Vec::new();
     for a in args {
-        let s = a
-            .to_str()
-            .ok_or_else(|| Refusal("an argument is not UTF-8".to_owned()))?;
+        let s = a.to_str().ok_or(Refusal::ArgNotUtf8)?;
         if s.len() > MAX_ARG_BYTES {
-            return Err(Refusal(format!(
-                "an argument is longer than {MAX_ARG_BYTES} bytes"
-            )));
+            return Err(Refusal::ArgTooLong);
         }
         text.push(s);
     }
     let name = |s: &str| -> Result<SnapshotName, Refusal> {
         if s.len() > MAX_NAME_BYTES {
-            return Err(Refusal(format!("snapshot name {s:?} is too long")));
+            return Err(Refusal::NameTooLong(s.to_owned()));
         }
-        SnapshotName::parse(s).map_err(|e| Refusal(e.to_string()))
+        Ok(SnapshotName::parse(s)?)
     };
-    let usage = "usage: strata-snapshot list | create | remove NAME | mount NAME | umount NAME | pool-status";
+    let verb = || text[0].to_owned();
     match text.as_slice() {
         ["list"] => Ok(Verb::List),
         ["create"] => Ok(Verb::Create),
@@ -123,19 +225,11 @@ pub fn parse_request(args: &[OsString]) -> Result<Verb, Refusal> {
         ["remove", n] => Ok(Verb::Remove(name(n)?)),
         ["mount", n] => Ok(Verb::Mount(name(n)?)),
         ["umount", n] => Ok(Verb::Umount(name(n)?)),
-        [] => Err(Refusal(format!("no verb; {usage}"))),
-        ["list" | "create" | "pool-status", ..] => {
-            Err(Refusal(format!("{} takes no arguments; {usage}", text[0])))
-        }
-        ["remove" | "mount" | "umount"] => Err(Refusal(format!(
-            "{} needs exactly one snapshot name; {usage}",
-            text[0]
-        ))),
-        ["remove" | "mount" | "umount", ..] => Err(Refusal(format!(
-            "{} takes exactly one snapshot name; {usage}",
-            text[0]
-        ))),
-        [verb, ..] => Err(Refusal(format!("unknown verb {verb:?}; {usage}"))),
+        [] => Err(Refusal::NoVerb),
+        ["list" | "create" | "pool-status", ..] => Err(Refusal::TakesNoArguments { verb: verb() }),
+        ["remove" | "mount" | "umount"] => Err(Refusal::NameMissing { verb: verb() }),
+        ["remove" | "mount" | "umount", ..] => Err(Refusal::TooManyNames { verb: verb() }),
+        [other, ..] => Err(Refusal::UnknownVerb((*other).to_owned())),
     }
 }
 
@@ -216,24 +310,24 @@ fn error_line(e: &HelperError) -> String {
 pub fn run(args: &[OsString], overrides: &Overrides) -> Result<String, HelperError> {
     let verb = parse_request(args)?;
     if !nix::unistd::geteuid().is_root() {
-        return Err(Refusal("must run as root (through sudo -n)".to_owned()).into());
+        return Err(Refusal::NotRoot.into());
     }
     let cfg = config::load(&overrides.config)?;
-    let canonical = std::fs::canonicalize(&cfg.root)
-        .map_err(|e| Refusal(format!("backup root {}: {e}", cfg.root.display())))?;
+    let canonical = std::fs::canonicalize(&cfg.root).map_err(|source| Refusal::Root {
+        root: cfg.root.clone(),
+        source,
+    })?;
     if canonical != cfg.root {
-        return Err(Refusal(format!(
-            "backup root {} is not a canonical path (it resolves to {})",
-            cfg.root.display(),
-            canonical.display()
-        ))
+        return Err(Refusal::RootNotCanonical {
+            root: cfg.root.clone(),
+            canonical,
+        }
         .into());
     }
     if !canonical.is_dir() {
-        return Err(Refusal(format!(
-            "backup root {} is not a directory",
-            cfg.root.display()
-        ))
+        return Err(Refusal::RootNotDirectory {
+            root: cfg.root.clone(),
+        }
         .into());
     }
     let helper = Helper {
@@ -268,11 +362,16 @@ enum Found {
 fn check_own_dir(path: &Path) -> Result<Found, Refusal> {
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Missing),
-        Err(e) => Err(Refusal(format!("cannot stat {}: {e}", path.display()))),
-        Ok(m) if m.file_type().is_symlink() => {
-            Err(Refusal(format!("{} is a symlink", path.display())))
-        }
-        Ok(m) if !m.is_dir() => Err(Refusal(format!("{} is not a directory", path.display()))),
+        Err(source) => Err(Refusal::Stat {
+            path: path.to_owned(),
+            source,
+        }),
+        Ok(m) if m.file_type().is_symlink() => Err(Refusal::Symlink {
+            path: path.to_owned(),
+        }),
+        Ok(m) if !m.is_dir() => Err(Refusal::NotADirectory {
+            path: path.to_owned(),
+        }),
         Ok(m) => {
             config::check_owner_mode(path, m.uid(), m.mode(), "directory")?;
             Ok(Found::Dir)
@@ -310,9 +409,10 @@ impl Pinned {
             Err(nix::errno::Errno::ENOENT) => return Ok(None),
             Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => {
                 check_own_dir(shown)?;
-                return Err(
-                    Refusal(format!("{} changed while it was checked", shown.display())).into(),
-                );
+                return Err(Refusal::ChangedWhileChecked {
+                    path: shown.to_owned(),
+                }
+                .into());
             }
             Err(e) => return Err(HelperError::io(shown)(e.into())),
         };
@@ -327,8 +427,12 @@ impl Pinned {
     fn open_root(root: &Path) -> Result<Pinned, HelperError> {
         use nix::fcntl::{AT_FDCWD, OFlag, openat};
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(AT_FDCWD, root, flags, nix::sys::stat::Mode::empty())
-            .map_err(|e| Refusal(format!("backup root {}: {e}", root.display())))?;
+        let fd = openat(AT_FDCWD, root, flags, nix::sys::stat::Mode::empty()).map_err(|e| {
+            Refusal::Root {
+                root: root.to_owned(),
+                source: e.into(),
+            }
+        })?;
         Ok(Pinned { fd })
     }
 
@@ -339,8 +443,12 @@ impl Pinned {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
             Err(e) => return Err(HelperError::io(shown)(e.into())),
         }
-        Pinned::open(Some(self), Path::new(name), shown)?
-            .ok_or_else(|| Refusal(format!("{} vanished", shown.display())).into())
+        Pinned::open(Some(self), Path::new(name), shown)?.ok_or_else(|| {
+            Refusal::Vanished {
+                path: shown.to_owned(),
+            }
+            .into()
+        })
     }
 
     fn proc_path(&self) -> String {
@@ -418,7 +526,7 @@ impl Helper {
     fn lvs(&self) -> Result<Vec<lvm::LvRow>, HelperError> {
         let (vg, _) = self.vg_lv();
         let out = self.cmd(&lvm::lvs_argv(vg)).run()?;
-        lvm::parse_lvs(&out.stdout_text()).map_err(HelperError::LvsOutput)
+        Ok(lvm::parse_lvs(&out.stdout_text())?)
     }
 
     fn lvm(&self, verb: &Verb) -> Result<String, HelperError> {
@@ -439,15 +547,17 @@ impl Helper {
                 Ok(json(&ListReply { snapshots }))
             }
             Verb::PoolStatus => {
-                let pool = lvm::pool_of(&self.lvs()?, vg, lv).map_err(HelperError::LvsOutput)?;
+                let pool = lvm::pool_of(&self.lvs()?, vg, lv)?;
                 Ok(json(&PoolReply { pool: Some(pool) }))
             }
             Verb::Create => {
                 let rows = self.lvs()?;
                 if !rows.iter().any(|r| r.lv_name == lv) {
-                    return Err(HelperError::LvsOutput(format!(
-                        "logical volume {vg}/{lv} not found"
-                    )));
+                    return Err(lvm::LvmError::NoSuchLv {
+                        vg: vg.to_owned(),
+                        lv: lv.to_owned(),
+                    }
+                    .into());
                 }
                 // why: every LV name of the VG, tagged or not, so the new name cannot collide
                 let taken: Vec<SnapshotName> = rows
@@ -484,10 +594,11 @@ impl Helper {
             return Ok(true);
         }
         if rows.iter().any(|r| r.lv_name == name.as_str()) {
-            return Err(Refusal(format!(
-                "{vg}/{name} is not a {} snapshot of {vg}/{lv}",
-                lvm::TAG
-            ))
+            return Err(Refusal::NotOurSnapshot {
+                vg: vg.to_owned(),
+                lv: lv.to_owned(),
+                name: name.clone(),
+            }
             .into());
         }
         Ok(false)
@@ -509,7 +620,7 @@ impl Helper {
             return Ok(false);
         }
         if !is_empty_dir(&mp)? {
-            return Err(Refusal(format!("mount point {} is not empty", mp.display())).into());
+            return Err(Refusal::MountPointNotEmpty { path: mp }.into());
         }
         Ok(false)
     }
@@ -520,7 +631,7 @@ impl Helper {
         let already = self.check_mount_point(name)?;
         let rows = self.lvs()?;
         if !self.is_ours(&rows, name)? {
-            return Err(Refusal(format!("snapshot {name} does not exist")).into());
+            return Err(Refusal::NoSuchSnapshot(name.clone()).into());
         }
         if already {
             return Ok(json(&MountReply { mounted: mp }));
@@ -529,7 +640,7 @@ impl Helper {
         let snaps = root.make("Snapshots", &self.snapshots_dir())?;
         let target = snaps.make(name.as_str(), &mp)?;
         if !is_empty_dir(Path::new(&target.proc_path()))? {
-            return Err(Refusal(format!("mount point {} is not empty", mp.display())).into());
+            return Err(Refusal::MountPointNotEmpty { path: mp }.into());
         }
         self.cmd(&lvm::activate_argv(vg, name)).run()?;
         let device = format!("/dev/{vg}/{name}");
@@ -647,20 +758,14 @@ impl Helper {
                     }
                     Err(e) => return Err(HelperError::io(&shown)(e)),
                     Ok(m) if !m.is_dir() => {
-                        return Err(
-                            Refusal(format!("{} is not a snapshot", shown.display())).into()
-                        );
+                        return Err(Refusal::NotASnapshot { path: shown }.into());
                     }
                     Ok(_) => {}
                 }
                 self.cmd(&btrfs_argv::delete(&path)).run()?;
                 Ok(json(&RemoveReply { removed: true }))
             }
-            Verb::Mount(_) | Verb::Umount(_) => Err(Refusal(
-                "btrfs snapshots are read-only subvolumes under <root>/.snapshots and need no mount"
-                    .to_owned(),
-            )
-            .into()),
+            Verb::Mount(_) | Verb::Umount(_) => Err(Refusal::BtrfsNeedsNoMount.into()),
         }
     }
 }
@@ -716,6 +821,9 @@ pub mod btrfs_argv {
 mod tests {
     use super::*;
 
+    /// Whether a refusal is the one a case expects.
+    type Expected = fn(&Refusal) -> bool;
+
     fn req(args: &[&str]) -> Result<Verb, Refusal> {
         let v: Vec<OsString> = args.iter().map(OsString::from).collect();
         parse_request(&v)
@@ -723,25 +831,60 @@ mod tests {
 
     #[test]
     fn grammar() {
-        assert_eq!(req(&["list"]), Ok(Verb::List));
-        assert_eq!(req(&["pool-status"]), Ok(Verb::PoolStatus));
+        assert_eq!(req(&["list"]).unwrap(), Verb::List);
+        assert_eq!(req(&["pool-status"]).unwrap(), Verb::PoolStatus);
         assert!(matches!(req(&["mount", "20260101-1"]), Ok(Verb::Mount(_))));
-        for bad in [
-            &[][..],
-            &["list", "x"],
-            &["create", "20260101-1"],
-            &["mount"],
-            &["mount", "../x"],
-            &["mount", "20260101-1;rm"],
-            &["mount", ""],
-            &["mount", "20260101-1", "/etc"],
-            &["remove", "othervg/20260101-1"],
-            &["remove", "20260101-1234567890"],
-            &["shell"],
-            &["--config", "/tmp/x"],
-        ] {
-            assert!(req(bad).is_err(), "{bad:?}");
+        let cases: [(&[&str], Expected); 12] = [
+            (&[], |r| matches!(r, Refusal::NoVerb)),
+            (
+                &["list", "x"],
+                |r| matches!(r, Refusal::TakesNoArguments { verb } if verb == "list"),
+            ),
+            (
+                &["create", "20260101-1"],
+                |r| matches!(r, Refusal::TakesNoArguments { verb } if verb == "create"),
+            ),
+            (
+                &["mount"],
+                |r| matches!(r, Refusal::NameMissing { verb } if verb == "mount"),
+            ),
+            (&["mount", "../x"], |r| matches!(r, Refusal::BadName(_))),
+            (&["mount", "20260101-1;rm"], |r| {
+                matches!(r, Refusal::BadName(_))
+            }),
+            (&["mount", ""], |r| matches!(r, Refusal::BadName(_))),
+            (
+                &["mount", "20260101-1", "/etc"],
+                |r| matches!(r, Refusal::TooManyNames { verb } if verb == "mount"),
+            ),
+            (&["remove", "othervg/20260101-1"], |r| {
+                matches!(r, Refusal::BadName(_))
+            }),
+            (
+                &["remove", "20260101-1234567890"],
+                |r| matches!(r, Refusal::NameTooLong(n) if n == "20260101-1234567890"),
+            ),
+            (
+                &["shell"],
+                |r| matches!(r, Refusal::UnknownVerb(v) if v == "shell"),
+            ),
+            (
+                &["--config", "/tmp/x"],
+                |r| matches!(r, Refusal::UnknownVerb(v) if v == "--config"),
+            ),
+        ];
+        for (bad, expected) in cases {
+            match req(bad) {
+                Err(r) if expected(&r) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
         }
+        let m = req(&["mount"]).unwrap_err().to_string();
+        assert_eq!(
+            m,
+            "mount needs exactly one snapshot name; usage: strata-snapshot list | create | \
+             remove NAME | mount NAME | umount NAME | pool-status"
+        );
     }
 
     #[test]

@@ -36,10 +36,9 @@ impl DirStore {
                 match comps.as_slice() {
                     [Component::Normal(name)] => Some(name.to_os_string()),
                     _ => {
-                        return Err(SnapshotError::Layout(format!(
-                            "snapshot-dir {} must be outside the backup root or directly inside it",
-                            dir.display()
-                        )));
+                        return Err(SnapshotError::SnapshotDirNested {
+                            dir: dir.to_owned(),
+                        });
                     }
                 }
             }
@@ -219,5 +218,28 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("directly inside"), "{err}");
+    }
+
+    #[test]
+    fn umount_leaves_alone_a_mount_point_that_is_not_its_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        let store = DirStore::new(&root, &d.path().join("snaps")).unwrap();
+        let name = SnapshotName::parse("20261122-1").unwrap();
+        let mp = root.join("Snapshots/20261122-1");
+        std::fs::create_dir_all(&mp).unwrap();
+        let err = store.umount(&name).unwrap_err();
+        assert!(
+            matches!(&err, SnapshotError::NotOurMount { path, store: "dir" } if *path == mp),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is not a dir-store mount (a symlink); not touching it",
+                mp.display()
+            )
+        );
+        assert!(mp.is_dir());
     }
 }

@@ -66,9 +66,11 @@ impl HelperClient {
         let reply: protocol::ListReply = self.call("list", None)?;
         let mut out = Vec::new();
         for s in reply.snapshots {
-            let name = SnapshotName::parse(&s.name).map_err(|e| {
-                SnapshotError::Layout(format!("strata-snapshot list returned {:?}: {e}", s.name))
-            })?;
+            let name =
+                SnapshotName::parse(&s.name).map_err(|source| SnapshotError::HelperBadName {
+                    verb: "list",
+                    source,
+                })?;
             out.push((name, s.mounted));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -78,11 +80,9 @@ impl HelperClient {
     /// `create`: the helper picks the name from its own clock.
     pub fn create(&self) -> Result<SnapshotName, SnapshotError> {
         let reply: protocol::CreateReply = self.call("create", None)?;
-        SnapshotName::parse(&reply.created).map_err(|e| {
-            SnapshotError::Layout(format!(
-                "strata-snapshot create returned {:?}: {e}",
-                reply.created
-            ))
+        SnapshotName::parse(&reply.created).map_err(|source| SnapshotError::HelperBadName {
+            verb: "create",
+            source,
         })
     }
 

@@ -104,8 +104,16 @@ pub enum SnapshotError {
     Exec(#[from] crate::exec::ExecError),
     #[error("snapshot-store {0} is not supported by this build yet; use snapshot-store: dir")]
     Unsupported(&'static str),
-    #[error("{0}")]
-    Layout(String),
+    #[error("snapshot-dir {} must be outside the backup root or directly inside it", dir.display())]
+    SnapshotDirNested { dir: PathBuf },
+    #[error("{} is not a {store}-store mount (a symlink); not touching it", path.display())]
+    NotOurMount { path: PathBuf, store: &'static str },
+    #[error("strata-snapshot {verb} returned a bad name: {source}")]
+    HelperBadName {
+        verb: &'static str,
+        #[source]
+        source: crate::names::SnapshotNameError,
+    },
     #[error("`{argv}` {}: {reason}", if *refused { "refused" } else { "failed" })]
     Helper {
         argv: String,
@@ -294,17 +302,14 @@ pub(crate) fn link_mount(
 pub(crate) fn link_umount(
     root: &std::path::Path,
     name: &SnapshotName,
-    store: &str,
+    store: &'static str,
 ) -> Result<(), SnapshotError> {
     let mp = root.join("Snapshots").join(name.as_str());
     match mp.symlink_metadata() {
         Ok(m) if m.file_type().is_symlink() => {
             std::fs::remove_file(&mp).map_err(SnapshotError::io(&mp))
         }
-        Ok(_) => Err(SnapshotError::Layout(format!(
-            "{} is not a {store}-store mount (a symlink); not touching it",
-            mp.display()
-        ))),
+        Ok(_) => Err(SnapshotError::NotOurMount { path: mp, store }),
         Err(_) => Ok(()),
     }
 }

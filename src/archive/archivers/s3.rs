@@ -55,10 +55,9 @@ fn backend<E: std::error::Error + 'static>(
     op: impl Into<String>,
 ) -> impl FnOnce(E) -> ArchiveError {
     let op = op.into();
-    move |e| ArchiveError::Backend {
-        archiver: "s3",
+    move |e| ArchiveError::S3 {
         op,
-        detail: crate::s3::describe(&e),
+        source: crate::s3::S3Failure::described(&e),
     }
 }
 
@@ -110,20 +109,12 @@ impl S3Archiver {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| ArchiveError::Backend {
-                archiver: "s3",
-                op: "starting the async runtime".into(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|source| ArchiveError::S3Runtime { source })?;
         let secret = |s: &Option<crate::config::Secret>| -> Result<Option<String>, ArchiveError> {
             s.as_ref()
                 .map(crate::config::Secret::reveal)
                 .transpose()
-                .map_err(|e| ArchiveError::Backend {
-                    archiver: "s3",
-                    op: "reading credentials".into(),
-                    detail: e.to_string(),
-                })
+                .map_err(|source| ArchiveError::S3Credentials { source })
         };
         let (ak, sk) = (
             secret(&profile.access_key_id)?,
@@ -288,10 +279,9 @@ impl S3Archiver {
             self.part_size,
         )
         .await
-        .map_err(|p| ArchiveError::Backend {
-            archiver: "s3",
+        .map_err(|p| ArchiveError::S3 {
             op: p.step,
-            detail: p.failure.to_string(),
+            source: p.failure,
         })
     }
 }
@@ -594,5 +584,19 @@ mod tests {
         assert_eq!(min_storage_days("DEEP_ARCHIVE"), 180);
         assert_eq!(min_storage_days("GLACIER"), 90);
         assert_eq!(min_storage_days("STANDARD"), 0);
+    }
+
+    #[test]
+    fn a_failed_call_names_the_call_and_keeps_the_cause() {
+        let e = backend::<std::io::Error>("uploading set/dump%2Fa.archive")(std::io::Error::other(
+            "connection reset",
+        ));
+        let m = e.to_string();
+        assert!(
+            m.starts_with("s3: uploading set/dump%2Fa.archive: connection reset"),
+            "{m}"
+        );
+        let cause = std::error::Error::source(&e).expect("the cause is kept");
+        assert!(m.ends_with(&cause.to_string()), "{m} / {cause}");
     }
 }
