@@ -126,21 +126,29 @@ pub struct ArchiveUnitOverride {
 
 /// The `archive-*` and `googledrive-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<ArchiveSettings> {
+    let spool = get_path(r, ctx, f, "archive-spool");
+    let gpg_signing_key = get_string(r, f, "archive-gpg-signing-key");
+    let gpg_recipients = get_strings(r, f, "archive-gpg-recipients");
+    let tar_path = get_string_or(r, f, "archive-tar-path", "tar");
+    let gpg_path = get_string_or(r, f, "archive-gpg-path", "gpg");
+    let googledrive_client_id = get_string(r, f, "googledrive-client-id");
+    let googledrive_client_secret = get_secret(
+        r,
+        ctx,
+        f,
+        "googledrive-client-secret",
+        "googledrive-client-secret-file",
+    );
+    let googledrive_credentials_file = get_path(r, ctx, f, "googledrive-credentials-file");
     Some(ArchiveSettings {
-        spool: get_path(r, ctx, f, "archive-spool")?,
-        gpg_signing_key: get_string(r, f, "archive-gpg-signing-key")?,
-        gpg_recipients: get_strings(r, f, "archive-gpg-recipients")?,
-        tar_path: get_string_or(r, f, "archive-tar-path", "tar")?,
-        gpg_path: get_string_or(r, f, "archive-gpg-path", "gpg")?,
-        googledrive_client_id: get_string(r, f, "googledrive-client-id")?,
-        googledrive_client_secret: get_secret(
-            r,
-            ctx,
-            f,
-            "googledrive-client-secret",
-            "googledrive-client-secret-file",
-        )?,
-        googledrive_credentials_file: get_path(r, ctx, f, "googledrive-credentials-file")?,
+        spool: spool?,
+        gpg_signing_key: gpg_signing_key?,
+        gpg_recipients: gpg_recipients?,
+        tar_path: tar_path?,
+        gpg_path: gpg_path?,
+        googledrive_client_id: googledrive_client_id?,
+        googledrive_client_secret: googledrive_client_secret?,
+        googledrive_credentials_file: googledrive_credentials_file?,
     })
 }
 

@@ -27,11 +27,15 @@ pub struct CodaVolume {
 
 /// The `coda-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<CodaSettings> {
+    let full_probability = get_prob(r, f, "coda-full-probability", 0.143);
+    let volutil_path = get_string_or(r, f, "coda-volutil-path", "volutil");
+    let codadump2tar_path = get_string_or(r, f, "coda-codadump2tar-path", "codadump2tar");
+    let workers = get_count(r, f, "coda-workers", 1, 1);
     Some(CodaSettings {
-        full_probability: get_prob(r, f, "coda-full-probability", 0.143)?,
-        volutil_path: get_string_or(r, f, "coda-volutil-path", "volutil")?,
-        codadump2tar_path: get_string_or(r, f, "coda-codadump2tar-path", "codadump2tar")?,
-        workers: get_count(r, f, "coda-workers", 1, 1)?,
+        full_probability: full_probability?,
+        volutil_path: volutil_path?,
+        codadump2tar_path: codadump2tar_path?,
+        workers: workers?,
     })
 }
 

@@ -44,9 +44,11 @@ pub struct DumpUnit {
 
 /// The `dump-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<DumpSettings> {
+    let scrub_probability = get_prob(r, f, "dump-scrub-probability", 0.0166);
+    let workers = get_count(r, f, "dump-workers", 1, 1);
     Some(DumpSettings {
-        scrub_probability: get_prob(r, f, "dump-scrub-probability", 0.0166)?,
-        workers: get_count(r, f, "dump-workers", 1, 1)?,
+        scrub_probability: scrub_probability?,
+        workers: workers?,
     })
 }
 

@@ -29,11 +29,15 @@ pub struct GithubOrg {
 
 /// The `github-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<GithubSettings> {
+    let token = get_secret(r, ctx, f, "github-token", "github-token-file");
+    let scrub_probability = get_prob(r, f, "github-scrub-probability", 0.0166);
+    let git_path = get_string_or(r, f, "github-git-path", "git");
+    let workers = get_count(r, f, "github-workers", 1, 1);
     Some(GithubSettings {
-        token: get_secret(r, ctx, f, "github-token", "github-token-file")?,
-        scrub_probability: get_prob(r, f, "github-scrub-probability", 0.0166)?,
-        git_path: get_string_or(r, f, "github-git-path", "git")?,
-        workers: get_count(r, f, "github-workers", 1, 1)?,
+        token: token?,
+        scrub_probability: scrub_probability?,
+        git_path: git_path?,
+        workers: workers?,
     })
 }
 

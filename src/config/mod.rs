@@ -31,7 +31,8 @@
 //! # Adding a source
 //!
 //! 1. `src/config/<source>.rs`: `<Source>Settings` with `fn settings(r, f)`
-//!    reading its `<source>-*` keys from the `settings:` fields; the unit
+//!    reading its `<source>-*` keys from the `settings:` fields (every key
+//!    read before any is combined, so one bad key hides no other); the unit
 //!    struct; `fn <units>(r, node, path) -> Units<T>`, built on
 //!    `entries::named_units` when the section is `name: {fields}` entries
 //!    (one unit `<source>/<name>` each), recording every unit it makes.

@@ -37,9 +37,11 @@ pub struct RbdItem {
 
 /// The `rbd-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<RbdSettings> {
+    let scrub_probability = get_prob(r, f, "rbd-scrub-probability", 0.0166);
+    let workers = get_count(r, f, "rbd-workers", 1, 1);
     Some(RbdSettings {
-        scrub_probability: get_prob(r, f, "rbd-scrub-probability", 0.0166)?,
-        workers: get_count(r, f, "rbd-workers", 1, 1)?,
+        scrub_probability: scrub_probability?,
+        workers: workers?,
     })
 }
 

@@ -27,13 +27,19 @@ pub struct RgwBucket {
 
 /// The `rgw-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<RgwSettings> {
+    let server = get_string(r, f, "rgw-server");
+    let secure = get_bool(r, f, "rgw-secure", false);
+    let scrub_acl_probability = get_prob(r, f, "rgw-scrub-acl-probability", 0.0);
+    let scrub_probability = get_prob(r, f, "rgw-scrub-probability", 0.0166);
+    let threads = get_count(r, f, "rgw-threads", 4, 1);
+    let workers = get_count(r, f, "rgw-workers", 1, 1);
     Some(RgwSettings {
-        server: get_string(r, f, "rgw-server")?,
-        secure: get_bool(r, f, "rgw-secure", false)?,
-        scrub_acl_probability: get_prob(r, f, "rgw-scrub-acl-probability", 0.0)?,
-        scrub_probability: get_prob(r, f, "rgw-scrub-probability", 0.0166)?,
-        threads: get_count(r, f, "rgw-threads", 4, 1)?,
-        workers: get_count(r, f, "rgw-workers", 1, 1)?,
+        server: server?,
+        secure: secure?,
+        scrub_acl_probability: scrub_acl_probability?,
+        scrub_probability: scrub_probability?,
+        threads: threads?,
+        workers: workers?,
     })
 }
 

@@ -44,12 +44,17 @@ pub struct RsyncHost {
 
 /// The `rsync-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<RsyncSettings> {
+    let local_binary = get_string_or(r, f, "rsync-local-binary", "rsync");
+    let exclude = get_strings(r, f, "rsync-exclude");
+    let scrub_probability = get_prob(r, f, "rsync-scrub-probability", 0.0166);
+    let workers = get_count(r, f, "rsync-workers", 1, 1);
+    let ssh_options = get_strings(r, f, "rsync-ssh-options");
     Some(RsyncSettings {
-        local_binary: get_string_or(r, f, "rsync-local-binary", "rsync")?,
-        exclude: get_strings(r, f, "rsync-exclude")?,
-        scrub_probability: get_prob(r, f, "rsync-scrub-probability", 0.0166)?,
-        workers: get_count(r, f, "rsync-workers", 1, 1)?,
-        ssh_options: get_strings(r, f, "rsync-ssh-options")?,
+        local_binary: local_binary?,
+        exclude: exclude?,
+        scrub_probability: scrub_probability?,
+        workers: workers?,
+        ssh_options: ssh_options?,
     })
 }
 

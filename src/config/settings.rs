@@ -132,8 +132,7 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
     };
     let min_keep = get_count(r, &mut f, "gc-min-keep", 3, 1);
 
-    // why: a bad coda key ends the reading of settings here, as it always has
-    let coda = coda::settings(r, &mut f)?;
+    let coda = coda::settings(r, &mut f);
     let github = github::settings(r, ctx, &mut f);
     let rbd = rbd::settings(r, &mut f);
     let rgw = rgw::settings(r, &mut f);
@@ -170,7 +169,7 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
             min_free_percent: min_free_percent?,
             min_keep: min_keep?,
         },
-        coda,
+        coda: coda?,
         github: github?,
         rbd: rbd?,
         rgw: rgw?,
@@ -179,4 +178,51 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
         archive: archive?,
         archivers: archivers?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ConfigError, parse};
+    use std::path::Path;
+
+    fn problems(settings: &str) -> Vec<String> {
+        let text = format!("settings:\n  root: /nonexistent\n  snapshot-store: dir\n{settings}");
+        match parse(&text, Path::new("/nonexistent/c.yaml")) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => problems
+                .iter()
+                .map(|p| format!("{}: {}: {}", p.line, p.path.as_str(), p.message))
+                .collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn one_bad_source_key_leaves_the_others_read() {
+        // A bad key of one source: its other keys are still known and checked.
+        assert_eq!(
+            problems(
+                "  github-token: t\n  github-token-file: /t\n  github-workers: 3\n  github-git-path: git\n"
+            ),
+            [
+                "5: settings.github-token-file: give either `github-token` or `github-token-file`, not both"
+            ]
+        );
+        assert_eq!(
+            problems("  rsync-exclude: x\n  rsync-ssh-options: [-4]\n  rsync-workers: 0\n"),
+            [
+                "4: settings.rsync-exclude: expected a list of strings, found a string `x`",
+                "6: settings.rsync-workers: must be a whole number of at least 1, found 0",
+            ]
+        );
+        // A bad coda key: the rest of settings is still read, unknown keys reported.
+        assert_eq!(
+            problems("  coda-full-probability: 2\n  rbd-workers: 0\n  bogus: 1\n"),
+            [
+                "4: settings.coda-full-probability: a probability must be between 0 and 1, found 2",
+                "5: settings.rbd-workers: must be a whole number of at least 1, found 0",
+                "6: settings.bogus: unknown key `bogus`",
+            ]
+        );
+    }
 }
