@@ -5,12 +5,17 @@
 # time, the cost per unit (median / units) and the growth from one size to
 # the next (linear reading keeps time / units flat). Not a test: a bench.
 #   benches/config_scale.sh [N...]      (RUNS=5 by default)
+#   STRATA_BIN=/path/to/strata benches/config_scale.sh   (another build, no cargo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(100 1000 4000)
 runs=${RUNS:-5}
-cargo build --release --quiet --bin strata
-bin=${CARGO_TARGET_DIR:-target}/release/strata
+if [ -n "${STRATA_BIN:-}" ]; then
+  bin=$STRATA_BIN
+else
+  cargo build --release --quiet --bin strata
+  bin=${CARGO_TARGET_DIR:-target}/release/strata
+fi
 work=$(mktemp -d /tmp/strata-bench-config.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/root"
