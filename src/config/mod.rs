@@ -11,17 +11,71 @@
 //! against the directory of the config file; the backup root is not required
 //! to exist here (the volume may not be mounted yet): commands that use it
 //! call [`Config::require_root`].
+//!
+//! # Layout
+//!
+//! - `node` parses YAML into a tree that remembers lines; `reader` reads it
+//!   typed, collecting problems; `fields` holds the one-key readers with
+//!   defaults (`get_count`, `get_secret`, ...); `entries` the skeleton of a
+//!   section of `name: {fields}` entries (key path, fields, unknown keys, unit
+//!   path recorded with its line).
+//! - `document` is the whole file: [`Config`], the top-level sections, the
+//!   checks across sections; `collisions` finds units that share or nest
+//!   directories; `settings` the `settings:` section (base and retention
+//!   keys); `archivers` archiving's keys, profiles and per-unit overrides.
+//! - One file per source (`rsync`, `github`, `rbd`, `rgw`, `coda`, `dump`):
+//!   its settings struct and the reader of its `<source>-*` keys in
+//!   `settings:`, its unit struct, and the reader of its top-level section.
+//! - `render` writes a `Config` back as YAML (`config show`).
+//!
+//! # Adding a source
+//!
+//! 1. `src/config/<source>.rs`: `<Source>Settings` with `fn settings(r, f)`
+//!    reading its `<source>-*` keys from the `settings:` fields (every key
+//!    read before any is combined, so one bad key hides no other); the unit
+//!    struct; `fn <units>(r, node, path) -> Units<T>`, built on
+//!    `entries::named_units` when the section is `name: {fields}` entries
+//!    (one unit `<source>/<name>` each), recording every unit it makes.
+//! 2. Here: `mod <source>;` and its `pub use` line.
+//! 3. `settings.rs`: the field in `Settings` and the call to its `settings`.
+//! 4. `document.rs`: the field in `Config`, the `f.get("<source>")` line that
+//!    reads the top-level section, and its `defined` list handed to the
+//!    collision check (plus, if it needs one, a line in `check_requirements`).
+//! 5. `render.rs`: its keys in `config show`; `example-config.yaml` and the
+//!    key list of `tests/it/config.rs`.
 
+mod archivers;
+mod coda;
+mod collisions;
+mod document;
+mod dump;
+mod entries;
+mod fields;
+mod github;
 mod node;
+mod rbd;
 mod reader;
 pub mod render;
-mod schema;
+mod rgw;
+mod rsync;
 mod secret;
+mod settings;
 
 pub use crate::names::{UnitPath, UnitPathError};
+pub use archivers::{
+    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
+    RestoreTier, S3Price, S3Profile,
+};
+pub use coda::{CodaSettings, CodaVolume};
+pub use document::Config;
+pub use dump::{DumpCommand, DumpSettings, DumpUnit};
+pub use github::{GithubOrg, GithubSettings};
+pub use rbd::{RbdItem, RbdPool, RbdSettings};
 pub use reader::KeyPath;
-pub use schema::*;
+pub use rgw::{RgwBucket, RgwSettings};
+pub use rsync::{RsyncHost, RsyncSettings, Transport};
 pub use secret::Secret;
+pub use settings::{Retention, Settings, StoreKind, VgLv};
 
 use std::path::{Path, PathBuf};
 
@@ -133,7 +187,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     };
     let base = std::path::absolute(&base).unwrap_or(base);
     let mut r = reader::Reader::default();
-    let config = schema::build(&mut r, &doc, path, &base);
+    let config = document::build(&mut r, &doc, path, &base);
     match config {
         Some(c) if r.problems.is_empty() => {
             let mut c = c;

@@ -27,16 +27,17 @@ impl KeyPath {
             && key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        let seg = if plain {
-            key.to_owned()
-        } else {
-            format!("{key:?}")
-        };
-        if self.0.is_empty() {
-            KeyPath(seg)
-        } else {
-            KeyPath(format!("{}.{seg}", self.0))
+        let mut p = String::with_capacity(self.0.len() + key.len() + 3);
+        p.push_str(&self.0);
+        if !p.is_empty() {
+            p.push('.');
         }
+        if plain {
+            p.push_str(key);
+        } else {
+            let _ = write!(p, "{key:?}");
+        }
+        KeyPath(p)
     }
     #[must_use]
     pub fn index(&self, i: usize) -> KeyPath {
@@ -74,14 +75,9 @@ impl<'a> Fields<'a> {
     /// The value of `key`, if present (and marks the key as known).
     pub fn get(&mut self, key: &'static str) -> Option<(&'a Node, KeyPath)> {
         self.known.push(key);
-        let path = self.path.key(key);
-        self.entries
-            .iter_mut()
-            .find(|(k, _, _)| k.name == key)
-            .map(|(_, n, used)| {
-                *used = true;
-                (*n, path)
-            })
+        let (_, node, used) = self.entries.iter_mut().find(|(k, _, _)| k.name == key)?;
+        *used = true;
+        Some((*node, self.path.key(key)))
     }
 
     /// The value of the required `key`; when it is absent, reports
@@ -159,7 +155,7 @@ impl Reader {
     }
 
     fn expected(&mut self, node: &Node, path: &KeyPath, what: &str) {
-        let found = match (&node.value, &node.raw) {
+        let found = match (&node.value, node.raw()) {
             (Value::Seq(_) | Value::Map(_) | Value::Null, _) | (_, None) => {
                 node.value.kind().to_owned()
             }
@@ -223,7 +219,7 @@ impl Reader {
     pub fn string(&mut self, node: &Node, path: &KeyPath) -> Option<String> {
         match &node.value {
             Value::Str(s) => Some(s.clone()),
-            Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.raw.clone(),
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => node.raw().map(str::to_owned),
             _ => {
                 self.expected(node, path, "a string");
                 None
@@ -332,7 +328,12 @@ impl Reader {
         };
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            out.push(self.string(item, &path.index(i))?);
+            let s = match &item.value {
+                Value::Str(s) => Some(s.clone()),
+                // why: the item's key path is made only where it may be needed
+                _ => self.string(item, &path.index(i)),
+            };
+            out.push(s?);
         }
         Some(out)
     }

@@ -3,7 +3,7 @@
 //! and a valid config file itself.
 
 use super::Secret;
-use super::schema::{ArchiverKind, Config, DumpCommand, Transport};
+use super::{ArchiverKind, Config, DumpCommand, Transport};
 use crate::retention::Policy;
 use std::fmt::Write as _;
 use std::path::Path;

@@ -1,0 +1,443 @@
+//! Archiving's configuration: the `archive-*` and `googledrive-*` settings,
+//! the archiver profiles under `settings.archivers` (which archiver, where,
+//! compression, how many sets to keep), and the top-level `archivers:`
+//! section of per-unit overrides (compression, skip) for each profile.
+
+use super::entries::each_entry;
+use super::fields::{
+    Ctx, get_bool, get_count, get_path, get_secret, get_string, get_string_or, get_strings,
+};
+use super::node::Node;
+use super::reader::{Fields, KeyPath, Reader, closest};
+use super::secret::Secret;
+use crate::names::UnitPath;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ArchiveSettings {
+    pub spool: Option<PathBuf>,
+    pub gpg_signing_key: Option<String>,
+    pub gpg_recipients: Vec<String>,
+    pub tar_path: String,
+    pub gpg_path: String,
+    pub googledrive_client_id: Option<String>,
+    pub googledrive_client_secret: Option<Secret>,
+    pub googledrive_credentials_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    Gzip,
+    Lzop,
+    Lz4,
+    Zstd,
+    None,
+}
+
+pub const COMPRESSIONS: &[(&str, Compression)] = &[
+    ("gzip", Compression::Gzip),
+    ("lzop", Compression::Lzop),
+    ("lz4", Compression::Lz4),
+    ("zstd", Compression::Zstd),
+    ("none", Compression::None),
+];
+
+impl Compression {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        COMPRESSIONS
+            .iter()
+            .find(|(_, c)| *c == self)
+            .map_or("none", |(n, _)| n)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ArchiverProfile {
+    pub name: String,
+    pub archiver: ArchiverKind,
+    pub compression: Compression,
+    pub keep_count: u32,
+    pub workers: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "archiver")]
+pub enum ArchiverKind {
+    Aws {
+        access_key_id: String,
+        secret_access_key: Secret,
+        region: String,
+        namespace: String,
+        storage_cost: f64,
+    },
+    Googledrive,
+    S3(S3Profile),
+    Local {
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct S3Profile {
+    pub bucket: String,
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    pub storage_class: String,
+    pub restore_tier: RestoreTier,
+    pub restore_days: u32,
+    /// storage class -> prices
+    pub prices: BTreeMap<String, S3Price>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreTier {
+    Bulk,
+    Standard,
+    Expedited,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct S3Price {
+    /// $ per GB-month stored.
+    pub storage: f64,
+    /// $ per GB retrieved.
+    pub retrieval: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ArchiveUnitOverride {
+    pub compression: Option<Compression>,
+    pub skip: bool,
+}
+
+/// The `archive-*` and `googledrive-*` keys of `settings:`.
+pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<ArchiveSettings> {
+    let spool = get_path(r, ctx, f, "archive-spool");
+    let gpg_signing_key = get_string(r, f, "archive-gpg-signing-key");
+    let gpg_recipients = get_strings(r, f, "archive-gpg-recipients");
+    let tar_path = get_string_or(r, f, "archive-tar-path", "tar");
+    let gpg_path = get_string_or(r, f, "archive-gpg-path", "gpg");
+    let googledrive_client_id = get_string(r, f, "googledrive-client-id");
+    let googledrive_client_secret = get_secret(
+        r,
+        ctx,
+        f,
+        "googledrive-client-secret",
+        "googledrive-client-secret-file",
+    );
+    let googledrive_credentials_file = get_path(r, ctx, f, "googledrive-credentials-file");
+    Some(ArchiveSettings {
+        spool: spool?,
+        gpg_signing_key: gpg_signing_key?,
+        gpg_recipients: gpg_recipients?,
+        tar_path: tar_path?,
+        gpg_path: gpg_path?,
+        googledrive_client_id: googledrive_client_id?,
+        googledrive_client_secret: googledrive_client_secret?,
+        googledrive_credentials_file: googledrive_credentials_file?,
+    })
+}
+
+const AWS_KEYS: &[&str] = &[
+    "aws-access-key-id",
+    "aws-secret-access-key",
+    "aws-secret-access-key-file",
+    "aws-region",
+    "aws-namespace",
+    "aws-storage-cost",
+];
+const S3_KEYS: &[&str] = &[
+    "s3-bucket",
+    "s3-prefix",
+    "s3-endpoint",
+    "s3-region",
+    "s3-access-key-id",
+    "s3-access-key-id-file",
+    "s3-secret-access-key",
+    "s3-secret-access-key-file",
+    "s3-storage-class",
+    "s3-restore-tier",
+    "s3-restore-days",
+    "s3-prices",
+];
+const LOCAL_KEYS: &[&str] = &["local-path"];
+
+/// `settings.archivers`: `profile: {archiver, compression, ...}`.
+pub(super) fn profiles(
+    r: &mut Reader,
+    ctx: &Ctx,
+    node: &Node,
+    path: &KeyPath,
+) -> Option<BTreeMap<String, ArchiverProfile>> {
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (key, n) in r.named_entries(node, path) {
+        match profile(r, ctx, &key.name, n, &path.key(&key.name)) {
+            Some(p) => {
+                out.insert(key.name.clone(), p);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn profile(
+    r: &mut Reader,
+    ctx: &Ctx,
+    name: &str,
+    node: &Node,
+    path: &KeyPath,
+) -> Option<ArchiverProfile> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum K {
+        Aws,
+        Googledrive,
+        S3,
+        Local,
+    }
+    let mut f = r.fields(node, path)?;
+    let kind = f
+        .require(r, f.line(), "archiver", "aws, googledrive, s3 or local")
+        .and_then(|(n, p)| {
+            r.choice(
+                n,
+                &p,
+                &[
+                    ("aws", K::Aws),
+                    ("googledrive", K::Googledrive),
+                    ("s3", K::S3),
+                    ("local", K::Local),
+                ],
+            )
+        });
+    let compression = match f.get("compression") {
+        Some((n, p)) => r.choice(n, &p, COMPRESSIONS),
+        None => Some(Compression::Gzip),
+    };
+    let keep_count = get_count(r, &mut f, "keep-count", 1, 1);
+    let workers = get_count(r, &mut f, "workers", 8, 1);
+    let kind = kind?;
+    // Keys of another archiver kind are a mistake worth naming precisely.
+    for (keys, k, label) in [
+        (AWS_KEYS, K::Aws, "aws"),
+        (S3_KEYS, K::S3, "s3"),
+        (LOCAL_KEYS, K::Local, "local"),
+    ] {
+        if k != kind {
+            for key in keys {
+                if f.has(key) {
+                    let (n, p) = f.get(key).expect("has() said present");
+                    r.error(n.line, &p, format!("`{key}` belongs to archiver `{label}`, but this profile's archiver is another"));
+                }
+            }
+        }
+    }
+    let required = |r: &mut Reader, f: &mut Fields, key: &'static str| -> Option<String> {
+        let (n, p) = f.require(r, f.line(), key, "")?;
+        r.nonempty(n, &p)
+    };
+    let archiver = match kind {
+        K::Aws => {
+            let access_key_id = required(r, &mut f, "aws-access-key-id");
+            let secret = get_secret(
+                r,
+                ctx,
+                &mut f,
+                "aws-secret-access-key",
+                "aws-secret-access-key-file",
+            );
+            let region = required(r, &mut f, "aws-region");
+            let namespace = required(r, &mut f, "aws-namespace");
+            let storage_cost = match f.get("aws-storage-cost") {
+                Some((n, p)) => r.number_in(n, &p, 0.0, 1e6, "a price"),
+                None => Some(0.01),
+            };
+            let secret_access_key = if let Some(s) = secret? {
+                Some(s)
+            } else {
+                r.error(f.line(), &path.key("aws-secret-access-key"), "missing required key `aws-secret-access-key` (or `aws-secret-access-key-file`)");
+                None
+            };
+            ArchiverKind::Aws {
+                access_key_id: access_key_id?,
+                secret_access_key: secret_access_key?,
+                region: region?,
+                namespace: namespace?,
+                storage_cost: storage_cost?,
+            }
+        }
+        K::Googledrive => ArchiverKind::Googledrive,
+        K::Local => {
+            let p = required(r, &mut f, "local-path")?;
+            ArchiverKind::Local { path: ctx.path(&p) }
+        }
+        K::S3 => {
+            let bucket = required(r, &mut f, "s3-bucket");
+            let prefix = get_string(r, &mut f, "s3-prefix").map(Option::unwrap_or_default);
+            let endpoint = get_string(r, &mut f, "s3-endpoint");
+            let region = get_string(r, &mut f, "s3-region");
+            let access_key_id =
+                get_secret(r, ctx, &mut f, "s3-access-key-id", "s3-access-key-id-file");
+            let secret_access_key = get_secret(
+                r,
+                ctx,
+                &mut f,
+                "s3-secret-access-key",
+                "s3-secret-access-key-file",
+            );
+            let storage_class = match f.get("s3-storage-class") {
+                Some((n, p)) => r.choice(
+                    n,
+                    &p,
+                    &[
+                        ("STANDARD", "STANDARD"),
+                        ("STANDARD_IA", "STANDARD_IA"),
+                        ("ONEZONE_IA", "ONEZONE_IA"),
+                        ("INTELLIGENT_TIERING", "INTELLIGENT_TIERING"),
+                        ("GLACIER", "GLACIER"),
+                        ("GLACIER_IR", "GLACIER_IR"),
+                        ("DEEP_ARCHIVE", "DEEP_ARCHIVE"),
+                    ],
+                ),
+                None => Some("STANDARD"),
+            };
+            let restore_tier = match f.get("s3-restore-tier") {
+                Some((n, p)) => r.choice(
+                    n,
+                    &p,
+                    &[
+                        ("bulk", RestoreTier::Bulk),
+                        ("standard", RestoreTier::Standard),
+                        ("expedited", RestoreTier::Expedited),
+                    ],
+                ),
+                None => Some(RestoreTier::Bulk),
+            };
+            let restore_days = get_count(r, &mut f, "s3-restore-days", 7, 1);
+            let prices = match f.get("s3-prices") {
+                Some((n, p)) => s3_prices(r, n, &p),
+                None => Some(BTreeMap::new()),
+            };
+            ArchiverKind::S3(S3Profile {
+                bucket: bucket?,
+                prefix: prefix?,
+                endpoint: endpoint?,
+                region: region?,
+                access_key_id: access_key_id?,
+                secret_access_key: secret_access_key?,
+                storage_class: storage_class?.to_owned(),
+                restore_tier: restore_tier?,
+                restore_days: restore_days?,
+                prices: prices?,
+            })
+        }
+    };
+    f.finish(r);
+    Some(ArchiverProfile {
+        name: name.to_owned(),
+        archiver,
+        compression: compression?,
+        keep_count: keep_count?,
+        workers: workers?,
+    })
+}
+
+fn s3_prices(r: &mut Reader, node: &Node, path: &KeyPath) -> Option<BTreeMap<String, S3Price>> {
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    let all = each_entry(
+        r,
+        node,
+        path,
+        |r, _, f| {
+            let storage = match f.get("storage") {
+                Some((n, p)) => r.number_in(n, &p, 0.0, 1e6, "a price"),
+                None => Some(0.0),
+            };
+            let retrieval = match f.get("retrieval") {
+                Some((n, p)) => r.number_in(n, &p, 0.0, 1e6, "a price"),
+                None => Some(0.0),
+            };
+            storage.zip(retrieval)
+        },
+        |_, e, price| match price {
+            Some((storage, retrieval)) => {
+                out.insert(e.name.to_owned(), S3Price { storage, retrieval });
+            }
+            None => ok = false,
+        },
+    );
+    (all && ok).then_some(out)
+}
+
+/// The top-level `archivers:` section: profile -> unit -> overrides.
+#[derive(Default)]
+pub(super) struct UnitOverrides {
+    pub by_profile: BTreeMap<String, BTreeMap<String, ArchiveUnitOverride>>,
+    /// Where each profile is named, to report one that `settings.archivers`
+    /// does not define.
+    named_at: BTreeMap<String, (u64, KeyPath)>,
+}
+
+impl UnitOverrides {
+    /// Report each profile named here but not defined under `settings.archivers`.
+    pub fn check_profiles(&self, r: &mut Reader, defined: &BTreeMap<String, ArchiverProfile>) {
+        for (profile, (line, path)) in &self.named_at {
+            if !defined.contains_key(profile) {
+                let known: Vec<&str> = defined.keys().map(String::as_str).collect();
+                let mut msg =
+                    format!("archiver profile `{profile}` is not defined under settings.archivers");
+                if let Some(best) = closest(profile, &known) {
+                    let _ = write!(msg, " (did you mean `{best}`?)");
+                }
+                r.error(*line, path, msg);
+            }
+        }
+    }
+}
+
+/// The top-level `archivers:` section: `profile: {unit: {compression, skip}}`.
+pub(super) fn unit_overrides(r: &mut Reader, node: &Node, path: &KeyPath) -> UnitOverrides {
+    let mut out = UnitOverrides::default();
+    for (pk, pn) in r.named_entries(node, path) {
+        let pp = path.key(&pk.name);
+        out.named_at.insert(pk.name.clone(), (pk.line, pp.clone()));
+        let mut units = BTreeMap::new();
+        for (uk, un) in r.named_entries(pn, &pp) {
+            let up = pp.key(&uk.name);
+            if let Err(e) = UnitPath::parse(&uk.name) {
+                r.error(uk.line, &up, e.to_string());
+                continue;
+            }
+            let Some(mut f) = r.fields(un, &up) else {
+                continue;
+            };
+            let compression = match f.get("compression") {
+                Some((n, p)) => r.choice(n, &p, COMPRESSIONS).map(Some),
+                None => Some(None),
+            };
+            let skip = get_bool(r, &mut f, "skip", false);
+            f.finish(r);
+            if let (Some(compression), Some(skip)) = (compression, skip) {
+                units.insert(uk.name.clone(), ArchiveUnitOverride { compression, skip });
+            }
+        }
+        out.by_profile.insert(pk.name.clone(), units);
+    }
+    out
+}

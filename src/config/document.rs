@@ -1,0 +1,183 @@
+//! The whole file: [`Config`], its top-level sections, and the checks that
+//! span sections (units that collide, keys required by what is configured,
+//! tools missing on this machine).
+
+use super::archivers::{self, ArchiveUnitOverride};
+use super::coda::{self, CodaVolume};
+use super::collisions::check_unit_collisions;
+use super::dump::{self, DumpUnit};
+use super::fields::Ctx;
+use super::github::{self, GithubOrg};
+use super::node::Node;
+use super::rbd::{self, RbdPool};
+use super::reader::{KeyPath, Reader};
+use super::rgw::{self, RgwBucket};
+use super::rsync::{self, RsyncHost};
+use super::settings::{self, Settings, StoreKind};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A validated config file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub settings: Settings,
+    pub rsync: Vec<RsyncHost>,
+    pub github: Vec<GithubOrg>,
+    pub rbd: Vec<RbdPool>,
+    pub rgw: Vec<RgwBucket>,
+    pub coda: Vec<CodaVolume>,
+    pub dump: Vec<DumpUnit>,
+    /// Top-level `archivers:`: profile -> unit -> overrides.
+    pub archive_units: BTreeMap<String, BTreeMap<String, ArchiveUnitOverride>>,
+    #[serde(skip)]
+    pub warnings: Vec<super::Problem>,
+}
+
+pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Option<Config> {
+    let ctx = Ctx { base };
+    let top = KeyPath::root();
+    let mut f = r.fields(doc, &top)?;
+    let settings_node = f.get("settings");
+    let settings = if let Some((n, p)) = settings_node {
+        settings::read(r, &ctx, n, &p)
+    } else {
+        r.error(
+            doc.line.max(1),
+            &top.key("settings"),
+            "missing required section `settings` (with at least `root`)",
+        );
+        None
+    };
+    // The sources, in the order their unknown-key suggestions are tried.
+    let rsync = f
+        .get("rsync")
+        .map(|(n, p)| rsync::hosts(r, &ctx, n, &p))
+        .unwrap_or_default();
+    let github = f
+        .get("github")
+        .map(|(n, p)| github::orgs(r, n, &p))
+        .unwrap_or_default();
+    let rbd = f
+        .get("rbd")
+        .map(|(n, p)| rbd::pools(r, n, &p))
+        .unwrap_or_default();
+    let rgw = f
+        .get("rgw")
+        .map(|(n, p)| rgw::buckets(r, n, &p))
+        .unwrap_or_default();
+    let coda = f
+        .get("coda")
+        .map(|(n, p)| coda::volumes(r, n, &p))
+        .unwrap_or_default();
+    let dump = f
+        .get("dump")
+        .map(|(n, p)| dump::units(r, &ctx, n, &p))
+        .unwrap_or_default();
+    let archive_units = f
+        .get("archivers")
+        .map(|(n, p)| archivers::unit_overrides(r, n, &p))
+        .unwrap_or_default();
+    f.finish(r);
+    let settings = settings?;
+
+    // Cross-section checks.
+    archive_units.check_profiles(r, &settings.archivers);
+    let defined: Vec<_> = [
+        rsync.defined,
+        github.defined,
+        rbd.defined,
+        rgw.defined,
+        coda.defined,
+        dump.defined,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let config = Config {
+        file: file.to_owned(),
+        settings,
+        rsync: rsync.items,
+        github: github.items,
+        rbd: rbd.items,
+        rgw: rgw.items,
+        coda: coda.items,
+        dump: dump.items,
+        archive_units: archive_units.by_profile,
+        warnings: Vec::new(),
+    };
+    check_unit_collisions(r, &defined);
+    check_requirements(r, &config, doc);
+    Some(config)
+}
+
+fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
+    let s = &c.settings;
+    let at = |key: &str| KeyPath::root().key("settings").key(key);
+    if !c.github.is_empty() && s.github.token.is_none() {
+        r.error(
+            doc.line.max(1),
+            &at("github-token"),
+            "required when github organizations are configured (or give github-token-file)",
+        );
+    }
+    if !c.rgw.is_empty() && s.rgw.server.is_none() {
+        r.error(
+            doc.line.max(1),
+            &at("rgw-server"),
+            "required when rgw buckets are configured",
+        );
+    }
+    if s.snapshot_store == StoreKind::LvmThin && s.backup_lv.is_none() {
+        r.error(doc.line.max(1), &at("backup-lv"), "required by snapshot-store lvm-thin (the default); give `vg/lv`, or set snapshot-store to btrfs or dir");
+    }
+    if s.archive.gpg_signing_key.is_some() == s.archive.gpg_recipients.is_empty() {
+        r.error(doc.line.max(1), &at("archive-gpg-recipients"), "archive-gpg-signing-key and archive-gpg-recipients must be given together to encrypt archives");
+    }
+    // Machine state: warnings only (DESIGN §8).
+    match std::fs::metadata(&s.root) {
+        Ok(m) if !m.is_dir() => r.error(
+            0,
+            &at("root"),
+            format!("{} exists but is not a directory", s.root.display()),
+        ),
+        Ok(_) => {}
+        Err(_) => r.warn(
+            0,
+            &at("root"),
+            format!(
+                "{} does not exist (yet): commands that use it will refuse to run",
+                s.root.display()
+            ),
+        ),
+    }
+    let mut tool = |name: &str, key: &str, needed: bool| {
+        if needed && !crate::exec::tool_exists(name) {
+            r.warn(
+                0,
+                &at(key),
+                format!("`{name}` was not found on this machine"),
+            );
+        }
+    };
+    tool(
+        &s.rsync.local_binary,
+        "rsync-local-binary",
+        !c.rsync.is_empty(),
+    );
+    tool(&s.github.git_path, "github-git-path", !c.github.is_empty());
+    tool(
+        &s.archive.tar_path,
+        "archive-tar-path",
+        !s.archivers.is_empty(),
+    );
+    tool(
+        &s.archive.gpg_path,
+        "archive-gpg-path",
+        !s.archivers.is_empty() && s.archive.gpg_signing_key.is_some(),
+    );
+    tool("rbd", "rbd", !c.rbd.is_empty());
+    tool("radosgw-admin", "rgw-server", !c.rgw.is_empty());
+}

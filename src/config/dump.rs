@@ -1,0 +1,127 @@
+//! The dump source's configuration: its `dump-*` settings and the `dump:`
+//! section, one unit `dump/<name>` per command whose output is stored.
+
+use super::entries::{Draft, Units, named_units};
+use super::fields::{Ctx, get_count, get_prob, get_string, get_string_or};
+use super::node::{Node, Value};
+use super::reader::{Fields, KeyPath, Reader};
+use crate::names::UnitPath;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DumpSettings {
+    pub scrub_probability: f64,
+    pub workers: u32,
+}
+
+/// How a dump unit's command is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DumpCommand {
+    /// An argument vector, run as is.
+    Argv(Vec<String>),
+    /// One string, run by `/bin/sh -c` (the deliberate exception of STYLE rule 2).
+    Shell(String),
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DumpUnit {
+    pub name: String,
+    pub unit: UnitPath,
+    pub command: DumpCommand,
+    /// File name inside the unit directory.
+    pub file: String,
+    /// Run the command as this user (through `sudo -n -u`).
+    pub user: Option<String>,
+    /// Per-unit scrub probability (overrides `dump-scrub-probability`).
+    pub scrub: Option<f64>,
+    /// Working directory of the command: the config file's directory.
+    pub cwd: PathBuf,
+}
+
+/// The `dump-*` keys of `settings:`.
+pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<DumpSettings> {
+    let scrub_probability = get_prob(r, f, "dump-scrub-probability", 0.0166);
+    let workers = get_count(r, f, "dump-workers", 1, 1);
+    Some(DumpSettings {
+        scrub_probability: scrub_probability?,
+        workers: workers?,
+    })
+}
+
+/// The `dump:` section: `name: {command, file, user, scrub}`.
+pub(super) fn units(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Units<DumpUnit> {
+    named_units(r, node, path, "dump", |r, e, f| {
+        let command = f
+            .require(
+                r,
+                e.line,
+                "command",
+                "the program and its arguments, as a list",
+            )
+            .and_then(|(cn, cp)| match &cn.value {
+                Value::Seq(_) => r.strings(cn, &cp).and_then(|argv| {
+                    if argv.first().is_none_or(|a| a.trim().is_empty()) {
+                        r.error(
+                            cn.line,
+                            &cp,
+                            "the command is empty: give the program and its arguments as a list",
+                        );
+                        None
+                    } else {
+                        Some(DumpCommand::Argv(argv))
+                    }
+                }),
+                _ => r.nonempty(cn, &cp).map(DumpCommand::Shell),
+            });
+        let file = match get_string_or(r, f, "file", e.name) {
+            Some(file)
+                if file.contains('/')
+                    || file == "."
+                    || file == ".."
+                    || file.starts_with(".strata") =>
+            {
+                let line = f.get("file").map_or(e.line, |(n, _)| n.line);
+                r.error(
+                    line,
+                    &e.path.key("file"),
+                    format!("`{file}` must be a plain file name"),
+                );
+                None
+            }
+            other => other,
+        };
+        let user = get_string(r, f, "user");
+        let scrub = match f.get("scrub") {
+            Some((sn, sp)) => match &sn.value {
+                Value::Bool(b) => Some(Some(if *b { 1.0 } else { 0.0 })),
+                _ => r.probability(sn, &sp).map(Some),
+            },
+            None => Some(None),
+        };
+        let (Some(command), Some(file), Some(user), Some(scrub)) = (command, file, user, scrub)
+        else {
+            return None;
+        };
+        let name = e.name.to_owned();
+        let cwd = ctx.base.to_owned();
+        Some(Draft {
+            name: name.clone(),
+            blame: e.path.clone(),
+            build: move |unit| {
+                Some(DumpUnit {
+                    name,
+                    unit,
+                    command,
+                    file,
+                    user,
+                    scrub,
+                    cwd,
+                })
+            },
+        })
+    })
+}
