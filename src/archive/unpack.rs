@@ -1,21 +1,27 @@
-//! Unpack a retrieved archive into DESTDIR, trusting nothing about it.
+//! Unpack retrieved archives into DESTDIR, trusting nothing about them.
 //!
-//! Order, each step a gate for the next:
+//! Order, each step a gate for the next, over all archives of one call:
 //! 1. Metadata from the file's `user.archive.*` xattrs; size and sha256 of
 //!    the file must match it.
 //! 2. Its encryption must be what this config produces: an archive claiming
 //!    `none` when the config encrypts is a downgrade and is refused.
 //! 3. Encrypted: gpg decrypts into a spool file; only GOODSIG + VALIDSIG by
 //!    the configured signing key (see [`super::gpg`]) lets it through.
-//! 4. The (decompressed) tar stream is listed with `tar -tv -P`; every
-//!    member is checked ([`check_members`]): no absolute name, no `..`, no
-//!    path through a symlink (one in the archive, or one already in
-//!    DESTDIR), no hard link to a name that is absolute, has `..`, or goes
-//!    through a symlink.
-//! 5. Only then tar extracts the same verified bytes (without `-P`, so GNU
-//!    tar's own guards stay on as a second line).
+//! 4. Every (decompressed) tar stream is listed with `tar -tv -P`, and every
+//!    member of every archive of the call goes through one
+//!    [`ExtractionPlan`], which models DESTDIR as the extraction will leave
+//!    it: no absolute name, no `..`, no path through a symlink or through
+//!    any other non-directory a member made (a hard link may be a symlink),
+//!    no hard link to a symlink (in an archive of the call or already in
+//!    DESTDIR), to a directory or to nothing, no directory member over a
+//!    symlink, no label or continuation with a bad name, no type strata
+//!    never writes.
+//! 5. Only when every archive passed, tar extracts the same verified bytes,
+//!    archive after archive (without `-P`, so GNU tar's own guards stay on
+//!    as a second line). A refusal therefore always comes before anything
+//!    is written.
 //!
-//! Crash behaviour: the decrypted spool file is a temp file; a crash leaves
+//! Crash behaviour: the decrypted spool files are temp files; a crash leaves
 //! `unpack-<pid>-*` for `clean_spool`. A crash during step 5 leaves a partly
 //! extracted tree in DESTDIR, which a second unpack overwrites.
 
@@ -24,7 +30,7 @@ use super::{ArchiveEnv, ArchiveError, ArchiveMeta, Encryption, MetaFields, gpg};
 use crate::backup_root::xattrs;
 use crate::config::Compression;
 use crate::exec::Cmd;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -174,50 +180,201 @@ fn normalise(name: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     (parts.join(&b'/'), ancestors)
 }
 
-/// Check every member of a listing; `Err((member, why))` for the first bad one.
-/// `on_disk_symlink(rel)` says whether DESTDIR already has a symlink at `rel`.
-pub fn check_members(
-    members: impl IntoIterator<Item = Member>,
-    mut on_disk_symlink: impl FnMut(&[u8]) -> bool,
-) -> Result<usize, (String, &'static str)> {
-    let mut symlinks: HashSet<Vec<u8>> = HashSet::new();
-    let mut disk: HashMap<Vec<u8>, bool> = HashMap::new();
-    let mut n = 0;
-    for m in members {
-        if m.kind == 'V' || m.kind == 'M' {
-            continue; // why: volume labels and continuation headers are not files
+/// What DESTDIR holds at a name before the unpack starts (looked up with
+/// `lstat`, never following the name itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDisk {
+    Absent,
+    Dir,
+    Symlink,
+    /// A regular file, device, fifo or socket.
+    Other,
+}
+
+/// What a name is once the members checked so far are extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Dir,
+    Symlink,
+    /// Anything else a member creates, hard links included: none may be an
+    /// ancestor of a later member (a hard link to a symlink is a symlink).
+    Other,
+}
+
+/// A refused member: its name and why.
+pub type Refusal = (String, &'static str);
+
+/// The state of DESTDIR as the extraction of every archive of one `unpack`
+/// call will leave it, member after member: the check is a property of the
+/// whole call, not of one listing. Names are normalised (see [`components`]).
+///
+/// Invariant, for every member that [`ExtractionPlan::check`] accepts: each
+/// proper ancestor of its name (and of a hard link's target) is a real
+/// directory when tar reaches it (one made by a member, one tar makes on the
+/// way, or one DESTDIR already had), so no path resolution by tar passes a
+/// symlink; a hard link's target is neither a symlink nor absent.
+#[derive(Default)]
+pub struct ExtractionPlan {
+    names: HashMap<Vec<u8>, Node>,
+    disk: HashMap<Vec<u8>, OnDisk>,
+}
+
+/// What a checked member is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// A file, directory or link tar will create.
+    Member,
+    /// A volume label (`V`): no file; its name is the label.
+    Label(Vec<u8>),
+}
+
+impl ExtractionPlan {
+    fn on_disk(&mut self, rel: &[u8], disk: &mut impl FnMut(&[u8]) -> OnDisk) -> OnDisk {
+        *self
+            .disk
+            .entry(rel.to_vec())
+            .or_insert_with_key(|k| disk(k))
+    }
+
+    /// `Err(why)` unless every ancestor in `ancestors` will be a real
+    /// directory; records them as directories (tar makes missing ones).
+    fn walk(
+        &mut self,
+        ancestors: &[Vec<u8>],
+        disk: &mut impl FnMut(&[u8]) -> OnDisk,
+    ) -> Result<(), &'static str> {
+        // why: shortest first, so that a lookup on disk never passes a symlink above it
+        for a in ancestors {
+            match self.names.get(a) {
+                Some(Node::Dir) => continue,
+                Some(Node::Symlink) => return Err("would be written through a symbolic link"),
+                Some(Node::Other) => {
+                    return Err(
+                        "would be written through a name an earlier member made (a file or a link, possibly to a symbolic link)",
+                    );
+                }
+                None => {}
+            }
+            match self.on_disk(a, disk) {
+                OnDisk::Absent | OnDisk::Dir => {
+                    self.names.insert(a.clone(), Node::Dir);
+                }
+                OnDisk::Symlink => {
+                    return Err("would be written through a symbolic link already in DESTDIR");
+                }
+                OnDisk::Other => return Err("would be written under a file already in DESTDIR"),
+            }
         }
-        n += 1;
+        Ok(())
+    }
+
+    /// Check one member against everything before it in this call; `disk`
+    /// says what DESTDIR held at a name before the call.
+    pub fn check(
+        &mut self,
+        m: &Member,
+        disk: &mut impl FnMut(&[u8]) -> OnDisk,
+    ) -> Result<Checked, Refusal> {
+        let refuse = |why: &'static str| (shown(&m.name), why);
         if let Some(why) = bad_name(&m.name) {
-            return Err((shown(&m.name), why));
+            return Err(refuse(why));
         }
-        let mut through_symlink = |ancestors: &[Vec<u8>]| {
-            ancestors.iter().any(|a| {
-                symlinks.contains(a)
-                    || *disk
-                        .entry(a.clone())
-                        .or_insert_with_key(|a| on_disk_symlink(a))
-            })
-        };
+        match m.kind {
+            'V' => return Ok(Checked::Label(m.name.clone())),
+            // why: tar fails on a continuation after writing what came before; refuse it up front
+            'M' => {
+                return Err(refuse(
+                    "is a multi-volume continuation, which strata never writes",
+                ));
+            }
+            '-' | 'h' | 'l' | 'd' | 'c' | 'b' | 'p' | 'C' => {}
+            _ => return Err(refuse("has a type strata never writes")),
+        }
         let (name, ancestors) = normalise(&m.name);
-        if through_symlink(&ancestors) {
-            return Err((shown(&m.name), "would be written through a symbolic link"));
+        self.walk(&ancestors, disk).map_err(refuse)?;
+        let before = match self.names.get(&name) {
+            Some(n) => Some(*n),
+            None => match self.on_disk(&name, disk) {
+                OnDisk::Symlink => Some(Node::Symlink),
+                _ => None,
+            },
+        };
+        match (m.kind, before) {
+            // why: tar keeps a symlink (or what a hard link made) where a directory member lands and follows it
+            ('d', Some(Node::Symlink | Node::Other)) => {
+                return Err(refuse(
+                    "is a directory over a symbolic link or another non-directory",
+                ));
+            }
+            ('d', _) | ('l', Some(Node::Symlink) | None) => {}
+            (_, Some(Node::Dir)) if self.names.contains_key(&name) => {
+                return Err(refuse(
+                    "would replace a directory that earlier members used",
+                ));
+            }
+            // why: whether tar replaces or follows a symlink an earlier member made depends on the member type; refuse both
+            (k, Some(Node::Symlink)) if k != 'l' && self.names.contains_key(&name) => {
+                return Err(refuse("would be written through a symbolic link"));
+            }
+            _ => {}
         }
         if m.kind == 'h' {
             let target = m.link.clone().unwrap_or_default();
-            let (target_name, target_ancestors) = normalise(&target);
-            if bad_name(&target).is_some() || through_symlink(&target_ancestors) {
-                return Err((shown(&m.name), "is a hard link to a file outside DESTDIR"));
+            if bad_name(&target).is_some() {
+                return Err(refuse("is a hard link to a file outside DESTDIR"));
             }
-            if symlinks.contains(&target_name) {
-                return Err((shown(&m.name), "is a hard link to a symbolic link"));
+            let (target_name, target_ancestors) = normalise(&target);
+            self.walk(&target_ancestors, disk)
+                .map_err(|_| refuse("is a hard link to a file outside DESTDIR"))?;
+            let t = match self.names.get(&target_name) {
+                Some(n) => Some(*n),
+                None => match self.on_disk(&target_name, disk) {
+                    OnDisk::Absent => None,
+                    OnDisk::Dir => Some(Node::Dir),
+                    OnDisk::Symlink => Some(Node::Symlink),
+                    OnDisk::Other => Some(Node::Other),
+                },
+            };
+            match t {
+                Some(Node::Other) => {}
+                Some(Node::Symlink) => return Err(refuse("is a hard link to a symbolic link")),
+                Some(Node::Dir) => return Err(refuse("is a hard link to a directory")),
+                None => {
+                    return Err(refuse(
+                        "is a hard link to a file that neither the archives nor DESTDIR hold",
+                    ));
+                }
             }
         }
-        if m.kind == 'l' {
-            symlinks.insert(name);
-        } else if symlinks.contains(&name) {
-            // why: whether tar replaces or follows an existing symlink depends on the member type; refuse both
-            return Err((shown(&m.name), "would be written through a symbolic link"));
+        let node = match m.kind {
+            'd' => Node::Dir,
+            'l' => Node::Symlink,
+            _ => Node::Other,
+        };
+        self.names.insert(name, node);
+        Ok(Checked::Member)
+    }
+}
+
+/// Check every member of one listing on its own; `Err` for the first bad
+/// one. `on_disk_symlink(rel)` says whether DESTDIR already has a symlink at
+/// `rel`. Returns the number of members that are files (labels excluded).
+pub fn check_members(
+    members: impl IntoIterator<Item = Member>,
+    mut on_disk_symlink: impl FnMut(&[u8]) -> bool,
+) -> Result<usize, Refusal> {
+    let mut plan = ExtractionPlan::default();
+    let mut disk = |rel: &[u8]| {
+        if on_disk_symlink(rel) {
+            OnDisk::Symlink
+        } else {
+            OnDisk::Absent
+        }
+    };
+    let mut n = 0;
+    for m in members {
+        if plan.check(&m, &mut disk)? == Checked::Member {
+            n += 1;
         }
     }
     Ok(n)
@@ -339,17 +496,42 @@ fn feed_tar(
 /// What an unpack did.
 #[derive(Debug, Clone)]
 pub struct Unpacked {
+    pub file: PathBuf,
     pub members: usize,
     pub meta: ArchiveMeta,
 }
 
-/// Verify `file`, check its members, and extract it into `dest`.
-pub fn unpack(env: &ArchiveEnv, file: &Path, dest: &Path) -> Result<Unpacked, ArchiveError> {
-    let (meta, verified) = verify(env, file)?;
-    std::fs::create_dir_all(dest).map_err(ArchiveError::io(dest))?;
-    let dest = dest.canonicalize().map_err(ArchiveError::io(dest))?;
+/// What DESTDIR holds at `rel` (relative to the canonical `dest`).
+fn on_disk(dest: &Path, rel: &[u8]) -> OnDisk {
+    match dest
+        .join(std::ffi::OsStr::from_bytes(rel))
+        .symlink_metadata()
+    {
+        Err(_) => OnDisk::Absent,
+        Ok(m) if m.file_type().is_symlink() => OnDisk::Symlink,
+        Ok(m) if m.is_dir() => OnDisk::Dir,
+        Ok(_) => OnDisk::Other,
+    }
+}
 
-    // Step 4: list and check.
+/// An archive that passed steps 1-4, waiting for extraction.
+struct Checked1 {
+    file: PathBuf,
+    meta: ArchiveMeta,
+    verified: Verified,
+    members: usize,
+}
+
+/// Step 4 for one archive: list it with tar and check each member against
+/// `plan` (which carries the members of the archives listed before it).
+fn list_and_check(
+    env: &ArchiveEnv,
+    file: &Path,
+    meta: &ArchiveMeta,
+    verified: &Verified,
+    dest: &Path,
+    plan: &mut ExtractionPlan,
+) -> Result<usize, ArchiveError> {
     let mut list = Cmd::new(&env.tar).args([
         "-t",
         "-v",
@@ -362,70 +544,112 @@ pub fn unpack(env: &ArchiveEnv, file: &Path, dest: &Path) -> Result<Unpacked, Ar
         list = list.arg(flag);
     }
     let (pipe_r, pipe_w) = std::io::pipe().map_err(ArchiveError::io(file))?;
-    let dest2 = dest.clone();
-    let file2 = file.to_owned();
-    let checker = std::thread::spawn(move || -> Result<usize, ArchiveError> {
-        let mut bad_line = None;
-        let reader = BufReader::new(pipe_r);
-        let members = reader.split(b'\n').map_while(Result::ok).filter_map(|l| {
-            let m = parse_listing_line(&l);
-            if m.is_none() && bad_line.is_none() && !l.trim_ascii().is_empty() {
-                bad_line = Some(String::from_utf8_lossy(&l).into_owned());
+    let (checked, listed) = std::thread::scope(|s| {
+        let checker = s.spawn(|| -> Result<usize, ArchiveError> {
+            let mut n = 0;
+            let mut disk = |rel: &[u8]| on_disk(dest, rel);
+            for line in BufReader::new(pipe_r).split(b'\n') {
+                let line = line.map_err(ArchiveError::io(file))?;
+                let Some(m) = parse_listing_line(&line) else {
+                    if line.trim_ascii().is_empty() {
+                        continue;
+                    }
+                    return Err(ArchiveError::BadListing {
+                        file: file.to_owned(),
+                        line: String::from_utf8_lossy(&line).into_owned(),
+                    });
+                };
+                match plan.check(&m, &mut disk) {
+                    Ok(Checked::Member) => n += 1,
+                    Ok(Checked::Label(_)) => {}
+                    Err((member, why)) => {
+                        return Err(ArchiveError::UnsafeMember {
+                            file: file.to_owned(),
+                            member,
+                            why,
+                        });
+                    }
+                }
             }
-            m
+            Ok(n)
         });
-        let r = check_members(members, |rel| {
-            dest2
-                .join(std::ffi::OsStr::from_bytes(rel))
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink())
+        let listed = feed_tar(verified, meta.compression, &list, Stdio::from(pipe_w), file);
+        let checked = checker.join().unwrap_or_else(|_| {
+            Err(ArchiveError::BadListing {
+                file: file.to_owned(),
+                line: "(the listing checker panicked)".into(),
+            })
         });
-        if let Some(line) = bad_line {
-            return Err(ArchiveError::BadListing { file: file2, line });
-        }
-        r.map_err(|(member, why)| ArchiveError::UnsafeMember {
-            file: file2,
-            member,
-            why,
-        })
-    });
-    let listed = feed_tar(
-        &verified,
-        meta.compression,
-        &list,
-        Stdio::from(pipe_w),
-        file,
-    );
-    let checked = checker.join().unwrap_or_else(|_| {
-        Err(ArchiveError::BadListing {
-            file: file.to_owned(),
-            line: "(the listing checker panicked)".into(),
-        })
+        (checked, listed)
     });
     // why: a refused member stops the checker early, which kills the listing tar; the refusal is the news
     let members = checked?;
     listed?;
+    Ok(members)
+}
+
+/// Verify every file, list and check every member of all of them as one
+/// extraction into `dest`, and only then extract them in order: a refusal,
+/// whichever archive it is in, comes before anything is written.
+pub fn unpack_all(
+    env: &ArchiveEnv,
+    files: &[PathBuf],
+    dest: &Path,
+) -> Result<Vec<Unpacked>, ArchiveError> {
+    // Steps 1-3 for all, then step 4 for all.
+    let mut verified = Vec::with_capacity(files.len());
+    for file in files {
+        let (meta, v) = verify(env, file)?;
+        verified.push((file, meta, v));
+    }
+    std::fs::create_dir_all(dest).map_err(ArchiveError::io(dest))?;
+    let dest = dest.canonicalize().map_err(ArchiveError::io(dest))?;
+    let mut plan = ExtractionPlan::default();
+    let mut checked = Vec::with_capacity(files.len());
+    for (file, meta, v) in verified {
+        let members = list_and_check(env, file, &meta, &v, &dest, &mut plan)?;
+        checked.push(Checked1 {
+            file: file.clone(),
+            meta,
+            verified: v,
+            members,
+        });
+    }
 
     // Step 5: extract.
-    let mut x = Cmd::new(&env.tar)
-        .args([
-            "-x",
-            "--force-local",
-            "--numeric-owner",
-            "--acls",
-            "--xattrs",
-            "--xattrs-include=*",
-            "-C",
-        ])
-        .arg(&dest);
-    if let Some(flag) = codec::tar_flag(meta.compression) {
-        x = x.arg(flag);
+    let mut done = Vec::with_capacity(checked.len());
+    for c in checked {
+        let mut x = Cmd::new(&env.tar)
+            .args([
+                "-x",
+                "--force-local",
+                "--numeric-owner",
+                "--acls",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-C",
+            ])
+            .arg(&dest);
+        if let Some(flag) = codec::tar_flag(c.meta.compression) {
+            x = x.arg(flag);
+        }
+        let stderr = feed_tar(&c.verified, c.meta.compression, &x, Stdio::null(), &c.file)?;
+        if !stderr.is_empty() {
+            eprint!("{}", String::from_utf8_lossy(&stderr));
+        }
+        done.push(Unpacked {
+            file: c.file,
+            members: c.members,
+            meta: c.meta,
+        });
     }
-    let stderr = feed_tar(&verified, meta.compression, &x, Stdio::null(), file)?;
-    if !stderr.is_empty() {
-        eprint!("{}", String::from_utf8_lossy(&stderr));
-    }
-    Ok(Unpacked { members, meta })
+    Ok(done)
+}
+
+/// Verify `file`, check its members, and extract it into `dest`.
+pub fn unpack(env: &ArchiveEnv, file: &Path, dest: &Path) -> Result<Unpacked, ArchiveError> {
+    let mut all = unpack_all(env, &[file.to_owned()], dest)?;
+    Ok(all.remove(0))
 }
 
 /// Read a whole small file for tests of the listing parser.
@@ -517,5 +741,109 @@ crw-r--r-- 0/0             1,3 2026-11-22 01:39 "u/null"
         assert!(r.is_err(), "{r:?}");
         let r = check_members(vec![m('-', "./", None)], none);
         assert!(r.is_err(), "{r:?}");
+    }
+
+    /// One plan over several listings, with `disk` as DESTDIR's state before
+    /// the call; the result of each member in order.
+    fn plan_of(disk: &[(&str, OnDisk)], members: &[Member]) -> Result<usize, Refusal> {
+        let mut plan = ExtractionPlan::default();
+        let mut look = |rel: &[u8]| {
+            disk.iter()
+                .find(|(n, _)| n.as_bytes() == rel)
+                .map_or(OnDisk::Absent, |(_, d)| *d)
+        };
+        let mut n = 0;
+        for mm in members {
+            plan.check(mm, &mut look)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn the_plan_spans_archives_and_what_destdir_holds() {
+        use OnDisk::{Dir, Other, Symlink};
+        type Case<'a> = (&'a [(&'a str, OnDisk)], Vec<Member>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            // a hard link to a symlink of an earlier archive, or of DESTDIR
+            (
+                &[],
+                vec![m('l', "u/s", Some("/x")), m('h', "u/h", Some("u/s"))],
+                Some("hard link to a symbolic link"),
+            ),
+            (
+                &[("u", Dir), ("u/run", Symlink)],
+                vec![m('h', "u/h", Some("u/./run"))],
+                Some("hard link to a symbolic link"),
+            ),
+            // any name a non-directory member made is no way through
+            (
+                &[("u/f", Other)],
+                vec![m('h', "u/h", Some("u/f")), m('-', "u/h/x", None)],
+                Some("an earlier member made"),
+            ),
+            (
+                &[],
+                vec![m('-', "u/f", None), m('d', "u/f/", None)],
+                Some("directory over"),
+            ),
+            // a directory member where DESTDIR has a symlink
+            (
+                &[("u/run", Symlink)],
+                vec![m('d', "u/run", None)],
+                Some("directory over"),
+            ),
+            // a symlink of DESTDIR above a member
+            (
+                &[("u", Symlink)],
+                vec![m('-', "u/x", None)],
+                Some("already in DESTDIR"),
+            ),
+            // replacing a directory that members went through
+            (
+                &[],
+                vec![m('-', "u/d/x", None), m('l', "u/d", Some("/etc"))],
+                Some("replace a directory"),
+            ),
+            // a hard link to nothing
+            (&[], vec![m('h', "u/h", Some("u/none"))], Some("neither")),
+            (
+                &[("u/d", Dir)],
+                vec![m('h', "u/h", Some("u/d"))],
+                Some("to a directory"),
+            ),
+            // labels and continuations
+            (&[], vec![m('V', "/etc/x", None)], Some("absolute")),
+            (&[], vec![m('M', "u/x", None)], Some("multi-volume")),
+            (&[], vec![m('?', "u/x", None)], Some("type")),
+            // fine: a symlink over DESTDIR's symlink, a file over it, links to
+            // DESTDIR's files, a directory DESTDIR has
+            (
+                &[
+                    ("u", Dir),
+                    ("u/run", Symlink),
+                    ("u/old", Other),
+                    ("u/f", Symlink),
+                ],
+                vec![
+                    m('l', "u/run", Some("/run")),
+                    m('h', "u/h", Some("u/old")),
+                    m('-', "u/f", None),
+                    m('d', "u/", None),
+                    m('V', "20261122-1 u", None),
+                ],
+                None,
+            ),
+        ];
+        for (disk, members, want) in cases {
+            let r = plan_of(disk, &members);
+            match want {
+                None => assert!(r.is_ok(), "{members:?}: {r:?}"),
+                Some(why) => assert!(
+                    r.as_ref().is_err_and(|(_, w)| w.contains(why)),
+                    "{members:?} on {disk:?}: {r:?}, wanted {why:?}"
+                ),
+            }
+        }
     }
 }

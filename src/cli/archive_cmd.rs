@@ -385,12 +385,11 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
         ArchiveCmd::Unpack { destdir, files } => {
             refuse_root(cli, "archive unpack")?;
             let env = env(ctx)?;
-            for f in files {
-                let u = unpack::unpack(&env, f, destdir)?;
+            for u in unpack::unpack_all(&env, files, destdir)? {
                 if !cli.quiet {
                     println!(
                         "unpacked {} ({} members) into {}",
-                        f.display(),
+                        u.file.display(),
                         u.members,
                         destdir.display()
                     );
