@@ -6,6 +6,12 @@
 //! line. A decryption is trusted only with GOODSIG and VALIDSIG naming the
 //! configured signing key, `DECRYPTION_OKAY`, no `BADSIG/ERRSIG/DECRYPTION_FAILED`,
 //! and exit status 0.
+//!
+//! Decryption is bounded: `--max-output` is the ciphertext's size (strata
+//! packs without gpg compression, so its plaintext is never larger), and
+//! `-vv` lists each packet on stderr as gpg parses it, where a
+//! [`PacketWatch`] stops the unpack at the first packet strata never writes
+//! (a compressed one, say) before gpg expands it into the spool.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -59,12 +65,89 @@ pub fn sign_encrypt_args(status_file: &Path, signer: &str, recipients: &[String]
     v
 }
 
-/// Decrypt (and check the signature of) stdin to stdout.
+/// Decrypt (and check the signature of) stdin to stdout, writing at most
+/// `max_output` bytes, and list every packet on stderr as it is parsed
+/// (`-vv`) for a [`PacketWatch`].
 #[must_use]
-pub fn decrypt_args(status_file: &Path) -> Vec<OsString> {
+pub fn decrypt_args(status_file: &Path, max_output: u64) -> Vec<OsString> {
     let mut v = base_args(status_file);
+    // why: strata packs without gpg compression, so a genuine plaintext is never larger than its ciphertext
+    v.push("--max-output".into());
+    v.push(max_output.to_string().into());
+    v.push("-vv".into());
     v.push("-d".into());
     v
+}
+
+/// The `OpenPGP` packet tag of a `-vv` packet line (`# off=0 ctb=84 tag=1 ...`).
+#[must_use]
+pub fn packet_tag(line: &str) -> Option<u8> {
+    let rest = line.strip_prefix("# off=")?;
+    rest.split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix("tag="))
+        .and_then(|t| t.parse().ok())
+}
+
+/// Whether strata's `gpg -s -e --compress-algo none` writes packets with
+/// this tag: public-key encrypted session keys (1), the encrypted data
+/// (18, or 20 for AEAD), a one-pass signature (4), the literal data (11),
+/// the signature (2). Never a compressed packet (8).
+#[must_use]
+pub fn strata_writes(tag: u8) -> bool {
+    matches!(tag, 1 | 2 | 4 | 11 | 18 | 20)
+}
+
+/// A stderr tee for `gpg -vv -d`: notes the first packet strata never
+/// writes, so that the caller stops before gpg expands it.
+#[derive(Clone, Default)]
+pub struct PacketWatch {
+    /// The tag of the first foreign packet, 0 while there is none.
+    foreign: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    line: Vec<u8>,
+}
+
+impl PacketWatch {
+    /// The tag of the first packet strata does not write, if one was seen.
+    #[must_use]
+    pub fn foreign(&self) -> Option<u8> {
+        match self.foreign.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    fn line_done(&mut self) {
+        let line = String::from_utf8_lossy(&self.line);
+        if let Some(tag) = packet_tag(&line)
+            && !strata_writes(tag)
+        {
+            // why: tag 0 is reserved in OpenPGP, so it can stand for "none"; a tag-0 packet is foreign too
+            let t = if tag == 0 { u8::MAX } else { tag };
+            let _ = self.foreign.compare_exchange(
+                0,
+                t,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            );
+        }
+        self.line.clear();
+    }
+}
+
+impl std::io::Write for PacketWatch {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for b in buf {
+            if *b == b'\n' {
+                self.line_done();
+            } else if self.line.len() < 4096 {
+                self.line.push(*b);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What a status file says about a decryption.
@@ -213,6 +296,39 @@ mod tests {
         assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
         let failed = parse_status("[GNUPG:] DECRYPTION_FAILED\n");
         assert!(judge_decryption(&failed, FPR).is_err());
+    }
+
+    #[test]
+    fn packet_lines_are_judged_by_their_tag() {
+        use std::io::Write;
+        assert_eq!(
+            packet_tag("# off=96 ctb=d2 tag=18 hlen=3 plen=196 new-ctb"),
+            Some(18)
+        );
+        assert_eq!(packet_tag(":compressed packet: algo=3"), None);
+        assert_eq!(packet_tag("gpg: # off=1 tag=8"), None);
+        for (tag, ok) in [
+            (1, true),
+            (18, true),
+            (4, true),
+            (11, true),
+            (2, true),
+            (8, false),
+            (3, false),
+            (9, false),
+        ] {
+            assert_eq!(strata_writes(tag), ok, "{tag}");
+        }
+        let mut w = PacketWatch::default();
+        let seen = w.clone();
+        w.write_all(
+            b"# off=0 ctb=84 tag=1 hlen=2 plen=94\n:pubkey enc packet\n# off=117 ctb=a3 ta",
+        )
+        .unwrap();
+        assert_eq!(seen.foreign(), None);
+        w.write_all(b"g=8 hlen=1 plen=0 indeterminate\n# off=119 tag=9\n")
+            .unwrap();
+        assert_eq!(seen.foreign(), Some(8));
     }
 
     #[test]

@@ -380,6 +380,15 @@ pub fn check_members(
     Ok(n)
 }
 
+/// How gpg's output reached the spool.
+enum Spooled {
+    Done,
+    /// Stopped at a packet strata never writes.
+    Foreign,
+    /// Stopped when the plaintext grew past the ciphertext's size.
+    TooLarge,
+}
+
 /// The verified plain stream of an archive: either the file itself or its
 /// decrypted copy in the spool.
 enum Verified {
@@ -432,30 +441,78 @@ fn verify(env: &ArchiveEnv, file: &Path) -> Result<(ArchiveMeta, Verified), Arch
             let plain = env.spool_file("unpack-")?;
             let status = env.spool_file("unpack-")?;
             let input = File::open(file).map_err(ArchiveError::io(file))?;
-            let out = plain
+            let mut out = plain
                 .as_file()
                 .try_clone()
                 .map_err(ArchiveError::io(plain.path()))?;
+            // why: strata packs without gpg compression, so its plaintext is never larger than the ciphertext
+            let limit = meta.size;
+            let watch = gpg::PacketWatch::default();
+            let (pipe_r, pipe_w) = std::io::pipe().map_err(ArchiveError::io(file))?;
             let mut gpg = Cmd::new(&env.gpg)
-                .args(gpg::decrypt_args(status.path()))
-                .spawn_writer(Stdio::from(out))?;
+                .args(gpg::decrypt_args(status.path(), limit))
+                .spawn_writer_tee_stderr(Stdio::from(pipe_w), Box::new(watch.clone()))?;
+            // why: gpg's output passes through us, so that nothing more reaches the spool once a packet strata never writes shows up
+            let seen = watch.clone();
+            let copier = std::thread::spawn(move || -> std::io::Result<Spooled> {
+                let mut r = pipe_r;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut total = 0u64;
+                loop {
+                    if seen.foreign().is_some() {
+                        return Ok(Spooled::Foreign);
+                    }
+                    let n = match r.read(&mut buf) {
+                        Ok(0) => return Ok(Spooled::Done),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    total += n as u64;
+                    if total > limit {
+                        return Ok(Spooled::TooLarge);
+                    }
+                    if seen.foreign().is_some() {
+                        return Ok(Spooled::Foreign);
+                    }
+                    out.write_all(&buf[..n])?;
+                }
+            });
             let fed = std::io::copy(&mut BufReader::new(input), &mut gpg);
+            // why: a copier that stopped early dropped its end of the pipe, so gpg fails on its next write and this wait ends
             let ended = gpg.finish();
+            let spooled = copier
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the spool writer thread panicked")));
+            let refuse = |reason: String| ArchiveError::Signature {
+                file: file.to_owned(),
+                reason,
+            };
+            let spooled = spooled.map_err(ArchiveError::io(plain.path()))?;
+            // why: gpg has ended and its stderr is drained, so the watch has seen every packet line
+            if let Some(tag) = watch.foreign() {
+                return Err(refuse(format!(
+                    "it holds an OpenPGP packet of type {tag}{}, which strata never writes (a decompression bomb?)",
+                    if tag == 8 { " (compressed data)" } else { "" }
+                )));
+            }
+            let capped = ended
+                .as_ref()
+                .is_err_and(|e| e.stderr_tail().contains("exceeded --max-output limit"));
+            if matches!(spooled, Spooled::TooLarge) || capped {
+                return Err(refuse(format!(
+                    "its plaintext is larger than its {limit} bytes of ciphertext, which strata's archives never are (a decompression bomb?)"
+                )));
+            }
             let text = std::fs::read_to_string(status.path()).unwrap_or_default();
             let st = gpg::parse_status(&text);
             let judged = gpg::judge_decryption(&st, key);
             // why: the status verdict is the clearer message; gpg's exit status backs it up
             if let Err(reason) = judged {
-                return Err(ArchiveError::Signature {
-                    file: file.to_owned(),
-                    reason,
-                });
+                return Err(refuse(reason));
             }
             fed.map_err(ArchiveError::io(file))?;
-            ended.map_err(|e| ArchiveError::Signature {
-                file: file.to_owned(),
-                reason: e.to_string(),
-            })?;
+            ended.map_err(|e| refuse(e.to_string()))?;
             Ok((meta, Verified::Spool(plain)))
         }
     }

@@ -268,3 +268,82 @@ fn hostile_archives_are_refused_and_nothing_lands_outside_destdir() {
         vec![7u8; 100_000]
     );
 }
+
+/// The largest file in `dir` now (0 if none).
+fn largest_file(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0)
+    })
+}
+
+#[test]
+fn a_gpg_decompression_bomb_stops_before_it_fills_the_spool() {
+    let Some(w) = World::new(UNITS, true, false, |root| {
+        std::fs::create_dir_all(root.join(UNIT)).unwrap();
+    }) else {
+        return;
+    };
+    let enc = w.config("enc", true, "");
+    let g = w.gpg.as_ref().unwrap();
+    // 256 MiB of zeros, bzip2-compressed inside gpg, encrypted to our key and
+    // unsigned: anyone who has the public recipient key can make it.
+    let bomb = w.home.join("bomb");
+    let out = w
+        .home
+        .command("sh")
+        .env("GNUPGHOME", &g.dir)
+        .arg("-c")
+        .arg(
+            "head -c 268435456 /dev/zero | gpg --batch --no-tty --trust-model always \
+             --compress-algo bzip2 --bzip2-compress-level 9 -e -r \"$1\" -o \"$2\"",
+        )
+        .args(["sh", &g.recipient, bomb.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gpg: {}", text(&out.stderr));
+    let cipher = std::fs::metadata(&bomb).unwrap().len();
+    assert!(cipher < 4096, "the bomb is {cipher} bytes");
+    stage(&bomb, "none", "gpg", None);
+    std::fs::create_dir_all(&w.spool).unwrap();
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        let spool = w.spool.clone();
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                max = max.max(largest_file(&spool));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            max
+        })
+    };
+    let dest = w.home.join("dest-bomb");
+    let out = w.strata(
+        &enc,
+        &[
+            "archive",
+            "unpack",
+            dest.to_str().unwrap(),
+            bomb.to_str().unwrap(),
+        ],
+    );
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let max = poller.join().unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "a bomb was accepted");
+    assert!(
+        err.contains("OpenPGP packet of type 8 (compressed data), which strata never writes"),
+        "{err}"
+    );
+    assert!(
+        max <= cipher,
+        "the spool grew to {max} bytes for a {cipher}-byte archive"
+    );
+    assert!(entries(&dest).is_empty());
+}
