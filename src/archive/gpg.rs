@@ -157,8 +157,14 @@ impl std::io::Write for PacketWatch {
 pub struct Status {
     /// Long key IDs of GOODSIG lines.
     pub goodsig: Vec<String>,
-    /// (signing key fingerprint, primary key fingerprint) of VALIDSIG lines.
-    pub validsig: Vec<(String, String)>,
+    /// Long key IDs of EXPKEYSIG lines: a good signature by a key that has
+    /// expired since.
+    pub expkeysig: Vec<String>,
+    /// Expiry times (seconds since the epoch) of KEYEXPIRED lines after the
+    /// last NEWSIG: the keys of the signature being checked.
+    pub keyexpired: Vec<u64>,
+    /// VALIDSIG lines.
+    pub validsig: Vec<ValidSig>,
     pub badsig: bool,
     pub errsig: bool,
     pub decryption_okay: bool,
@@ -179,13 +185,20 @@ pub fn parse_status(text: &str) -> Status {
         let rest: Vec<&str> = w.collect();
         match rest.as_slice() {
             ["GOODSIG", keyid, ..] => s.goodsig.push(keyid.to_ascii_uppercase()),
+            ["EXPKEYSIG", keyid, ..] => s.expkeysig.push(keyid.to_ascii_uppercase()),
+            ["NEWSIG", ..] => s.keyexpired.clear(),
+            ["KEYEXPIRED", when, ..] => s.keyexpired.extend(when.parse::<u64>().ok()),
             ["VALIDSIG", fpr, fields @ ..] => {
                 // why: field 10 of VALIDSIG is the primary key's fingerprint (absent from very old gpg)
                 let primary = fields.get(8).copied().unwrap_or(fpr);
-                s.validsig
-                    .push((fpr.to_ascii_uppercase(), primary.to_ascii_uppercase()));
+                s.validsig.push(ValidSig {
+                    fpr: fpr.to_ascii_uppercase(),
+                    primary: primary.to_ascii_uppercase(),
+                    // why: field 3 is the signature's creation time, in seconds unless gpg runs with ISO dates
+                    created: fields.get(1).and_then(|t| t.parse().ok()),
+                });
             }
-            ["BADSIG" | "EXPKEYSIG" | "REVKEYSIG", ..] => s.badsig = true,
+            ["BADSIG" | "REVKEYSIG", ..] => s.badsig = true,
             ["ERRSIG", ..] => s.errsig = true,
             ["DECRYPTION_OKAY", ..] => s.decryption_okay = true,
             ["DECRYPTION_FAILED", ..] => s.decryption_failed = true,
@@ -215,9 +228,30 @@ fn names(configured: &str, fpr: &str) -> bool {
         && fpr.ends_with(configured)
 }
 
+/// One VALIDSIG line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidSig {
+    /// The signing key's fingerprint.
+    pub fpr: String,
+    /// The primary key's fingerprint.
+    pub primary: String,
+    /// When the signature was made (seconds since the epoch), if given so.
+    pub created: Option<u64>,
+}
+
+/// A trusted decryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A good signature by the configured key.
+    Good,
+    /// A good signature by the configured key, made while the key was
+    /// valid; the key has expired since (at this time, seconds since the epoch).
+    GoodByExpiredKey { expired: u64 },
+}
+
 /// Judge a decryption's status against the configured signing key; `Err`
 /// says why it is not trusted.
-pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<(), String> {
+pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<Verdict, String> {
     let key = normalise(signing_key);
     if s.decryption_failed || !s.decryption_okay {
         return Err("gpg could not decrypt it (tampered, truncated, or not for our keys)".into());
@@ -228,29 +262,45 @@ pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<(), String> {
     if s.errsig {
         return Err("gpg could not check a signature (signed by an unknown key?)".into());
     }
-    if s.goodsig.is_empty() || s.validsig.is_empty() {
+    if (s.goodsig.is_empty() && s.expkeysig.is_empty()) || s.validsig.is_empty() {
         return Err("it is not signed (encrypted but unsigned)".into());
     }
-    let by_key = s
+    let by_key: Vec<&ValidSig> = s
         .validsig
         .iter()
-        .any(|(fpr, primary)| names(&key, fpr) || names(&key, primary));
-    if !by_key {
-        let who: Vec<&str> = s.validsig.iter().map(|(f, _)| f.as_str()).collect();
+        .filter(|v| names(&key, &v.fpr) || names(&key, &v.primary))
+        .collect();
+    if by_key.is_empty() {
+        let who: Vec<&str> = s.validsig.iter().map(|v| v.fpr.as_str()).collect();
         return Err(format!(
             "it is signed by {}, not by the configured archive-gpg-signing-key {signing_key}",
             who.join(", ")
         ));
     }
-    let good_matches = s.goodsig.iter().any(|id| {
-        s.validsig
-            .iter()
-            .any(|(f, p)| f.ends_with(id.as_str()) || p.ends_with(id.as_str()))
-    });
-    if !good_matches {
+    let matches = |ids: &[String]| {
+        ids.iter().any(|id| {
+            by_key
+                .iter()
+                .any(|v| v.fpr.ends_with(id.as_str()) || v.primary.ends_with(id.as_str()))
+        })
+    };
+    if matches(&s.goodsig) {
+        return Ok(Verdict::Good);
+    }
+    if !matches(&s.expkeysig) {
         return Err("GOODSIG and VALIDSIG name different keys".into());
     }
-    Ok(())
+    // why: an expired key still proves a signature made before it expired; one made after is not trusted
+    let expired = s.keyexpired.iter().copied().min();
+    let created = by_key.iter().filter_map(|v| v.created).max();
+    match (created, expired) {
+        (Some(c), Some(e)) if c < e => Ok(Verdict::GoodByExpiredKey { expired: e }),
+        (Some(_), Some(_)) => Err("it was signed after the signing key had expired".into()),
+        _ => Err(
+            "it is signed by the configured key, which has expired, and gpg did not say when"
+                .into(),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -271,9 +321,12 @@ mod tests {
     #[test]
     fn good_signature_by_the_configured_key_passes() {
         let s = parse_status(&good());
-        assert_eq!(judge_decryption(&s, FPR), Ok(()));
-        assert_eq!(judge_decryption(&s, &FPR.to_lowercase()), Ok(()));
-        assert_eq!(judge_decryption(&s, "0x89ABCDEF01234567"), Ok(()));
+        assert_eq!(judge_decryption(&s, FPR), Ok(Verdict::Good));
+        assert_eq!(judge_decryption(&s, &FPR.to_lowercase()), Ok(Verdict::Good));
+        assert_eq!(
+            judge_decryption(&s, "0x89ABCDEF01234567"),
+            Ok(Verdict::Good)
+        );
     }
 
     #[test]
@@ -296,6 +349,45 @@ mod tests {
         assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
         let failed = parse_status("[GNUPG:] DECRYPTION_FAILED\n");
         assert!(judge_decryption(&failed, FPR).is_err());
+    }
+
+    /// A signature by FPR made at `made`, checked after the key expired at
+    /// `expired`, with `extra` status lines.
+    fn expired(made: u64, expired: u64, extra: &str) -> Status {
+        parse_status(&format!(
+            "[GNUPG:] KEYEXPIRED 1\n[GNUPG:] DECRYPTION_OKAY\n[GNUPG:] NEWSIG\n\
+             [GNUPG:] KEYEXPIRED {expired}\n[GNUPG:] EXPKEYSIG 89ABCDEF01234567 Signer <s@x>\n\
+             [GNUPG:] VALIDSIG {FPR} 2020-06-01 {made} 0 4 0 22 8 00 {FPR}\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn a_signature_made_before_the_key_expired_passes_with_a_note() {
+        assert_eq!(
+            judge_decryption(&expired(1_590_969_600, 1_609_502_400, ""), FPR),
+            Ok(Verdict::GoodByExpiredKey {
+                expired: 1_609_502_400
+            })
+        );
+        let after = judge_decryption(&expired(1_609_502_401, 1_609_502_400, ""), FPR);
+        assert!(
+            after
+                .unwrap_err()
+                .contains("after the signing key had expired")
+        );
+        let bad = expired(1, 2, "[GNUPG:] BADSIG 89ABCDEF01234567 x\n");
+        assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
+        let err = expired(1, 2, "[GNUPG:] ERRSIG 89ABCDEF01234567 22 8 00 1 9\n");
+        assert!(judge_decryption(&err, FPR).is_err());
+        let revoked = expired(1, 2, "[GNUPG:] REVKEYSIG 89ABCDEF01234567 x\n");
+        assert!(judge_decryption(&revoked, FPR).is_err());
+        assert!(
+            judge_decryption(
+                &expired(1, 2, ""),
+                "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -405,8 +405,12 @@ impl Verified {
     }
 }
 
-/// Steps 1-3: metadata, downgrade, sha256, signature.
-fn verify(env: &ArchiveEnv, file: &Path) -> Result<(ArchiveMeta, Verified), ArchiveError> {
+/// Steps 1-3: metadata, downgrade, sha256, signature. Also returns a note
+/// for the user, if the verdict needs one.
+fn verify(
+    env: &ArchiveEnv,
+    file: &Path,
+) -> Result<(ArchiveMeta, Verified, Option<String>), ArchiveError> {
     let meta = read_meta(file)?;
     let expected = env.encryption();
     if meta.encryption != expected {
@@ -428,7 +432,7 @@ fn verify(env: &ArchiveEnv, file: &Path) -> Result<(ArchiveMeta, Verified), Arch
         });
     }
     match meta.encryption {
-        Encryption::None => Ok((meta, Verified::File(file.to_owned()))),
+        Encryption::None => Ok((meta, Verified::File(file.to_owned()), None)),
         Encryption::Gpg => {
             let key = env
                 .signing_key
@@ -506,14 +510,22 @@ fn verify(env: &ArchiveEnv, file: &Path) -> Result<(ArchiveMeta, Verified), Arch
             }
             let text = std::fs::read_to_string(status.path()).unwrap_or_default();
             let st = gpg::parse_status(&text);
-            let judged = gpg::judge_decryption(&st, key);
             // why: the status verdict is the clearer message; gpg's exit status backs it up
-            if let Err(reason) = judged {
-                return Err(refuse(reason));
-            }
+            let verdict = gpg::judge_decryption(&st, key).map_err(refuse)?;
             fed.map_err(ArchiveError::io(file))?;
             ended.map_err(|e| refuse(e.to_string()))?;
-            Ok((meta, Verified::Spool(plain)))
+            let note = match verdict {
+                gpg::Verdict::Good => None,
+                gpg::Verdict::GoodByExpiredKey { expired } => Some(format!(
+                    "{}: signed by {key} while that key was valid; the key has expired since ({})",
+                    file.display(),
+                    i64::try_from(expired)
+                        .ok()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                        .map_or_else(|| expired.to_string(), |d| d.format("%Y-%m-%d").to_string())
+                )),
+            };
+            Ok((meta, Verified::Spool(plain), note))
         }
     }
 }
@@ -556,6 +568,8 @@ pub struct Unpacked {
     pub file: PathBuf,
     pub members: usize,
     pub meta: ArchiveMeta,
+    /// One line the user should read (a signing key that has expired since).
+    pub note: Option<String>,
 }
 
 /// What DESTDIR holds at `rel` (relative to the canonical `dest`).
@@ -577,6 +591,7 @@ struct Checked1 {
     meta: ArchiveMeta,
     verified: Verified,
     members: usize,
+    note: Option<String>,
 }
 
 /// Step 4 for one archive: list it with tar and check each member against
@@ -656,20 +671,21 @@ pub fn unpack_all(
     // Steps 1-3 for all, then step 4 for all.
     let mut verified = Vec::with_capacity(files.len());
     for file in files {
-        let (meta, v) = verify(env, file)?;
-        verified.push((file, meta, v));
+        let (meta, v, note) = verify(env, file)?;
+        verified.push((file, meta, v, note));
     }
     std::fs::create_dir_all(dest).map_err(ArchiveError::io(dest))?;
     let dest = dest.canonicalize().map_err(ArchiveError::io(dest))?;
     let mut plan = ExtractionPlan::default();
     let mut checked = Vec::with_capacity(files.len());
-    for (file, meta, v) in verified {
+    for (file, meta, v, note) in verified {
         let members = list_and_check(env, file, &meta, &v, &dest, &mut plan)?;
         checked.push(Checked1 {
             file: file.clone(),
             meta,
             verified: v,
             members,
+            note,
         });
     }
 
@@ -698,6 +714,7 @@ pub fn unpack_all(
             file: c.file,
             members: c.members,
             meta: c.meta,
+            note: c.note,
         });
     }
     Ok(done)

@@ -386,6 +386,9 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             refuse_root(cli, "archive unpack")?;
             let env = env(ctx)?;
             for u in unpack::unpack_all(&env, files, destdir)? {
+                if let Some(note) = &u.note {
+                    eprintln!("strata: note: {note}");
+                }
                 if !cli.quiet {
                     println!(
                         "unpacked {} ({} members) into {}",

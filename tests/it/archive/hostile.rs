@@ -347,3 +347,112 @@ fn a_gpg_decompression_bomb_stops_before_it_fills_the_spool() {
     );
     assert!(entries(&dest).is_empty());
 }
+
+#[test]
+fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
+    let Some(w) = World::new(UNITS, true, false, |root| {
+        std::fs::create_dir_all(root.join(UNIT)).unwrap();
+        std::fs::write(root.join(UNIT).join("data"), b"kept for years").unwrap();
+    }) else {
+        return;
+    };
+    let plain = w.config("plain", false, "");
+    w.ok(&plain, &["archive", "-p", "local-none", "run"]);
+    let d = w.home.join("plain-ret");
+    let tar = PathBuf::from(
+        w.ok(
+            &plain,
+            &[
+                "archive",
+                "-p",
+                "local-none",
+                "retrieve",
+                &w.snapshot,
+                d.to_str().unwrap(),
+                UNIT,
+            ],
+        )
+        .trim(),
+    );
+    // A signing key made in 2020 that expired on 2021-01-01, and an archive
+    // it signed (encrypted to our key) in June 2020, while it was valid.
+    let g = w.gpg.as_ref().unwrap();
+    let gpg = |args: &[&str]| {
+        let out = w
+            .home
+            .command("gpg")
+            .env("GNUPGHOME", &g.dir)
+            .args(["--batch", "--no-tty", "--passphrase", ""])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    gpg(&[
+        "--faked-system-time",
+        "20200101T000000",
+        "--quick-gen-key",
+        "Old Signer <old@strata.test>",
+        "ed25519",
+        "sign",
+        "2021-01-01",
+    ]);
+    let old = gpg(&["--with-colons", "--list-keys", "old@strata.test"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_owned())
+        })
+        .unwrap();
+    let signed = w.home.join("signed-in-2020");
+    gpg(&[
+        "--faked-system-time",
+        "20200601T000000",
+        // why: the recipient key was made today, "in the future" of June 2020
+        "--ignore-valid-from",
+        "--ignore-time-conflict",
+        "--trust-model",
+        "always",
+        "--compress-algo",
+        "none",
+        "-s",
+        "-e",
+        "-u",
+        &old,
+        "-r",
+        &g.recipient,
+        "-o",
+        signed.to_str().unwrap(),
+        tar.to_str().unwrap(),
+    ]);
+    stage(&signed, "none", "gpg", None);
+    let config = w.config("enc", true, "");
+    let text_cfg = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&g.signer, &old);
+    let old_cfg = w.home.join("old.yaml");
+    std::fs::write(&old_cfg, text_cfg).unwrap();
+
+    let dest = w.home.join("dest-old");
+    let out = w.strata(
+        &old_cfg,
+        &[
+            "archive",
+            "unpack",
+            dest.to_str().unwrap(),
+            signed.to_str().unwrap(),
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "refused: {err}");
+    assert!(
+        err.contains("while that key was valid; the key has expired since (2021-01-01)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        std::fs::read(dest.join(UNIT).join("data")).unwrap(),
+        b"kept for years"
+    );
+}
