@@ -74,6 +74,46 @@ pub fn write_meta(file: &Path, meta: &ArchiveMeta) -> Result<(), ArchiveError> {
     Ok(())
 }
 
+/// Record on a retrieved `file` the set and unit it was fetched as.
+pub fn write_origin(file: &Path, set: &str, unit: &str) -> Result<(), ArchiveError> {
+    for (k, v) in [(xattrs::ARCHIVE_SET, set), (xattrs::ARCHIVE_UNIT, unit)] {
+        xattr::set(file, k, v.as_bytes()).map_err(ArchiveError::io(file))?;
+    }
+    Ok(())
+}
+
+/// Whether an archive's tar volume label must name the set and unit
+/// recorded on the file by `archive retrieve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabelCheck {
+    /// It must; a file without the record is refused.
+    #[default]
+    Recorded,
+    /// Unpack whatever the label says (`--any-label`, for loose files).
+    Any,
+}
+
+/// What an unpack is asked for beyond the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnpackOptions {
+    pub label: LabelCheck,
+}
+
+/// The label `file` must carry (`"<set> <unit>"`), or `None` when it is not checked.
+fn expected_label(file: &Path, check: LabelCheck) -> Result<Option<Vec<u8>>, ArchiveError> {
+    if check == LabelCheck::Any {
+        return Ok(None);
+    }
+    let set = xattrs::get_text(file, xattrs::ARCHIVE_SET).map_err(ArchiveError::io(file))?;
+    let unit = xattrs::get_text(file, xattrs::ARCHIVE_UNIT).map_err(ArchiveError::io(file))?;
+    match (set, unit) {
+        (Some(set), Some(unit)) => Ok(Some(format!("{set} {unit}").into_bytes())),
+        _ => Err(ArchiveError::LabelUnknown {
+            file: file.to_owned(),
+        }),
+    }
+}
+
 /// One member of a tar listing. Names are raw bytes: tar names need not be
 /// UTF-8, and a lossy conversion could hide a symlink behind a replacement
 /// character.
@@ -603,6 +643,7 @@ fn list_and_check(
     verified: &Verified,
     dest: &Path,
     plan: &mut ExtractionPlan,
+    label: Option<&[u8]>,
 ) -> Result<usize, ArchiveError> {
     let mut list = Cmd::new(&env.tar).args([
         "-t",
@@ -619,6 +660,7 @@ fn list_and_check(
     let (checked, listed) = std::thread::scope(|s| {
         let checker = s.spawn(|| -> Result<usize, ArchiveError> {
             let mut n = 0;
+            let mut first = true;
             let mut disk = |rel: &[u8]| on_disk(dest, rel);
             for line in BufReader::new(pipe_r).split(b'\n') {
                 let line = line.map_err(ArchiveError::io(file))?;
@@ -631,6 +673,21 @@ fn list_and_check(
                         line: String::from_utf8_lossy(&line).into_owned(),
                     });
                 };
+                if let Some(want) = label
+                    && std::mem::take(&mut first)
+                    && (m.kind != 'V' || m.name != want)
+                {
+                    // why: pack writes the label first; a signature covers bytes, the label says where they belong
+                    return Err(ArchiveError::LabelMismatch {
+                        file: file.to_owned(),
+                        found: if m.kind == 'V' {
+                            format!("{:?}", shown(&m.name))
+                        } else {
+                            "missing".into()
+                        },
+                        expected: shown(want),
+                    });
+                }
                 match plan.check(&m, &mut disk) {
                     Ok(Checked::Member) => n += 1,
                     Ok(Checked::Label(_)) => {}
@@ -667,19 +724,21 @@ pub fn unpack_all(
     env: &ArchiveEnv,
     files: &[PathBuf],
     dest: &Path,
+    opts: UnpackOptions,
 ) -> Result<Vec<Unpacked>, ArchiveError> {
     // Steps 1-3 for all, then step 4 for all.
     let mut verified = Vec::with_capacity(files.len());
     for file in files {
+        let label = expected_label(file, opts.label)?;
         let (meta, v, note) = verify(env, file)?;
-        verified.push((file, meta, v, note));
+        verified.push((file, meta, v, note, label));
     }
     std::fs::create_dir_all(dest).map_err(ArchiveError::io(dest))?;
     let dest = dest.canonicalize().map_err(ArchiveError::io(dest))?;
     let mut plan = ExtractionPlan::default();
     let mut checked = Vec::with_capacity(files.len());
-    for (file, meta, v, note) in verified {
-        let members = list_and_check(env, file, &meta, &v, &dest, &mut plan)?;
+    for (file, meta, v, note, label) in verified {
+        let members = list_and_check(env, file, &meta, &v, &dest, &mut plan, label.as_deref())?;
         checked.push(Checked1 {
             file: file.clone(),
             meta,
@@ -721,8 +780,13 @@ pub fn unpack_all(
 }
 
 /// Verify `file`, check its members, and extract it into `dest`.
-pub fn unpack(env: &ArchiveEnv, file: &Path, dest: &Path) -> Result<Unpacked, ArchiveError> {
-    let mut all = unpack_all(env, &[file.to_owned()], dest)?;
+pub fn unpack(
+    env: &ArchiveEnv,
+    file: &Path,
+    dest: &Path,
+    opts: UnpackOptions,
+) -> Result<Unpacked, ArchiveError> {
+    let mut all = unpack_all(env, &[file.to_owned()], dest, opts)?;
     Ok(all.remove(0))
 }
 

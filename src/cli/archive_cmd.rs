@@ -77,6 +77,10 @@ enum ArchiveCmd {
     },
     /// Verify and unpack retrieved archives into DESTDIR
     Unpack {
+        /// Do not check that each archive's tar label names the set and unit
+        /// it was retrieved as (for files not fetched by `archive retrieve`)
+        #[arg(long)]
+        any_label: bool,
         destdir: PathBuf,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -382,10 +386,21 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::Ok
             })
         }
-        ArchiveCmd::Unpack { destdir, files } => {
+        ArchiveCmd::Unpack {
+            any_label,
+            destdir,
+            files,
+        } => {
             refuse_root(cli, "archive unpack")?;
             let env = env(ctx)?;
-            for u in unpack::unpack_all(&env, files, destdir)? {
+            let opts = unpack::UnpackOptions {
+                label: if *any_label {
+                    unpack::LabelCheck::Any
+                } else {
+                    unpack::LabelCheck::Recorded
+                },
+            };
+            for u in unpack::unpack_all(&env, files, destdir, opts)? {
                 if let Some(note) = &u.note {
                     eprintln!("strata: note: {note}");
                 }
@@ -462,7 +477,7 @@ fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCod
         .tempdir_in(&env.spool)?;
     let fetched = retrieve::retrieve_one(archiver.as_ref(), &set, &unit, meta, work.path(), None)?;
     let out = work.path().join("tree");
-    unpack::unpack(&env, &fetched, &out)?;
+    unpack::unpack(&env, &fetched, &out, unpack::UnpackOptions::default())?;
     let store = snapshot::open(&ctx.config)?;
     let name = set_name(&set)?;
     let was_mounted = store

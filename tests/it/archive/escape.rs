@@ -185,7 +185,7 @@ fn refuse_every_shape(home: &TestHome, who: &str) {
             .arg("-c")
             .arg(&config)
             .arg("--allow-root")
-            .args(["archive", "unpack"])
+            .args(["archive", "unpack", "--any-label"])
             .arg(&dest)
             .args(&files)
             .output()

@@ -217,6 +217,7 @@ fn hostile_archives_are_refused_and_nothing_lands_outside_destdir() {
             &[
                 "archive",
                 "unpack",
+                "--any-label",
                 dest.to_str().unwrap(),
                 c.file.to_str().unwrap(),
             ],
@@ -329,6 +330,7 @@ fn a_gpg_decompression_bomb_stops_before_it_fills_the_spool() {
         &[
             "archive",
             "unpack",
+            "--any-label",
             dest.to_str().unwrap(),
             bomb.to_str().unwrap(),
         ],
@@ -427,6 +429,8 @@ fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
         tar.to_str().unwrap(),
     ]);
     stage(&signed, "none", "gpg", None);
+    xattr::set(&signed, "user.archive.set", w.snapshot.as_bytes()).unwrap();
+    xattr::set(&signed, "user.archive.unit", UNIT.as_bytes()).unwrap();
     let config = w.config("enc", true, "");
     let text_cfg = std::fs::read_to_string(&config)
         .unwrap()
@@ -454,5 +458,130 @@ fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
     assert_eq!(
         std::fs::read(dest.join(UNIT).join("data")).unwrap(),
         b"kept for years"
+    );
+}
+
+#[test]
+fn an_archive_of_another_unit_or_set_served_under_this_name_is_refused() {
+    let units = "  u:\n    command: [printf, 'u\\n']\n    file: out\n  v:\n    command: [printf, 'v\\n']\n    file: out\n";
+    let Some(w) = World::new(units, true, false, |_| {}) else {
+        return;
+    };
+    let enc = w.config("enc", true, "");
+    let plain = w.config("plain", false, "");
+    let first = w.snapshot.clone();
+    w.ok(&enc, &["archive", "-p", "local-lz4", "run", &first]);
+    w.ok(&plain, &["run"]);
+    let mut snaps: Vec<String> = std::fs::read_dir(w.root.join(".snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    snaps.sort();
+    let second = snaps.pop().unwrap();
+    assert_ne!(first, second);
+    w.ok(&enc, &["archive", "-p", "local-lz4", "run", &second]);
+
+    // Whoever controls the store serves validly signed archives under the
+    // wrong names: the first (older) set's dump/u as the second set's, and
+    // dump/v as dump/u in the first set.
+    let store = w.store.join("enc/lz4");
+    let swap = |from_set: &str, from: &str, to_set: &str, to: &str| {
+        for ext in [".archive", ".meta.json"] {
+            std::fs::copy(
+                store.join(from_set).join(format!("dump%2F{from}{ext}")),
+                store.join(to_set).join(format!("dump%2F{to}{ext}")),
+            )
+            .unwrap();
+        }
+    };
+    let retrieve = |set: &str, dir: &str| -> PathBuf {
+        let d = w.home.join(dir);
+        PathBuf::from(
+            w.ok(
+                &enc,
+                &[
+                    "archive",
+                    "-p",
+                    "local-lz4",
+                    "retrieve",
+                    set,
+                    d.to_str().unwrap(),
+                    "dump/u",
+                ],
+            )
+            .trim(),
+        )
+    };
+    swap(&first, "u", &second, "u");
+    let other_set = retrieve(&second, "r-other-set");
+    swap(&first, "v", &first, "u");
+    let other_unit = retrieve(&first, "r-other-unit");
+
+    for (file, found, expected) in [
+        (
+            &other_unit,
+            format!("{first} dump/v"),
+            format!("{first} dump/u"),
+        ),
+        (
+            &other_set,
+            format!("{first} dump/u"),
+            format!("{second} dump/u"),
+        ),
+    ] {
+        let dest = w.home.join("dest-label");
+        let out = w.strata(
+            &enc,
+            &[
+                "archive",
+                "unpack",
+                dest.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ],
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{}: accepted", file.display());
+        assert!(
+            err.contains(&format!(
+                "its tar volume label is {found:?}, but it was retrieved as {expected:?}"
+            )),
+            "{err}"
+        );
+        assert!(entries(&dest).is_empty(), "{:?}", entries(&dest));
+    }
+
+    // A loose file (no record of its set and unit) needs --any-label.
+    let loose = w.home.join("loose");
+    std::fs::copy(&other_unit, &loose).unwrap();
+    for k in [
+        "user.archive.compression",
+        "user.archive.encryption",
+        "user.archive.sha256",
+    ] {
+        xattr::set(&loose, k, &xattr::get(&other_unit, k).unwrap().unwrap()).unwrap();
+    }
+    let dest = w.home.join("dest-loose");
+    let args = |any: bool| {
+        let mut v = vec!["archive", "unpack"];
+        if any {
+            v.push("--any-label");
+        }
+        v.push(dest.to_str().unwrap());
+        v.push(loose.to_str().unwrap());
+        v
+    };
+    let out = w.strata(&enc, &args(false));
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot be checked; pass --any-label to unpack it anyway"),
+        "{err}"
+    );
+    assert!(entries(&dest).is_empty());
+    w.ok(&enc, &args(true));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("dump/v/out")).unwrap(),
+        "v\n"
     );
 }
