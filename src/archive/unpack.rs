@@ -93,10 +93,76 @@ pub enum LabelCheck {
     Any,
 }
 
+/// Whether device nodes in an archive are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Devices {
+    /// Skipped, and counted (the default).
+    #[default]
+    Skip,
+    /// Created (`--devices`).
+    Restore,
+}
+
+/// Whether setuid/setgid files and `security.capability` xattrs in an
+/// archive are restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Privileges {
+    /// Setuid/setgid files are skipped and capabilities left off, both
+    /// counted (the default).
+    #[default]
+    Skip,
+    /// Restored (`--setuid`).
+    Restore,
+}
+
 /// What an unpack is asked for beyond the defaults.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnpackOptions {
     pub label: LabelCheck,
+    pub devices: Devices,
+    pub privileges: Privileges,
+}
+
+/// What an unpack left out because it was not asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub devices: usize,
+    /// Setuid/setgid files, and hard links to them.
+    pub setid: usize,
+    /// Files whose `security.capability` xattr was not restored.
+    pub capabilities: usize,
+}
+
+impl Skipped {
+    #[must_use]
+    pub fn any(&self) -> bool {
+        *self != Skipped::default()
+    }
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.devices > 0 {
+            parts.push(format!(
+                "{} device nodes (--devices creates them)",
+                self.devices
+            ));
+        }
+        if self.setid > 0 {
+            parts.push(format!(
+                "{} setuid/setgid files (--setuid restores them)",
+                self.setid
+            ));
+        }
+        if self.capabilities > 0 {
+            parts.push(format!(
+                "{} security.capability xattrs (--setuid restores them)",
+                self.capabilities
+            ));
+        }
+        write!(f, "skipped {}", parts.join(", "))
+    }
 }
 
 /// The label `file` must carry (`"<set> <unit>"`), or `None` when it is not checked.
@@ -124,6 +190,8 @@ pub struct Member {
     pub name: Vec<u8>,
     /// Symlink target or hard-link target.
     pub link: Option<Vec<u8>>,
+    /// The mode has the setuid or setgid bit.
+    pub setid: bool,
 }
 
 /// Parse one line of `tar -tv --quoting-style=c`; `None` if it is not one.
@@ -139,7 +207,16 @@ pub fn parse_listing_line(line: &[u8]) -> Option<Member> {
     } else {
         None
     };
-    Some(Member { kind, name, link })
+    // why: `-rwsr-xr-x`: the owner's and the group's execute letters say setuid and setgid
+    let setid = line
+        .get(1..10)
+        .is_some_and(|p| matches!(p[2], b's' | b'S') || matches!(p[5], b's' | b'S'));
+    Some(Member {
+        kind,
+        name,
+        link,
+        setid,
+    })
 }
 
 /// Parse a C-quoted string at the start of `b`; returns it and what follows.
@@ -257,6 +334,17 @@ pub type Refusal = (String, &'static str);
 pub struct ExtractionPlan {
     names: HashMap<Vec<u8>, Node>,
     disk: HashMap<Vec<u8>, OnDisk>,
+    devices: Devices,
+    privileges: Privileges,
+    /// Members left out (normalised names), and why.
+    skipped: HashMap<Vec<u8>, Skip>,
+}
+
+/// Why a member is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    Device,
+    Setid,
 }
 
 /// What a checked member is.
@@ -266,9 +354,20 @@ pub enum Checked {
     Member,
     /// A volume label (`V`): no file; its name is the label.
     Label(Vec<u8>),
+    /// A member tar must not extract (excluded by its exact name).
+    Skipped(Skip),
 }
 
 impl ExtractionPlan {
+    #[must_use]
+    pub fn new(devices: Devices, privileges: Privileges) -> ExtractionPlan {
+        ExtractionPlan {
+            devices,
+            privileges,
+            ..ExtractionPlan::default()
+        }
+    }
+
     fn on_disk(&mut self, rel: &[u8], disk: &mut impl FnMut(&[u8]) -> OnDisk) -> OnDisk {
         *self
             .disk
@@ -332,6 +431,9 @@ impl ExtractionPlan {
         }
         let (name, ancestors) = normalise(&m.name);
         self.walk(&ancestors, disk).map_err(refuse)?;
+        if self.skipped.contains_key(&name) {
+            return Err(refuse("reuses the name of a member that is skipped"));
+        }
         let before = match self.names.get(&name) {
             Some(n) => Some(*n),
             None => match self.on_disk(&name, disk) {
@@ -358,6 +460,11 @@ impl ExtractionPlan {
             }
             _ => {}
         }
+        let mut skip = match m.kind {
+            'c' | 'b' if self.devices == Devices::Skip => Some(Skip::Device),
+            '-' | 'C' if m.setid && self.privileges == Privileges::Skip => Some(Skip::Setid),
+            _ => None,
+        };
         if m.kind == 'h' {
             let target = m.link.clone().unwrap_or_default();
             if bad_name(&target).is_some() {
@@ -385,6 +492,19 @@ impl ExtractionPlan {
                     ));
                 }
             }
+            // why: a link to a skipped file would make tar fail after writing the rest
+            skip = self.skipped.get(&target_name).copied();
+        }
+        if let Some(why) = skip {
+            // why: tar leaves it out by exact name (`--no-wildcards --anchored -X`), which only a plain name matches
+            if m.name != name || name.contains(&b'\n') {
+                return Err(refuse(
+                    "is a device or setuid file whose name is not plain enough to be skipped; pass --devices or --setuid to restore it",
+                ));
+            }
+            self.skipped.insert(name.clone(), why);
+            self.names.insert(name, Node::Other);
+            return Ok(Checked::Skipped(why));
         }
         let node = match m.kind {
             'd' => Node::Dir,
@@ -610,6 +730,8 @@ pub struct Unpacked {
     pub meta: ArchiveMeta,
     /// One line the user should read (a signing key that has expired since).
     pub note: Option<String>,
+    /// What was left out because it was not asked for.
+    pub skipped: Skipped,
 }
 
 /// What DESTDIR holds at `rel` (relative to the canonical `dest`).
@@ -630,8 +752,18 @@ struct Checked1 {
     file: PathBuf,
     meta: ArchiveMeta,
     verified: Verified,
-    members: usize,
+    listed: Listed,
     note: Option<String>,
+}
+
+/// What the listing of one archive found.
+#[derive(Default)]
+struct Listed {
+    /// Members that tar creates.
+    members: usize,
+    /// Exact names of the members tar must leave out.
+    exclude: Vec<Vec<u8>>,
+    skipped: Skipped,
 }
 
 /// Step 4 for one archive: list it with tar and check each member against
@@ -644,26 +776,37 @@ fn list_and_check(
     dest: &Path,
     plan: &mut ExtractionPlan,
     label: Option<&[u8]>,
-) -> Result<usize, ArchiveError> {
+) -> Result<Listed, ArchiveError> {
+    // why: -vv --xattrs lists xattrs after their member; only this one name, so no other (which may hold a newline) can pose as a member line
     let mut list = Cmd::new(&env.tar).args([
         "-t",
+        "-v",
         "-v",
         "-P",
         "--force-local",
         "--numeric-owner",
         "--quoting-style=c",
+        "--xattrs",
+        "--xattrs-include=security.capability",
     ]);
     if let Some(flag) = codec::tar_flag(meta.compression) {
         list = list.arg(flag);
     }
+    let privileges = plan.privileges;
     let (pipe_r, pipe_w) = std::io::pipe().map_err(ArchiveError::io(file))?;
     let (checked, listed) = std::thread::scope(|s| {
-        let checker = s.spawn(|| -> Result<usize, ArchiveError> {
-            let mut n = 0;
+        let checker = s.spawn(|| -> Result<Listed, ArchiveError> {
+            let mut out = Listed::default();
             let mut first = true;
             let mut disk = |rel: &[u8]| on_disk(dest, rel);
             for line in BufReader::new(pipe_r).split(b'\n') {
                 let line = line.map_err(ArchiveError::io(file))?;
+                if line.starts_with(b"  x: ") && line.ends_with(b" security.capability") {
+                    if privileges == Privileges::Skip {
+                        out.skipped.capabilities += 1;
+                    }
+                    continue;
+                }
                 let Some(m) = parse_listing_line(&line) else {
                     if line.trim_ascii().is_empty() {
                         continue;
@@ -689,8 +832,15 @@ fn list_and_check(
                     });
                 }
                 match plan.check(&m, &mut disk) {
-                    Ok(Checked::Member) => n += 1,
+                    Ok(Checked::Member) => out.members += 1,
                     Ok(Checked::Label(_)) => {}
+                    Ok(Checked::Skipped(why)) => {
+                        match why {
+                            Skip::Device => out.skipped.devices += 1,
+                            Skip::Setid => out.skipped.setid += 1,
+                        }
+                        out.exclude.push(m.name);
+                    }
                     Err((member, why)) => {
                         return Err(ArchiveError::UnsafeMember {
                             file: file.to_owned(),
@@ -700,7 +850,7 @@ fn list_and_check(
                     }
                 }
             }
-            Ok(n)
+            Ok(out)
         });
         let listed = feed_tar(verified, meta.compression, &list, Stdio::from(pipe_w), file);
         let checked = checker.join().unwrap_or_else(|_| {
@@ -712,9 +862,9 @@ fn list_and_check(
         (checked, listed)
     });
     // why: a refused member stops the checker early, which kills the listing tar; the refusal is the news
-    let members = checked?;
+    let out = checked?;
     listed?;
-    Ok(members)
+    Ok(out)
 }
 
 /// Verify every file, list and check every member of all of them as one
@@ -735,15 +885,15 @@ pub fn unpack_all(
     }
     std::fs::create_dir_all(dest).map_err(ArchiveError::io(dest))?;
     let dest = dest.canonicalize().map_err(ArchiveError::io(dest))?;
-    let mut plan = ExtractionPlan::default();
+    let mut plan = ExtractionPlan::new(opts.devices, opts.privileges);
     let mut checked = Vec::with_capacity(files.len());
     for (file, meta, v, note, label) in verified {
-        let members = list_and_check(env, file, &meta, &v, &dest, &mut plan, label.as_deref())?;
+        let listed = list_and_check(env, file, &meta, &v, &dest, &mut plan, label.as_deref())?;
         checked.push(Checked1 {
             file: file.clone(),
             meta,
             verified: v,
-            members,
+            listed,
             note,
         });
     }
@@ -765,15 +915,34 @@ pub fn unpack_all(
         if let Some(flag) = codec::tar_flag(c.meta.compression) {
             x = x.arg(flag);
         }
+        if opts.privileges == Privileges::Skip {
+            x = x.arg("--xattrs-exclude=security.capability");
+        }
+        // why: kept until tar is done with it
+        let mut exclude_file = None;
+        if !c.listed.exclude.is_empty() {
+            let mut t = env.spool_file("unpack-")?;
+            for name in &c.listed.exclude {
+                t.write_all(name)
+                    .and_then(|()| t.write_all(b"\n"))
+                    .map_err(ArchiveError::io(t.path()))?;
+            }
+            t.flush().map_err(ArchiveError::io(t.path()))?;
+            // why: exact names only: no pattern characters, no match in the middle of a name
+            x = x.args(["--no-wildcards", "--anchored", "-X"]).arg(t.path());
+            exclude_file = Some(t);
+        }
         let stderr = feed_tar(&c.verified, c.meta.compression, &x, Stdio::null(), &c.file)?;
+        drop(exclude_file);
         if !stderr.is_empty() {
             eprint!("{}", String::from_utf8_lossy(&stderr));
         }
         done.push(Unpacked {
             file: c.file,
-            members: c.members,
+            members: c.listed.members,
             meta: c.meta,
             note: c.note,
+            skipped: c.listed.skipped,
         });
     }
     Ok(done)
@@ -809,6 +978,7 @@ mod tests {
             kind,
             name: name.as_bytes().to_vec(),
             link: link.map(|l| l.as_bytes().to_vec()),
+            setid: false,
         }
     }
 
@@ -896,6 +1066,50 @@ crw-r--r-- 0/0             1,3 2026-11-22 01:39 "u/null"
             n += 1;
         }
         Ok(n)
+    }
+
+    #[test]
+    fn devices_and_setuid_files_are_skipped_unless_asked() {
+        let setid = |kind: char, name: &str| Member {
+            setid: true,
+            ..m(kind, name, None)
+        };
+        let absent = &mut |_: &[u8]| OnDisk::Absent;
+        let mut plan = ExtractionPlan::default();
+        let mut check = |mm: Member| plan.check(&mm, absent);
+        assert_eq!(
+            check(m('c', "u/null", None)),
+            Ok(Checked::Skipped(Skip::Device))
+        );
+        assert_eq!(
+            check(setid('-', "u/suid")),
+            Ok(Checked::Skipped(Skip::Setid))
+        );
+        assert_eq!(
+            check(m('h', "u/link", Some("u/./suid"))),
+            Ok(Checked::Skipped(Skip::Setid))
+        );
+        // a setgid directory is no privilege
+        assert_eq!(check(setid('d', "u/shared")), Ok(Checked::Member));
+        assert!(check(m('-', "u/null", None)).is_err_and(|(_, w)| w.contains("skipped")));
+        assert!(check(m('-', "u/null/x", None)).is_err());
+        assert!(check(m('b', "u//disk", None)).is_err_and(|(_, w)| w.contains("plain")));
+        assert!(check(m('b', "u/a\nb", None)).is_err_and(|(_, w)| w.contains("plain")));
+        let mut all = ExtractionPlan::new(Devices::Restore, Privileges::Restore);
+        assert_eq!(
+            all.check(&m('c', "u/null", None), absent),
+            Ok(Checked::Member)
+        );
+        assert_eq!(
+            all.check(&setid('-', "u/suid"), absent),
+            Ok(Checked::Member)
+        );
+        let line = b"-rwsr-xr-x  0/0  10 1970-01-01 00:00 \"u/suid\"";
+        assert!(parse_listing_line(line).unwrap().setid);
+        let line = b"-rwxr-Sr-x  0/0  10 1970-01-01 00:00 \"u/sgid\"";
+        assert!(parse_listing_line(line).unwrap().setid);
+        let line = b"-rwxr-xr-t  0/0  10 1970-01-01 00:00 \"u/sticky\"";
+        assert!(!parse_listing_line(line).unwrap().setid);
     }
 
     #[test]

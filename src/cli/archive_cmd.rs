@@ -81,6 +81,12 @@ enum ArchiveCmd {
         /// it was retrieved as (for files not fetched by `archive retrieve`)
         #[arg(long)]
         any_label: bool,
+        /// Create the device nodes the archives hold (skipped otherwise)
+        #[arg(long)]
+        devices: bool,
+        /// Restore setuid/setgid files and security.capability xattrs (skipped otherwise)
+        #[arg(long)]
+        setuid: bool,
         destdir: PathBuf,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -388,6 +394,8 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
         }
         ArchiveCmd::Unpack {
             any_label,
+            devices,
+            setuid,
             destdir,
             files,
         } => {
@@ -399,10 +407,23 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     unpack::LabelCheck::Recorded
                 },
+                devices: if *devices {
+                    unpack::Devices::Restore
+                } else {
+                    unpack::Devices::Skip
+                },
+                privileges: if *setuid {
+                    unpack::Privileges::Restore
+                } else {
+                    unpack::Privileges::Skip
+                },
             };
             for u in unpack::unpack_all(&env, files, destdir, opts)? {
                 if let Some(note) = &u.note {
                     eprintln!("strata: note: {note}");
+                }
+                if u.skipped.any() {
+                    eprintln!("strata: {}: {}", u.file.display(), u.skipped);
                 }
                 if !cli.quiet {
                     println!(
@@ -477,7 +498,13 @@ fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCod
         .tempdir_in(&env.spool)?;
     let fetched = retrieve::retrieve_one(archiver.as_ref(), &set, &unit, meta, work.path(), None)?;
     let out = work.path().join("tree");
-    unpack::unpack(&env, &fetched, &out, unpack::UnpackOptions::default())?;
+    // why: everything, as the snapshot has it, to compare; into the drill's own 0700 directory, removed after
+    let opts = unpack::UnpackOptions {
+        devices: unpack::Devices::Restore,
+        privileges: unpack::Privileges::Restore,
+        ..unpack::UnpackOptions::default()
+    };
+    unpack::unpack(&env, &fetched, &out, opts)?;
     let store = snapshot::open(&ctx.config)?;
     let name = set_name(&set)?;
     let was_mounted = store

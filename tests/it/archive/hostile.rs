@@ -585,3 +585,118 @@ fn an_archive_of_another_unit_or_set_served_under_this_name_is_refused() {
         "v\n"
     );
 }
+
+#[test]
+fn root_unpack_skips_devices_setuid_files_and_capabilities_unless_asked() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if !crate::support::env::require("root", crate::support::env::is_root()) {
+        return;
+    }
+    let home = crate::support::env::TestHome::new();
+    let tar = home.join("privileged.tar");
+    let script = r"
+import tarfile, io, sys
+t = tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT)
+def add(name, typ=tarfile.REGTYPE, mode=0o644, data=b'', link='', pax=None, dev=(0, 0)):
+    i = tarfile.TarInfo(name); i.type = typ; i.mode = mode; i.linkname = link
+    i.size = len(data) if typ == tarfile.REGTYPE else 0
+    i.devmajor, i.devminor = dev
+    if pax: i.pax_headers = pax
+    t.addfile(i, io.BytesIO(data) if typ == tarfile.REGTYPE else None)
+add('u', tarfile.DIRTYPE, 0o755)
+add('u/null', tarfile.CHRTYPE, 0o666, dev=(1, 3))
+add('u/suid', mode=0o4755, data=b'#!/bin/sh\n')
+add('u/sgid', mode=0o2755, data=b'x')
+add('u/suid-link', tarfile.LNKTYPE, 0o4755, link='u/suid')
+add('u/shared', tarfile.DIRTYPE, 0o2775)
+add('u/cap', mode=0o755, data=b'y', pax={
+    'SCHILY.xattr.security.capability': '\x01\x00\x00\x02\x00\x20' + '\x00' * 14,
+    'SCHILY.xattr.user.kept': 'yes'})
+add('u/plain', data=b'z')
+t.close()
+";
+    let out = home
+        .command("python3")
+        .args(["-c", script])
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python: {}", text(&out.stderr));
+    stage(&tar, "none", "none", None);
+    let config = home.join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "settings:\n  root: {}\n  snapshot-store: dir\n  archive-spool: {}\n",
+            home.path().display(),
+            home.join("spool").display()
+        ),
+    )
+    .unwrap();
+    let unpack = |dest: &Path, extra: &[&str]| {
+        let out = crate::support::env::strata(&home)
+            .arg("-c")
+            .arg(&config)
+            .args(["--allow-root", "archive", "unpack", "--any-label"])
+            .args(extra)
+            .arg(dest)
+            .arg(&tar)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let cap = |p: &Path| xattr::get(p, "security.capability").unwrap();
+
+    // By default: none of them, and a count.
+    let dest = home.join("dest");
+    let err = unpack(&dest, &[]);
+    assert!(
+        err.contains(
+            "skipped 1 device nodes (--devices creates them), 3 setuid/setgid files (--setuid restores them), 1 security.capability xattrs (--setuid restores them)"
+        ),
+        "{err}"
+    );
+    let u = dest.join("u");
+    for gone in ["null", "suid", "sgid", "suid-link"] {
+        assert!(
+            u.join(gone).symlink_metadata().is_err(),
+            "{gone} was restored"
+        );
+    }
+    assert_eq!(cap(&u.join("cap")), None, "security.capability restored");
+    assert_eq!(
+        xattr::get(u.join("cap"), "user.kept").unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
+    assert_eq!(std::fs::read(u.join("plain")).unwrap(), b"z");
+    // a setgid directory is no privilege: it is restored as it is
+    assert_eq!(
+        std::fs::metadata(u.join("shared"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o2775
+    );
+
+    // Asked for: all of them.
+    let dest = home.join("dest-all");
+    let err = unpack(&dest, &["--devices", "--setuid"]);
+    assert!(!err.contains("skipped"), "{err}");
+    let u = dest.join("u");
+    assert!(
+        std::fs::symlink_metadata(u.join("null"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    for (f, bits) in [("suid", 0o4755), ("sgid", 0o2755), ("suid-link", 0o4755)] {
+        assert_eq!(
+            std::fs::metadata(u.join(f)).unwrap().permissions().mode() & 0o7777,
+            bits,
+            "{f}"
+        );
+    }
+    assert!(cap(&u.join("cap")).is_some());
+}
