@@ -111,6 +111,8 @@ pub enum ArchiveError {
         found: String,
         expected: String,
     },
+    #[error("cannot confine tar to {} with Landlock: {reason}; nothing was extracted", dest.display())]
+    Confine { dest: PathBuf, reason: String },
     #[error("{}: cannot read the tar listing: {line:?}", file.display())]
     BadListing { file: PathBuf, line: String },
     #[error("archive set {0} does not exist")]

@@ -17,9 +17,11 @@
 //!    symlink, no label or continuation with a bad name, no type strata
 //!    never writes.
 //! 5. Only when every archive passed, tar extracts the same verified bytes,
-//!    archive after archive (without `-P`, so GNU tar's own guards stay on
-//!    as a second line). A refusal therefore always comes before anything
-//!    is written.
+//!    archive after archive, spawned from a thread that Landlock confines to
+//!    writing beneath DESTDIR ([`confined`]): whatever the plan missed, no
+//!    file outside can be created, removed or written (ownership, modes and
+//!    xattrs are the plan's alone). GNU tar's own guards stay on too (no
+//!    `-P`). A refusal always comes before anything is written.
 //!
 //! Crash behaviour: the decrypted spool files are temp files; a crash leaves
 //! `unpack-<pid>-*` for `clean_spool`. A crash during step 5 leaves a partly
@@ -690,6 +692,65 @@ fn verify(
     }
 }
 
+/// Whether the kernel confined an extraction to DESTDIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement {
+    Enforced,
+    /// No Landlock, or one too old to allow hard links inside the confinement.
+    Unavailable,
+}
+
+/// Run `f`, which spawns the extracting tar, on a thread of its own that
+/// Landlock confines to creating, removing, linking and writing files
+/// beneath `dest` (and writing `/dev/null`). tar and its children inherit the
+/// confinement, so whatever an archive says, no path resolution can write a
+/// file elsewhere: the second line behind [`ExtractionPlan`]. (Landlock does
+/// not cover ownership, modes or xattrs; the plan does.)
+pub fn confined<T: Send>(
+    dest: &Path,
+    f: impl FnOnce() -> T + Send,
+) -> Result<(T, Confinement), ArchiveError> {
+    use landlock::{
+        ABI, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+        RulesetCreatedAttr, RulesetStatus,
+    };
+    let confine = || -> Result<Confinement, String> {
+        // why: ABI 2 is the first that lets a confined tar make hard links (Refer); below it, nothing rather than broken links
+        let writes = AccessFs::from_write(ABI::V2);
+        let dest_fd = PathFd::new(dest).map_err(|e| e.to_string())?;
+        let null = PathFd::new("/dev/null").map_err(|e| e.to_string())?;
+        let status = Ruleset::default()
+            .set_compatibility(CompatLevel::SoftRequirement)
+            .handle_access(writes)
+            .and_then(Ruleset::create)
+            .and_then(|r| r.add_rule(PathBeneath::new(dest_fd, writes)))
+            .and_then(|r| r.add_rule(PathBeneath::new(null, AccessFs::WriteFile)))
+            .and_then(landlock::RulesetCreated::restrict_self)
+            .map_err(|e| e.to_string())?;
+        Ok(match status.ruleset {
+            RulesetStatus::NotEnforced => Confinement::Unavailable,
+            _ => Confinement::Enforced,
+        })
+    };
+    std::thread::scope(|s| {
+        // why: Landlock restricts the calling thread (and what it spawns), never strata's other threads
+        s.spawn(|| {
+            let how = confine().map_err(|reason| ArchiveError::Confine {
+                dest: dest.to_owned(),
+                reason,
+            })?;
+            Ok((f(), how))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(ArchiveError::Confine {
+                dest: dest.to_owned(),
+                reason: "the extracting thread panicked".into(),
+            })
+        })
+    })
+}
+
 /// Stream the decompressed plain tar of `v` into `cmd`'s stdin; `cmd`'s stdout
 /// goes to `stdout`. Returns the command's stderr on success.
 fn feed_tar(
@@ -900,6 +961,7 @@ pub fn unpack_all(
 
     // Step 5: extract.
     let mut done = Vec::with_capacity(checked.len());
+    let mut warned = false;
     for c in checked {
         let mut x = Cmd::new(&env.tar)
             .args([
@@ -932,8 +994,18 @@ pub fn unpack_all(
             x = x.args(["--no-wildcards", "--anchored", "-X"]).arg(t.path());
             exclude_file = Some(t);
         }
-        let stderr = feed_tar(&c.verified, c.meta.compression, &x, Stdio::null(), &c.file)?;
+        let (stderr, confinement) = confined(&dest, || {
+            feed_tar(&c.verified, c.meta.compression, &x, Stdio::null(), &c.file)
+        })?;
+        let stderr = stderr?;
         drop(exclude_file);
+        if confinement == Confinement::Unavailable && !warned {
+            warned = true;
+            eprintln!(
+                "strata: note: this kernel offers no Landlock (ABI 2 or later), so only the member checks keep tar inside {}",
+                dest.display()
+            );
+        }
         if !stderr.is_empty() {
             eprint!("{}", String::from_utf8_lossy(&stderr));
         }
@@ -1066,6 +1138,37 @@ crw-r--r-- 0/0             1,3 2026-11-22 01:39 "u/null"
             n += 1;
         }
         Ok(n)
+    }
+
+    #[test]
+    fn a_confined_tar_writes_and_links_inside_destdir_and_nowhere_else() {
+        let top = tempfile::tempdir().unwrap();
+        let dest = top.path().join("dest");
+        let outside = top.path().join("outside");
+        std::fs::create_dir_all(dest.join("sub")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dest.join("out")).unwrap();
+        let script = "echo in > a && ln a sub/b && echo x > /dev/null && \
+                      mkdir d && ( echo evil > out/evil; mkdir out/dir; ln -s x out/sym; true )";
+        let (run, how) = confined(&dest, || {
+            Cmd::new("sh").args(["-c", script]).current_dir(&dest).run()
+        })
+        .unwrap();
+        if how == Confinement::Unavailable {
+            assert!(
+                std::env::var_os("STRATA_TEST_STRICT").is_none_or(|v| v != "1"),
+                "this kernel offers no Landlock ABI 2"
+            );
+            eprintln!("*** SKIPPED: no Landlock ABI 2 on this kernel ***");
+            return;
+        }
+        run.unwrap();
+        assert_eq!(std::fs::read_to_string(dest.join("sub/b")).unwrap(), "in\n");
+        assert!(dest.join("d").is_dir());
+        let escaped: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+        assert!(escaped.is_empty(), "written outside: {escaped:?}");
+        // the calling thread is not confined
+        std::fs::write(outside.join("free"), "ok").unwrap();
     }
 
     #[test]
