@@ -69,7 +69,13 @@ pub fn drill(
         .map_err(ArchiveError::io(&env.spool))?;
     let fetched = retrieve::retrieve_one(archiver, &set, &unit, &meta, work.path(), None)?;
     let out = work.path().join("tree");
-    unpack::unpack(env, &fetched, &out)?;
+    // why: everything, as the snapshot has it, to compare; into the drill's own 0700 directory, removed after
+    let opts = unpack::UnpackOptions {
+        devices: unpack::Devices::Restore,
+        privileges: unpack::Privileges::Restore,
+        ..unpack::UnpackOptions::default()
+    };
+    unpack::unpack(env, &fetched, &out, opts)?;
     let name = SnapshotName::parse(&set).map_err(|e| ArchiveError::BadSetName {
         name: set.clone(),
         reason: e.to_string(),

@@ -6,6 +6,12 @@
 //! line. A decryption is trusted only with GOODSIG and VALIDSIG naming the
 //! configured signing key, `DECRYPTION_OKAY`, no `BADSIG/ERRSIG/DECRYPTION_FAILED`,
 //! and exit status 0.
+//!
+//! Decryption is bounded: `--max-output` is the ciphertext's size (strata
+//! packs without gpg compression, so its plaintext is never larger), and
+//! `-vv` lists each packet on stderr as gpg parses it, where a
+//! [`PacketWatch`] stops the unpack at the first packet strata never writes
+//! (a compressed one, say) before gpg expands it into the spool.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -59,12 +65,89 @@ pub fn sign_encrypt_args(status_file: &Path, signer: &str, recipients: &[String]
     v
 }
 
-/// Decrypt (and check the signature of) stdin to stdout.
+/// Decrypt (and check the signature of) stdin to stdout, writing at most
+/// `max_output` bytes, and list every packet on stderr as it is parsed
+/// (`-vv`) for a [`PacketWatch`].
 #[must_use]
-pub fn decrypt_args(status_file: &Path) -> Vec<OsString> {
+pub fn decrypt_args(status_file: &Path, max_output: u64) -> Vec<OsString> {
     let mut v = base_args(status_file);
+    // why: strata packs without gpg compression, so a genuine plaintext is never larger than its ciphertext
+    v.push("--max-output".into());
+    v.push(max_output.to_string().into());
+    v.push("-vv".into());
     v.push("-d".into());
     v
+}
+
+/// The `OpenPGP` packet tag of a `-vv` packet line (`# off=0 ctb=84 tag=1 ...`).
+#[must_use]
+pub fn packet_tag(line: &str) -> Option<u8> {
+    let rest = line.strip_prefix("# off=")?;
+    rest.split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix("tag="))
+        .and_then(|t| t.parse().ok())
+}
+
+/// Whether strata's `gpg -s -e --compress-algo none` writes packets with
+/// this tag: public-key encrypted session keys (1), the encrypted data
+/// (18, or 20 for AEAD), a one-pass signature (4), the literal data (11),
+/// the signature (2). Never a compressed packet (8).
+#[must_use]
+pub fn strata_writes(tag: u8) -> bool {
+    matches!(tag, 1 | 2 | 4 | 11 | 18 | 20)
+}
+
+/// A stderr tee for `gpg -vv -d`: notes the first packet strata never
+/// writes, so that the caller stops before gpg expands it.
+#[derive(Clone, Default)]
+pub struct PacketWatch {
+    /// The tag of the first foreign packet, 0 while there is none.
+    foreign: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    line: Vec<u8>,
+}
+
+impl PacketWatch {
+    /// The tag of the first packet strata does not write, if one was seen.
+    #[must_use]
+    pub fn foreign(&self) -> Option<u8> {
+        match self.foreign.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    fn line_done(&mut self) {
+        let line = String::from_utf8_lossy(&self.line);
+        if let Some(tag) = packet_tag(&line)
+            && !strata_writes(tag)
+        {
+            // why: tag 0 is reserved in OpenPGP, so it can stand for "none"; a tag-0 packet is foreign too
+            let t = if tag == 0 { u8::MAX } else { tag };
+            let _ = self.foreign.compare_exchange(
+                0,
+                t,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            );
+        }
+        self.line.clear();
+    }
+}
+
+impl std::io::Write for PacketWatch {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for b in buf {
+            if *b == b'\n' {
+                self.line_done();
+            } else if self.line.len() < 4096 {
+                self.line.push(*b);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What a status file says about a decryption.
@@ -74,8 +157,14 @@ pub fn decrypt_args(status_file: &Path) -> Vec<OsString> {
 pub struct Status {
     /// Long key IDs of GOODSIG lines.
     pub goodsig: Vec<String>,
-    /// (signing key fingerprint, primary key fingerprint) of VALIDSIG lines.
-    pub validsig: Vec<(String, String)>,
+    /// Long key IDs of EXPKEYSIG lines: a good signature by a key that has
+    /// expired since.
+    pub expkeysig: Vec<String>,
+    /// Expiry times (seconds since the epoch) of KEYEXPIRED lines after the
+    /// last NEWSIG: the keys of the signature being checked.
+    pub keyexpired: Vec<u64>,
+    /// VALIDSIG lines.
+    pub validsig: Vec<ValidSig>,
     pub badsig: bool,
     pub errsig: bool,
     pub decryption_okay: bool,
@@ -96,13 +185,20 @@ pub fn parse_status(text: &str) -> Status {
         let rest: Vec<&str> = w.collect();
         match rest.as_slice() {
             ["GOODSIG", keyid, ..] => s.goodsig.push(keyid.to_ascii_uppercase()),
+            ["EXPKEYSIG", keyid, ..] => s.expkeysig.push(keyid.to_ascii_uppercase()),
+            ["NEWSIG", ..] => s.keyexpired.clear(),
+            ["KEYEXPIRED", when, ..] => s.keyexpired.extend(when.parse::<u64>().ok()),
             ["VALIDSIG", fpr, fields @ ..] => {
                 // why: field 10 of VALIDSIG is the primary key's fingerprint (absent from very old gpg)
                 let primary = fields.get(8).copied().unwrap_or(fpr);
-                s.validsig
-                    .push((fpr.to_ascii_uppercase(), primary.to_ascii_uppercase()));
+                s.validsig.push(ValidSig {
+                    fpr: fpr.to_ascii_uppercase(),
+                    primary: primary.to_ascii_uppercase(),
+                    // why: field 3 is the signature's creation time, in seconds unless gpg runs with ISO dates
+                    created: fields.get(1).and_then(|t| t.parse().ok()),
+                });
             }
-            ["BADSIG" | "EXPKEYSIG" | "REVKEYSIG", ..] => s.badsig = true,
+            ["BADSIG" | "REVKEYSIG", ..] => s.badsig = true,
             ["ERRSIG", ..] => s.errsig = true,
             ["DECRYPTION_OKAY", ..] => s.decryption_okay = true,
             ["DECRYPTION_FAILED", ..] => s.decryption_failed = true,
@@ -132,9 +228,30 @@ fn names(configured: &str, fpr: &str) -> bool {
         && fpr.ends_with(configured)
 }
 
+/// One VALIDSIG line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidSig {
+    /// The signing key's fingerprint.
+    pub fpr: String,
+    /// The primary key's fingerprint.
+    pub primary: String,
+    /// When the signature was made (seconds since the epoch), if given so.
+    pub created: Option<u64>,
+}
+
+/// A trusted decryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A good signature by the configured key.
+    Good,
+    /// A good signature by the configured key, made while the key was
+    /// valid; the key has expired since (at this time, seconds since the epoch).
+    GoodByExpiredKey { expired: u64 },
+}
+
 /// Judge a decryption's status against the configured signing key; `Err`
 /// says why it is not trusted.
-pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<(), String> {
+pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<Verdict, String> {
     let key = normalise(signing_key);
     if s.decryption_failed || !s.decryption_okay {
         return Err("gpg could not decrypt it (tampered, truncated, or not for our keys)".into());
@@ -145,29 +262,45 @@ pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<(), String> {
     if s.errsig {
         return Err("gpg could not check a signature (signed by an unknown key?)".into());
     }
-    if s.goodsig.is_empty() || s.validsig.is_empty() {
+    if (s.goodsig.is_empty() && s.expkeysig.is_empty()) || s.validsig.is_empty() {
         return Err("it is not signed (encrypted but unsigned)".into());
     }
-    let by_key = s
+    let by_key: Vec<&ValidSig> = s
         .validsig
         .iter()
-        .any(|(fpr, primary)| names(&key, fpr) || names(&key, primary));
-    if !by_key {
-        let who: Vec<&str> = s.validsig.iter().map(|(f, _)| f.as_str()).collect();
+        .filter(|v| names(&key, &v.fpr) || names(&key, &v.primary))
+        .collect();
+    if by_key.is_empty() {
+        let who: Vec<&str> = s.validsig.iter().map(|v| v.fpr.as_str()).collect();
         return Err(format!(
             "it is signed by {}, not by the configured archive-gpg-signing-key {signing_key}",
             who.join(", ")
         ));
     }
-    let good_matches = s.goodsig.iter().any(|id| {
-        s.validsig
-            .iter()
-            .any(|(f, p)| f.ends_with(id.as_str()) || p.ends_with(id.as_str()))
-    });
-    if !good_matches {
+    let matches = |ids: &[String]| {
+        ids.iter().any(|id| {
+            by_key
+                .iter()
+                .any(|v| v.fpr.ends_with(id.as_str()) || v.primary.ends_with(id.as_str()))
+        })
+    };
+    if matches(&s.goodsig) {
+        return Ok(Verdict::Good);
+    }
+    if !matches(&s.expkeysig) {
         return Err("GOODSIG and VALIDSIG name different keys".into());
     }
-    Ok(())
+    // why: an expired key still proves a signature made before it expired; one made after is not trusted
+    let expired = s.keyexpired.iter().copied().min();
+    let created = by_key.iter().filter_map(|v| v.created).max();
+    match (created, expired) {
+        (Some(c), Some(e)) if c < e => Ok(Verdict::GoodByExpiredKey { expired: e }),
+        (Some(_), Some(_)) => Err("it was signed after the signing key had expired".into()),
+        _ => Err(
+            "it is signed by the configured key, which has expired, and gpg did not say when"
+                .into(),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -188,9 +321,12 @@ mod tests {
     #[test]
     fn good_signature_by_the_configured_key_passes() {
         let s = parse_status(&good());
-        assert_eq!(judge_decryption(&s, FPR), Ok(()));
-        assert_eq!(judge_decryption(&s, &FPR.to_lowercase()), Ok(()));
-        assert_eq!(judge_decryption(&s, "0x89ABCDEF01234567"), Ok(()));
+        assert_eq!(judge_decryption(&s, FPR), Ok(Verdict::Good));
+        assert_eq!(judge_decryption(&s, &FPR.to_lowercase()), Ok(Verdict::Good));
+        assert_eq!(
+            judge_decryption(&s, "0x89ABCDEF01234567"),
+            Ok(Verdict::Good)
+        );
     }
 
     #[test]
@@ -213,6 +349,78 @@ mod tests {
         assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
         let failed = parse_status("[GNUPG:] DECRYPTION_FAILED\n");
         assert!(judge_decryption(&failed, FPR).is_err());
+    }
+
+    /// A signature by FPR made at `made`, checked after the key expired at
+    /// `expired`, with `extra` status lines.
+    fn expired(made: u64, expired: u64, extra: &str) -> Status {
+        parse_status(&format!(
+            "[GNUPG:] KEYEXPIRED 1\n[GNUPG:] DECRYPTION_OKAY\n[GNUPG:] NEWSIG\n\
+             [GNUPG:] KEYEXPIRED {expired}\n[GNUPG:] EXPKEYSIG 89ABCDEF01234567 Signer <s@x>\n\
+             [GNUPG:] VALIDSIG {FPR} 2020-06-01 {made} 0 4 0 22 8 00 {FPR}\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn a_signature_made_before_the_key_expired_passes_with_a_note() {
+        assert_eq!(
+            judge_decryption(&expired(1_590_969_600, 1_609_502_400, ""), FPR),
+            Ok(Verdict::GoodByExpiredKey {
+                expired: 1_609_502_400
+            })
+        );
+        let after = judge_decryption(&expired(1_609_502_401, 1_609_502_400, ""), FPR);
+        assert!(
+            after
+                .unwrap_err()
+                .contains("after the signing key had expired")
+        );
+        let bad = expired(1, 2, "[GNUPG:] BADSIG 89ABCDEF01234567 x\n");
+        assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
+        let err = expired(1, 2, "[GNUPG:] ERRSIG 89ABCDEF01234567 22 8 00 1 9\n");
+        assert!(judge_decryption(&err, FPR).is_err());
+        let revoked = expired(1, 2, "[GNUPG:] REVKEYSIG 89ABCDEF01234567 x\n");
+        assert!(judge_decryption(&revoked, FPR).is_err());
+        assert!(
+            judge_decryption(
+                &expired(1, 2, ""),
+                "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn packet_lines_are_judged_by_their_tag() {
+        use std::io::Write;
+        assert_eq!(
+            packet_tag("# off=96 ctb=d2 tag=18 hlen=3 plen=196 new-ctb"),
+            Some(18)
+        );
+        assert_eq!(packet_tag(":compressed packet: algo=3"), None);
+        assert_eq!(packet_tag("gpg: # off=1 tag=8"), None);
+        for (tag, ok) in [
+            (1, true),
+            (18, true),
+            (4, true),
+            (11, true),
+            (2, true),
+            (8, false),
+            (3, false),
+            (9, false),
+        ] {
+            assert_eq!(strata_writes(tag), ok, "{tag}");
+        }
+        let mut w = PacketWatch::default();
+        let seen = w.clone();
+        w.write_all(
+            b"# off=0 ctb=84 tag=1 hlen=2 plen=94\n:pubkey enc packet\n# off=117 ctb=a3 ta",
+        )
+        .unwrap();
+        assert_eq!(seen.foreign(), None);
+        w.write_all(b"g=8 hlen=1 plen=0 indeterminate\n# off=119 tag=9\n")
+            .unwrap();
+        assert_eq!(seen.foreign(), Some(8));
     }
 
     #[test]

@@ -103,6 +103,17 @@ pub enum ArchiveError {
         member: String,
         why: &'static str,
     },
+    #[error("{}: no user.archive.set and user.archive.unit xattrs say which set and unit it is (was it fetched with `strata archive retrieve`?), so its tar volume label cannot be checked; pass --any-label to unpack it anyway", file.display())]
+    LabelUnknown { file: PathBuf },
+    #[error("{}: its tar volume label is {found}, but it was retrieved as {expected:?}: an archive of another set or unit served under this name? Refusing to unpack anything", file.display())]
+    LabelMismatch {
+        file: PathBuf,
+        /// The label, quoted, or "missing".
+        found: String,
+        expected: String,
+    },
+    #[error("cannot confine tar to {} with Landlock: {reason}; nothing was extracted", dest.display())]
+    Confine { dest: PathBuf, reason: String },
     #[error("{}: cannot read the tar listing: {line:?}", file.display())]
     BadListing { file: PathBuf, line: String },
     #[error("archive set {0} does not exist")]

@@ -5,14 +5,16 @@
 //! an existing `.part` is continued with a ranged read from its length. When
 //! all bytes are in, its size and sha256 must match the metadata; then the
 //! metadata is written as Deltaic's `user.archive.*` xattrs and the file is
-//! renamed to its final name. A final name that exists is never overwritten.
-//! A mismatching `.part` is deleted (the next attempt starts over).
+//! renamed to its final name; so are the set and unit it was fetched as
+//! (`user.archive.{set,unit}`), which unpack checks its tar label against.
+//! A final name that exists is never overwritten. A mismatching `.part` is
+//! deleted (the next attempt starts over).
 //!
 //! Crash behaviour: `kill -9` or a dropped connection leaves the `.part`
 //! file, which the next retrieve continues.
 
 use super::rate::RateLimit;
-use super::unpack::write_meta;
+use super::unpack::{write_meta, write_origin};
 use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -105,6 +107,7 @@ pub fn retrieve_one(
         });
     }
     write_meta(&part, meta)?;
+    write_origin(&part, set, unit)?;
     std::fs::rename(&part, &out).map_err(ArchiveError::io(&out))?;
     Ok(out)
 }

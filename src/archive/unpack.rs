@@ -1,21 +1,29 @@
-//! Unpack a retrieved archive into DESTDIR, trusting nothing about it.
+//! Unpack retrieved archives into DESTDIR, trusting nothing about them.
 //!
-//! Order, each step a gate for the next:
+//! Order, each step a gate for the next, over all archives of one call:
 //! 1. Metadata from the file's `user.archive.*` xattrs; size and sha256 of
 //!    the file must match it.
 //! 2. Its encryption must be what this config produces: an archive claiming
 //!    `none` when the config encrypts is a downgrade and is refused.
 //! 3. Encrypted: gpg decrypts into a spool file; only GOODSIG + VALIDSIG by
 //!    the configured signing key (see [`super::gpg`]) lets it through.
-//! 4. The (decompressed) tar stream is listed with `tar -tv -P`; every
-//!    member is checked ([`check_members`]): no absolute name, no `..`, no
-//!    path through a symlink (one in the archive, or one already in
-//!    DESTDIR), no hard link to a name that is absolute, has `..`, or goes
-//!    through a symlink.
-//! 5. Only then tar extracts the same verified bytes (without `-P`, so GNU
-//!    tar's own guards stay on as a second line).
+//! 4. Every (decompressed) tar stream is listed with `tar -tv -P`, and every
+//!    member of every archive of the call goes through one
+//!    [`ExtractionPlan`], which models DESTDIR as the extraction will leave
+//!    it: no absolute name, no `..`, no path through a symlink or through
+//!    any other non-directory a member made (a hard link may be a symlink),
+//!    no hard link to a symlink (in an archive of the call or already in
+//!    DESTDIR), to a directory or to nothing, no directory member over a
+//!    symlink, no label or continuation with a bad name, no type strata
+//!    never writes.
+//! 5. Only when every archive passed, tar extracts the same verified bytes,
+//!    archive after archive, spawned from a thread that Landlock confines to
+//!    writing beneath DESTDIR ([`confined`]): whatever the plan missed, no
+//!    file outside can be created, removed or written (ownership, modes and
+//!    xattrs are the plan's alone). GNU tar's own guards stay on too (no
+//!    `-P`). A refusal always comes before anything is written.
 //!
-//! Crash behaviour: the decrypted spool file is a temp file; a crash leaves
+//! Crash behaviour: the decrypted spool files are temp files; a crash leaves
 //! `unpack-<pid>-*` for `clean_spool`. A crash during step 5 leaves a partly
 //! extracted tree in DESTDIR, which a second unpack overwrites.
 
@@ -24,7 +32,7 @@ use super::{ArchiveEnv, ArchiveError, ArchiveMeta, Encryption, MetaFields, gpg};
 use crate::backup_root::xattrs;
 use crate::config::Compression;
 use crate::exec::Cmd;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -68,6 +76,112 @@ pub fn write_meta(file: &Path, meta: &ArchiveMeta) -> Result<(), ArchiveError> {
     Ok(())
 }
 
+/// Record on a retrieved `file` the set and unit it was fetched as.
+pub fn write_origin(file: &Path, set: &str, unit: &str) -> Result<(), ArchiveError> {
+    for (k, v) in [(xattrs::ARCHIVE_SET, set), (xattrs::ARCHIVE_UNIT, unit)] {
+        xattr::set(file, k, v.as_bytes()).map_err(ArchiveError::io(file))?;
+    }
+    Ok(())
+}
+
+/// Whether an archive's tar volume label must name the set and unit
+/// recorded on the file by `archive retrieve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabelCheck {
+    /// It must; a file without the record is refused.
+    #[default]
+    Recorded,
+    /// Unpack whatever the label says (`--any-label`, for loose files).
+    Any,
+}
+
+/// Whether device nodes in an archive are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Devices {
+    /// Skipped, and counted (the default).
+    #[default]
+    Skip,
+    /// Created (`--devices`).
+    Restore,
+}
+
+/// Whether setuid/setgid files and `security.capability` xattrs in an
+/// archive are restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Privileges {
+    /// Setuid/setgid files are skipped and capabilities left off, both
+    /// counted (the default).
+    #[default]
+    Skip,
+    /// Restored (`--setuid`).
+    Restore,
+}
+
+/// What an unpack is asked for beyond the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnpackOptions {
+    pub label: LabelCheck,
+    pub devices: Devices,
+    pub privileges: Privileges,
+}
+
+/// What an unpack left out because it was not asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Skipped {
+    pub devices: usize,
+    /// Setuid/setgid files, and hard links to them.
+    pub setid: usize,
+    /// Files whose `security.capability` xattr was not restored.
+    pub capabilities: usize,
+}
+
+impl Skipped {
+    #[must_use]
+    pub fn any(&self) -> bool {
+        *self != Skipped::default()
+    }
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if self.devices > 0 {
+            parts.push(format!(
+                "{} device nodes (--devices creates them)",
+                self.devices
+            ));
+        }
+        if self.setid > 0 {
+            parts.push(format!(
+                "{} setuid/setgid files (--setuid restores them)",
+                self.setid
+            ));
+        }
+        if self.capabilities > 0 {
+            parts.push(format!(
+                "{} security.capability xattrs (--setuid restores them)",
+                self.capabilities
+            ));
+        }
+        write!(f, "skipped {}", parts.join(", "))
+    }
+}
+
+/// The label `file` must carry (`"<set> <unit>"`), or `None` when it is not checked.
+fn expected_label(file: &Path, check: LabelCheck) -> Result<Option<Vec<u8>>, ArchiveError> {
+    if check == LabelCheck::Any {
+        return Ok(None);
+    }
+    let set = xattrs::get_text(file, xattrs::ARCHIVE_SET).map_err(ArchiveError::io(file))?;
+    let unit = xattrs::get_text(file, xattrs::ARCHIVE_UNIT).map_err(ArchiveError::io(file))?;
+    match (set, unit) {
+        (Some(set), Some(unit)) => Ok(Some(format!("{set} {unit}").into_bytes())),
+        _ => Err(ArchiveError::LabelUnknown {
+            file: file.to_owned(),
+        }),
+    }
+}
+
 /// One member of a tar listing. Names are raw bytes: tar names need not be
 /// UTF-8, and a lossy conversion could hide a symlink behind a replacement
 /// character.
@@ -78,6 +192,8 @@ pub struct Member {
     pub name: Vec<u8>,
     /// Symlink target or hard-link target.
     pub link: Option<Vec<u8>>,
+    /// The mode has the setuid or setgid bit.
+    pub setid: bool,
 }
 
 /// Parse one line of `tar -tv --quoting-style=c`; `None` if it is not one.
@@ -93,7 +209,16 @@ pub fn parse_listing_line(line: &[u8]) -> Option<Member> {
     } else {
         None
     };
-    Some(Member { kind, name, link })
+    // why: `-rwsr-xr-x`: the owner's and the group's execute letters say setuid and setgid
+    let setid = line
+        .get(1..10)
+        .is_some_and(|p| matches!(p[2], b's' | b'S') || matches!(p[5], b's' | b'S'));
+    Some(Member {
+        kind,
+        name,
+        link,
+        setid,
+    })
 }
 
 /// Parse a C-quoted string at the start of `b`; returns it and what follows.
@@ -174,53 +299,256 @@ fn normalise(name: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     (parts.join(&b'/'), ancestors)
 }
 
-/// Check every member of a listing; `Err((member, why))` for the first bad one.
-/// `on_disk_symlink(rel)` says whether DESTDIR already has a symlink at `rel`.
+/// What DESTDIR holds at a name before the unpack starts (looked up with
+/// `lstat`, never following the name itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDisk {
+    Absent,
+    Dir,
+    Symlink,
+    /// A regular file, device, fifo or socket.
+    Other,
+}
+
+/// What a name is once the members checked so far are extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Dir,
+    Symlink,
+    /// Anything else a member creates, hard links included: none may be an
+    /// ancestor of a later member (a hard link to a symlink is a symlink).
+    Other,
+}
+
+/// A refused member: its name and why.
+pub type Refusal = (String, &'static str);
+
+/// The state of DESTDIR as the extraction of every archive of one `unpack`
+/// call will leave it, member after member: the check is a property of the
+/// whole call, not of one listing. Names are normalised (see [`components`]).
+///
+/// Invariant, for every member that [`ExtractionPlan::check`] accepts: each
+/// proper ancestor of its name (and of a hard link's target) is a real
+/// directory when tar reaches it (one made by a member, one tar makes on the
+/// way, or one DESTDIR already had), so no path resolution by tar passes a
+/// symlink; a hard link's target is neither a symlink nor absent.
+#[derive(Default)]
+pub struct ExtractionPlan {
+    names: HashMap<Vec<u8>, Node>,
+    disk: HashMap<Vec<u8>, OnDisk>,
+    devices: Devices,
+    privileges: Privileges,
+    /// Members left out (normalised names), and why.
+    skipped: HashMap<Vec<u8>, Skip>,
+}
+
+/// Why a member is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    Device,
+    Setid,
+}
+
+/// What a checked member is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    /// A file, directory or link tar will create.
+    Member,
+    /// A volume label (`V`): no file; its name is the label.
+    Label(Vec<u8>),
+    /// A member tar must not extract (excluded by its exact name).
+    Skipped(Skip),
+}
+
+impl ExtractionPlan {
+    #[must_use]
+    pub fn new(devices: Devices, privileges: Privileges) -> ExtractionPlan {
+        ExtractionPlan {
+            devices,
+            privileges,
+            ..ExtractionPlan::default()
+        }
+    }
+
+    fn on_disk(&mut self, rel: &[u8], disk: &mut impl FnMut(&[u8]) -> OnDisk) -> OnDisk {
+        *self
+            .disk
+            .entry(rel.to_vec())
+            .or_insert_with_key(|k| disk(k))
+    }
+
+    /// `Err(why)` unless every ancestor in `ancestors` will be a real
+    /// directory; records them as directories (tar makes missing ones).
+    fn walk(
+        &mut self,
+        ancestors: &[Vec<u8>],
+        disk: &mut impl FnMut(&[u8]) -> OnDisk,
+    ) -> Result<(), &'static str> {
+        // why: shortest first, so that a lookup on disk never passes a symlink above it
+        for a in ancestors {
+            match self.names.get(a) {
+                Some(Node::Dir) => continue,
+                Some(Node::Symlink) => return Err("would be written through a symbolic link"),
+                Some(Node::Other) => {
+                    return Err(
+                        "would be written through a name an earlier member made (a file or a link, possibly to a symbolic link)",
+                    );
+                }
+                None => {}
+            }
+            match self.on_disk(a, disk) {
+                OnDisk::Absent | OnDisk::Dir => {
+                    self.names.insert(a.clone(), Node::Dir);
+                }
+                OnDisk::Symlink => {
+                    return Err("would be written through a symbolic link already in DESTDIR");
+                }
+                OnDisk::Other => return Err("would be written under a file already in DESTDIR"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Check one member against everything before it in this call; `disk`
+    /// says what DESTDIR held at a name before the call.
+    pub fn check(
+        &mut self,
+        m: &Member,
+        disk: &mut impl FnMut(&[u8]) -> OnDisk,
+    ) -> Result<Checked, Refusal> {
+        let refuse = |why: &'static str| (shown(&m.name), why);
+        if let Some(why) = bad_name(&m.name) {
+            return Err(refuse(why));
+        }
+        match m.kind {
+            'V' => return Ok(Checked::Label(m.name.clone())),
+            // why: tar fails on a continuation after writing what came before; refuse it up front
+            'M' => {
+                return Err(refuse(
+                    "is a multi-volume continuation, which strata never writes",
+                ));
+            }
+            '-' | 'h' | 'l' | 'd' | 'c' | 'b' | 'p' | 'C' => {}
+            _ => return Err(refuse("has a type strata never writes")),
+        }
+        let (name, ancestors) = normalise(&m.name);
+        self.walk(&ancestors, disk).map_err(refuse)?;
+        if self.skipped.contains_key(&name) {
+            return Err(refuse("reuses the name of a member that is skipped"));
+        }
+        let before = match self.names.get(&name) {
+            Some(n) => Some(*n),
+            None => match self.on_disk(&name, disk) {
+                OnDisk::Symlink => Some(Node::Symlink),
+                _ => None,
+            },
+        };
+        match (m.kind, before) {
+            // why: tar keeps a symlink (or what a hard link made) where a directory member lands and follows it
+            ('d', Some(Node::Symlink | Node::Other)) => {
+                return Err(refuse(
+                    "is a directory over a symbolic link or another non-directory",
+                ));
+            }
+            ('d', _) | ('l', Some(Node::Symlink) | None) => {}
+            (_, Some(Node::Dir)) if self.names.contains_key(&name) => {
+                return Err(refuse(
+                    "would replace a directory that earlier members used",
+                ));
+            }
+            // why: whether tar replaces or follows a symlink an earlier member made depends on the member type; refuse both
+            (k, Some(Node::Symlink)) if k != 'l' && self.names.contains_key(&name) => {
+                return Err(refuse("would be written through a symbolic link"));
+            }
+            _ => {}
+        }
+        let mut skip = match m.kind {
+            'c' | 'b' if self.devices == Devices::Skip => Some(Skip::Device),
+            '-' | 'C' if m.setid && self.privileges == Privileges::Skip => Some(Skip::Setid),
+            _ => None,
+        };
+        if m.kind == 'h' {
+            let target = m.link.clone().unwrap_or_default();
+            if bad_name(&target).is_some() {
+                return Err(refuse("is a hard link to a file outside DESTDIR"));
+            }
+            let (target_name, target_ancestors) = normalise(&target);
+            self.walk(&target_ancestors, disk)
+                .map_err(|_| refuse("is a hard link to a file outside DESTDIR"))?;
+            let t = match self.names.get(&target_name) {
+                Some(n) => Some(*n),
+                None => match self.on_disk(&target_name, disk) {
+                    OnDisk::Absent => None,
+                    OnDisk::Dir => Some(Node::Dir),
+                    OnDisk::Symlink => Some(Node::Symlink),
+                    OnDisk::Other => Some(Node::Other),
+                },
+            };
+            match t {
+                Some(Node::Other) => {}
+                Some(Node::Symlink) => return Err(refuse("is a hard link to a symbolic link")),
+                Some(Node::Dir) => return Err(refuse("is a hard link to a directory")),
+                None => {
+                    return Err(refuse(
+                        "is a hard link to a file that neither the archives nor DESTDIR hold",
+                    ));
+                }
+            }
+            // why: a link to a skipped file would make tar fail after writing the rest
+            skip = self.skipped.get(&target_name).copied();
+        }
+        if let Some(why) = skip {
+            // why: tar leaves it out by exact name (`--no-wildcards --anchored -X`), which only a plain name matches
+            if m.name != name || name.contains(&b'\n') {
+                return Err(refuse(
+                    "is a device or setuid file whose name is not plain enough to be skipped; pass --devices or --setuid to restore it",
+                ));
+            }
+            self.skipped.insert(name.clone(), why);
+            self.names.insert(name, Node::Other);
+            return Ok(Checked::Skipped(why));
+        }
+        let node = match m.kind {
+            'd' => Node::Dir,
+            'l' => Node::Symlink,
+            _ => Node::Other,
+        };
+        self.names.insert(name, node);
+        Ok(Checked::Member)
+    }
+}
+
+/// Check every member of one listing on its own; `Err` for the first bad
+/// one. `on_disk_symlink(rel)` says whether DESTDIR already has a symlink at
+/// `rel`. Returns the number of members that are files (labels excluded).
 pub fn check_members(
     members: impl IntoIterator<Item = Member>,
     mut on_disk_symlink: impl FnMut(&[u8]) -> bool,
-) -> Result<usize, (String, &'static str)> {
-    let mut symlinks: HashSet<Vec<u8>> = HashSet::new();
-    let mut disk: HashMap<Vec<u8>, bool> = HashMap::new();
+) -> Result<usize, Refusal> {
+    let mut plan = ExtractionPlan::default();
+    let mut disk = |rel: &[u8]| {
+        if on_disk_symlink(rel) {
+            OnDisk::Symlink
+        } else {
+            OnDisk::Absent
+        }
+    };
     let mut n = 0;
     for m in members {
-        if m.kind == 'V' || m.kind == 'M' {
-            continue; // why: volume labels and continuation headers are not files
-        }
-        n += 1;
-        if let Some(why) = bad_name(&m.name) {
-            return Err((shown(&m.name), why));
-        }
-        let mut through_symlink = |ancestors: &[Vec<u8>]| {
-            ancestors.iter().any(|a| {
-                symlinks.contains(a)
-                    || *disk
-                        .entry(a.clone())
-                        .or_insert_with_key(|a| on_disk_symlink(a))
-            })
-        };
-        let (name, ancestors) = normalise(&m.name);
-        if through_symlink(&ancestors) {
-            return Err((shown(&m.name), "would be written through a symbolic link"));
-        }
-        if m.kind == 'h' {
-            let target = m.link.clone().unwrap_or_default();
-            let (target_name, target_ancestors) = normalise(&target);
-            if bad_name(&target).is_some() || through_symlink(&target_ancestors) {
-                return Err((shown(&m.name), "is a hard link to a file outside DESTDIR"));
-            }
-            if symlinks.contains(&target_name) {
-                return Err((shown(&m.name), "is a hard link to a symbolic link"));
-            }
-        }
-        if m.kind == 'l' {
-            symlinks.insert(name);
-        } else if symlinks.contains(&name) {
-            // why: whether tar replaces or follows an existing symlink depends on the member type; refuse both
-            return Err((shown(&m.name), "would be written through a symbolic link"));
+        if plan.check(&m, &mut disk)? == Checked::Member {
+            n += 1;
         }
     }
     Ok(n)
+}
+
+/// How gpg's output reached the spool.
+enum Spooled {
+    Done,
+    /// Stopped at a packet strata never writes.
+    Foreign,
+    /// Stopped when the plaintext grew past the ciphertext's size.
+    TooLarge,
 }
 
 /// The verified plain stream of an archive: either the file itself or its
@@ -239,8 +567,12 @@ impl Verified {
     }
 }
 
-/// Steps 1-3: metadata, downgrade, sha256, signature.
-fn verify(env: &ArchiveEnv, file: &Path) -> Result<(ArchiveMeta, Verified), ArchiveError> {
+/// Steps 1-3: metadata, downgrade, sha256, signature. Also returns a note
+/// for the user, if the verdict needs one.
+fn verify(
+    env: &ArchiveEnv,
+    file: &Path,
+) -> Result<(ArchiveMeta, Verified, Option<String>), ArchiveError> {
     let meta = read_meta(file)?;
     let expected = env.encryption();
     if meta.encryption != expected {
@@ -262,7 +594,7 @@ fn verify(env: &ArchiveEnv, file: &Path) -> Result<(ArchiveMeta, Verified), Arch
         });
     }
     match meta.encryption {
-        Encryption::None => Ok((meta, Verified::File(file.to_owned()))),
+        Encryption::None => Ok((meta, Verified::File(file.to_owned()), None)),
         Encryption::Gpg => {
             let key = env
                 .signing_key
@@ -275,33 +607,148 @@ fn verify(env: &ArchiveEnv, file: &Path) -> Result<(ArchiveMeta, Verified), Arch
             let plain = env.spool_file("unpack-")?;
             let status = env.spool_file("unpack-")?;
             let input = File::open(file).map_err(ArchiveError::io(file))?;
-            let out = plain
+            let mut out = plain
                 .as_file()
                 .try_clone()
                 .map_err(ArchiveError::io(plain.path()))?;
+            // why: strata packs without gpg compression, so its plaintext is never larger than the ciphertext
+            let limit = meta.size;
+            let watch = gpg::PacketWatch::default();
+            let (pipe_r, pipe_w) = std::io::pipe().map_err(ArchiveError::io(file))?;
             let mut gpg = Cmd::new(&env.gpg)
-                .args(gpg::decrypt_args(status.path()))
-                .spawn_writer(Stdio::from(out))?;
+                .args(gpg::decrypt_args(status.path(), limit))
+                .spawn_writer_tee_stderr(Stdio::from(pipe_w), Box::new(watch.clone()))?;
+            // why: gpg's output passes through us, so that nothing more reaches the spool once a packet strata never writes shows up
+            let seen = watch.clone();
+            let copier = std::thread::spawn(move || -> std::io::Result<Spooled> {
+                let mut r = pipe_r;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut total = 0u64;
+                loop {
+                    if seen.foreign().is_some() {
+                        return Ok(Spooled::Foreign);
+                    }
+                    let n = match r.read(&mut buf) {
+                        Ok(0) => return Ok(Spooled::Done),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    total += n as u64;
+                    if total > limit {
+                        return Ok(Spooled::TooLarge);
+                    }
+                    if seen.foreign().is_some() {
+                        return Ok(Spooled::Foreign);
+                    }
+                    out.write_all(&buf[..n])?;
+                }
+            });
             let fed = std::io::copy(&mut BufReader::new(input), &mut gpg);
+            // why: a copier that stopped early dropped its end of the pipe, so gpg fails on its next write and this wait ends
             let ended = gpg.finish();
+            let spooled = copier
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the spool writer thread panicked")));
+            let refuse = |reason: String| ArchiveError::Signature {
+                file: file.to_owned(),
+                reason,
+            };
+            let spooled = spooled.map_err(ArchiveError::io(plain.path()))?;
+            // why: gpg has ended and its stderr is drained, so the watch has seen every packet line
+            if let Some(tag) = watch.foreign() {
+                return Err(refuse(format!(
+                    "it holds an OpenPGP packet of type {tag}{}, which strata never writes (a decompression bomb?)",
+                    if tag == 8 { " (compressed data)" } else { "" }
+                )));
+            }
+            let capped = ended
+                .as_ref()
+                .is_err_and(|e| e.stderr_tail().contains("exceeded --max-output limit"));
+            if matches!(spooled, Spooled::TooLarge) || capped {
+                return Err(refuse(format!(
+                    "its plaintext is larger than its {limit} bytes of ciphertext, which strata's archives never are (a decompression bomb?)"
+                )));
+            }
             let text = std::fs::read_to_string(status.path()).unwrap_or_default();
             let st = gpg::parse_status(&text);
-            let judged = gpg::judge_decryption(&st, key);
             // why: the status verdict is the clearer message; gpg's exit status backs it up
-            if let Err(reason) = judged {
-                return Err(ArchiveError::Signature {
-                    file: file.to_owned(),
-                    reason,
-                });
-            }
+            let verdict = gpg::judge_decryption(&st, key).map_err(refuse)?;
             fed.map_err(ArchiveError::io(file))?;
-            ended.map_err(|e| ArchiveError::Signature {
-                file: file.to_owned(),
-                reason: e.to_string(),
-            })?;
-            Ok((meta, Verified::Spool(plain)))
+            ended.map_err(|e| refuse(e.to_string()))?;
+            let note = match verdict {
+                gpg::Verdict::Good => None,
+                gpg::Verdict::GoodByExpiredKey { expired } => Some(format!(
+                    "{}: signed by {key} while that key was valid; the key has expired since ({})",
+                    file.display(),
+                    i64::try_from(expired)
+                        .ok()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                        .map_or_else(|| expired.to_string(), |d| d.format("%Y-%m-%d").to_string())
+                )),
+            };
+            Ok((meta, Verified::Spool(plain), note))
         }
     }
+}
+
+/// Whether the kernel confined an extraction to DESTDIR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confinement {
+    Enforced,
+    /// No Landlock, or one too old to allow hard links inside the confinement.
+    Unavailable,
+}
+
+/// Run `f`, which spawns the extracting tar, on a thread of its own that
+/// Landlock confines to creating, removing, linking and writing files
+/// beneath `dest` (and writing `/dev/null`). tar and its children inherit the
+/// confinement, so whatever an archive says, no path resolution can write a
+/// file elsewhere: the second line behind [`ExtractionPlan`]. (Landlock does
+/// not cover ownership, modes or xattrs; the plan does.)
+pub fn confined<T: Send>(
+    dest: &Path,
+    f: impl FnOnce() -> T + Send,
+) -> Result<(T, Confinement), ArchiveError> {
+    use landlock::{
+        ABI, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+        RulesetCreatedAttr, RulesetStatus,
+    };
+    let confine = || -> Result<Confinement, String> {
+        // why: ABI 2 is the first that lets a confined tar make hard links (Refer); below it, nothing rather than broken links
+        let writes = AccessFs::from_write(ABI::V2);
+        let dest_fd = PathFd::new(dest).map_err(|e| e.to_string())?;
+        let null = PathFd::new("/dev/null").map_err(|e| e.to_string())?;
+        let status = Ruleset::default()
+            .set_compatibility(CompatLevel::SoftRequirement)
+            .handle_access(writes)
+            .and_then(Ruleset::create)
+            .and_then(|r| r.add_rule(PathBeneath::new(dest_fd, writes)))
+            .and_then(|r| r.add_rule(PathBeneath::new(null, AccessFs::WriteFile)))
+            .and_then(landlock::RulesetCreated::restrict_self)
+            .map_err(|e| e.to_string())?;
+        Ok(match status.ruleset {
+            RulesetStatus::NotEnforced => Confinement::Unavailable,
+            _ => Confinement::Enforced,
+        })
+    };
+    std::thread::scope(|s| {
+        // why: Landlock restricts the calling thread (and what it spawns), never strata's other threads
+        s.spawn(|| {
+            let how = confine().map_err(|reason| ArchiveError::Confine {
+                dest: dest.to_owned(),
+                reason,
+            })?;
+            Ok((f(), how))
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(ArchiveError::Confine {
+                dest: dest.to_owned(),
+                reason: "the extracting thread panicked".into(),
+            })
+        })
+    })
 }
 
 /// Stream the decompressed plain tar of `v` into `cmd`'s stdin; `cmd`'s stdout
@@ -339,93 +786,249 @@ fn feed_tar(
 /// What an unpack did.
 #[derive(Debug, Clone)]
 pub struct Unpacked {
+    pub file: PathBuf,
     pub members: usize,
     pub meta: ArchiveMeta,
+    /// One line the user should read (a signing key that has expired since).
+    pub note: Option<String>,
+    /// What was left out because it was not asked for.
+    pub skipped: Skipped,
 }
 
-/// Verify `file`, check its members, and extract it into `dest`.
-pub fn unpack(env: &ArchiveEnv, file: &Path, dest: &Path) -> Result<Unpacked, ArchiveError> {
-    let (meta, verified) = verify(env, file)?;
-    std::fs::create_dir_all(dest).map_err(ArchiveError::io(dest))?;
-    let dest = dest.canonicalize().map_err(ArchiveError::io(dest))?;
+/// What DESTDIR holds at `rel` (relative to the canonical `dest`).
+fn on_disk(dest: &Path, rel: &[u8]) -> OnDisk {
+    match dest
+        .join(std::ffi::OsStr::from_bytes(rel))
+        .symlink_metadata()
+    {
+        Err(_) => OnDisk::Absent,
+        Ok(m) if m.file_type().is_symlink() => OnDisk::Symlink,
+        Ok(m) if m.is_dir() => OnDisk::Dir,
+        Ok(_) => OnDisk::Other,
+    }
+}
 
-    // Step 4: list and check.
+/// An archive that passed steps 1-4, waiting for extraction.
+struct Checked1 {
+    file: PathBuf,
+    meta: ArchiveMeta,
+    verified: Verified,
+    listed: Listed,
+    note: Option<String>,
+}
+
+/// What the listing of one archive found.
+#[derive(Default)]
+struct Listed {
+    /// Members that tar creates.
+    members: usize,
+    /// Exact names of the members tar must leave out.
+    exclude: Vec<Vec<u8>>,
+    skipped: Skipped,
+}
+
+/// Step 4 for one archive: list it with tar and check each member against
+/// `plan` (which carries the members of the archives listed before it).
+fn list_and_check(
+    env: &ArchiveEnv,
+    file: &Path,
+    meta: &ArchiveMeta,
+    verified: &Verified,
+    dest: &Path,
+    plan: &mut ExtractionPlan,
+    label: Option<&[u8]>,
+) -> Result<Listed, ArchiveError> {
+    // why: -vv --xattrs lists xattrs after their member; only this one name, so no other (which may hold a newline) can pose as a member line
     let mut list = Cmd::new(&env.tar).args([
         "-t",
+        "-v",
         "-v",
         "-P",
         "--force-local",
         "--numeric-owner",
         "--quoting-style=c",
+        "--xattrs",
+        "--xattrs-include=security.capability",
     ]);
     if let Some(flag) = codec::tar_flag(meta.compression) {
         list = list.arg(flag);
     }
+    let privileges = plan.privileges;
     let (pipe_r, pipe_w) = std::io::pipe().map_err(ArchiveError::io(file))?;
-    let dest2 = dest.clone();
-    let file2 = file.to_owned();
-    let checker = std::thread::spawn(move || -> Result<usize, ArchiveError> {
-        let mut bad_line = None;
-        let reader = BufReader::new(pipe_r);
-        let members = reader.split(b'\n').map_while(Result::ok).filter_map(|l| {
-            let m = parse_listing_line(&l);
-            if m.is_none() && bad_line.is_none() && !l.trim_ascii().is_empty() {
-                bad_line = Some(String::from_utf8_lossy(&l).into_owned());
+    let (checked, listed) = std::thread::scope(|s| {
+        let checker = s.spawn(|| -> Result<Listed, ArchiveError> {
+            let mut out = Listed::default();
+            let mut first = true;
+            let mut disk = |rel: &[u8]| on_disk(dest, rel);
+            for line in BufReader::new(pipe_r).split(b'\n') {
+                let line = line.map_err(ArchiveError::io(file))?;
+                if line.starts_with(b"  x: ") && line.ends_with(b" security.capability") {
+                    if privileges == Privileges::Skip {
+                        out.skipped.capabilities += 1;
+                    }
+                    continue;
+                }
+                let Some(m) = parse_listing_line(&line) else {
+                    if line.trim_ascii().is_empty() {
+                        continue;
+                    }
+                    return Err(ArchiveError::BadListing {
+                        file: file.to_owned(),
+                        line: String::from_utf8_lossy(&line).into_owned(),
+                    });
+                };
+                if let Some(want) = label
+                    && std::mem::take(&mut first)
+                    && (m.kind != 'V' || m.name != want)
+                {
+                    // why: pack writes the label first; a signature covers bytes, the label says where they belong
+                    return Err(ArchiveError::LabelMismatch {
+                        file: file.to_owned(),
+                        found: if m.kind == 'V' {
+                            format!("{:?}", shown(&m.name))
+                        } else {
+                            "missing".into()
+                        },
+                        expected: shown(want),
+                    });
+                }
+                match plan.check(&m, &mut disk) {
+                    Ok(Checked::Member) => out.members += 1,
+                    Ok(Checked::Label(_)) => {}
+                    Ok(Checked::Skipped(why)) => {
+                        match why {
+                            Skip::Device => out.skipped.devices += 1,
+                            Skip::Setid => out.skipped.setid += 1,
+                        }
+                        out.exclude.push(m.name);
+                    }
+                    Err((member, why)) => {
+                        return Err(ArchiveError::UnsafeMember {
+                            file: file.to_owned(),
+                            member,
+                            why,
+                        });
+                    }
+                }
             }
-            m
+            Ok(out)
         });
-        let r = check_members(members, |rel| {
-            dest2
-                .join(std::ffi::OsStr::from_bytes(rel))
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink())
+        let listed = feed_tar(verified, meta.compression, &list, Stdio::from(pipe_w), file);
+        let checked = checker.join().unwrap_or_else(|_| {
+            Err(ArchiveError::BadListing {
+                file: file.to_owned(),
+                line: "(the listing checker panicked)".into(),
+            })
         });
-        if let Some(line) = bad_line {
-            return Err(ArchiveError::BadListing { file: file2, line });
-        }
-        r.map_err(|(member, why)| ArchiveError::UnsafeMember {
-            file: file2,
-            member,
-            why,
-        })
-    });
-    let listed = feed_tar(
-        &verified,
-        meta.compression,
-        &list,
-        Stdio::from(pipe_w),
-        file,
-    );
-    let checked = checker.join().unwrap_or_else(|_| {
-        Err(ArchiveError::BadListing {
-            file: file.to_owned(),
-            line: "(the listing checker panicked)".into(),
-        })
+        (checked, listed)
     });
     // why: a refused member stops the checker early, which kills the listing tar; the refusal is the news
-    let members = checked?;
+    let out = checked?;
     listed?;
+    Ok(out)
+}
+
+/// Verify every file, list and check every member of all of them as one
+/// extraction into `dest`, and only then extract them in order: a refusal,
+/// whichever archive it is in, comes before anything is written.
+pub fn unpack_all(
+    env: &ArchiveEnv,
+    files: &[PathBuf],
+    dest: &Path,
+    opts: UnpackOptions,
+) -> Result<Vec<Unpacked>, ArchiveError> {
+    // Steps 1-3 for all, then step 4 for all.
+    let mut verified = Vec::with_capacity(files.len());
+    for file in files {
+        let label = expected_label(file, opts.label)?;
+        let (meta, v, note) = verify(env, file)?;
+        verified.push((file, meta, v, note, label));
+    }
+    std::fs::create_dir_all(dest).map_err(ArchiveError::io(dest))?;
+    let dest = dest.canonicalize().map_err(ArchiveError::io(dest))?;
+    let mut plan = ExtractionPlan::new(opts.devices, opts.privileges);
+    let mut checked = Vec::with_capacity(files.len());
+    for (file, meta, v, note, label) in verified {
+        let listed = list_and_check(env, file, &meta, &v, &dest, &mut plan, label.as_deref())?;
+        checked.push(Checked1 {
+            file: file.clone(),
+            meta,
+            verified: v,
+            listed,
+            note,
+        });
+    }
 
     // Step 5: extract.
-    let mut x = Cmd::new(&env.tar)
-        .args([
-            "-x",
-            "--force-local",
-            "--numeric-owner",
-            "--acls",
-            "--xattrs",
-            "--xattrs-include=*",
-            "-C",
-        ])
-        .arg(&dest);
-    if let Some(flag) = codec::tar_flag(meta.compression) {
-        x = x.arg(flag);
+    let mut done = Vec::with_capacity(checked.len());
+    let mut warned = false;
+    for c in checked {
+        let mut x = Cmd::new(&env.tar)
+            .args([
+                "-x",
+                "--force-local",
+                "--numeric-owner",
+                "--acls",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-C",
+            ])
+            .arg(&dest);
+        if let Some(flag) = codec::tar_flag(c.meta.compression) {
+            x = x.arg(flag);
+        }
+        if opts.privileges == Privileges::Skip {
+            x = x.arg("--xattrs-exclude=security.capability");
+        }
+        // why: kept until tar is done with it
+        let mut exclude_file = None;
+        if !c.listed.exclude.is_empty() {
+            let mut t = env.spool_file("unpack-")?;
+            for name in &c.listed.exclude {
+                t.write_all(name)
+                    .and_then(|()| t.write_all(b"\n"))
+                    .map_err(ArchiveError::io(t.path()))?;
+            }
+            t.flush().map_err(ArchiveError::io(t.path()))?;
+            // why: exact names only: no pattern characters, no match in the middle of a name
+            x = x.args(["--no-wildcards", "--anchored", "-X"]).arg(t.path());
+            exclude_file = Some(t);
+        }
+        let (stderr, confinement) = confined(&dest, || {
+            feed_tar(&c.verified, c.meta.compression, &x, Stdio::null(), &c.file)
+        })?;
+        let stderr = stderr?;
+        drop(exclude_file);
+        if confinement == Confinement::Unavailable && !warned {
+            warned = true;
+            eprintln!(
+                "strata: note: this kernel offers no Landlock (ABI 2 or later), so only the member checks keep tar inside {}",
+                dest.display()
+            );
+        }
+        if !stderr.is_empty() {
+            eprint!("{}", String::from_utf8_lossy(&stderr));
+        }
+        done.push(Unpacked {
+            file: c.file,
+            members: c.listed.members,
+            meta: c.meta,
+            note: c.note,
+            skipped: c.listed.skipped,
+        });
     }
-    let stderr = feed_tar(&verified, meta.compression, &x, Stdio::null(), file)?;
-    if !stderr.is_empty() {
-        eprint!("{}", String::from_utf8_lossy(&stderr));
-    }
-    Ok(Unpacked { members, meta })
+    Ok(done)
+}
+
+/// Verify `file`, check its members, and extract it into `dest`.
+pub fn unpack(
+    env: &ArchiveEnv,
+    file: &Path,
+    dest: &Path,
+    opts: UnpackOptions,
+) -> Result<Unpacked, ArchiveError> {
+    let mut all = unpack_all(env, &[file.to_owned()], dest, opts)?;
+    Ok(all.remove(0))
 }
 
 /// Read a whole small file for tests of the listing parser.
@@ -447,6 +1050,7 @@ mod tests {
             kind,
             name: name.as_bytes().to_vec(),
             link: link.map(|l| l.as_bytes().to_vec()),
+            setid: false,
         }
     }
 
@@ -517,5 +1121,184 @@ crw-r--r-- 0/0             1,3 2026-11-22 01:39 "u/null"
         assert!(r.is_err(), "{r:?}");
         let r = check_members(vec![m('-', "./", None)], none);
         assert!(r.is_err(), "{r:?}");
+    }
+
+    /// One plan over several listings, with `disk` as DESTDIR's state before
+    /// the call; the result of each member in order.
+    fn plan_of(disk: &[(&str, OnDisk)], members: &[Member]) -> Result<usize, Refusal> {
+        let mut plan = ExtractionPlan::default();
+        let mut look = |rel: &[u8]| {
+            disk.iter()
+                .find(|(n, _)| n.as_bytes() == rel)
+                .map_or(OnDisk::Absent, |(_, d)| *d)
+        };
+        let mut n = 0;
+        for mm in members {
+            plan.check(mm, &mut look)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    #[test]
+    fn a_confined_tar_writes_and_links_inside_destdir_and_nowhere_else() {
+        let top = tempfile::tempdir().unwrap();
+        let dest = top.path().join("dest");
+        let outside = top.path().join("outside");
+        std::fs::create_dir_all(dest.join("sub")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dest.join("out")).unwrap();
+        let script = "echo in > a && ln a sub/b && echo x > /dev/null && \
+                      mkdir d && ( echo evil > out/evil; mkdir out/dir; ln -s x out/sym; true )";
+        let (run, how) = confined(&dest, || {
+            Cmd::new("sh").args(["-c", script]).current_dir(&dest).run()
+        })
+        .unwrap();
+        if how == Confinement::Unavailable {
+            assert!(
+                std::env::var_os("STRATA_TEST_STRICT").is_none_or(|v| v != "1"),
+                "this kernel offers no Landlock ABI 2"
+            );
+            eprintln!("*** SKIPPED: no Landlock ABI 2 on this kernel ***");
+            return;
+        }
+        run.unwrap();
+        assert_eq!(std::fs::read_to_string(dest.join("sub/b")).unwrap(), "in\n");
+        assert!(dest.join("d").is_dir());
+        let escaped: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+        assert!(escaped.is_empty(), "written outside: {escaped:?}");
+        // the calling thread is not confined
+        std::fs::write(outside.join("free"), "ok").unwrap();
+    }
+
+    #[test]
+    fn devices_and_setuid_files_are_skipped_unless_asked() {
+        let setid = |kind: char, name: &str| Member {
+            setid: true,
+            ..m(kind, name, None)
+        };
+        let absent = &mut |_: &[u8]| OnDisk::Absent;
+        let mut plan = ExtractionPlan::default();
+        let mut check = |mm: Member| plan.check(&mm, absent);
+        assert_eq!(
+            check(m('c', "u/null", None)),
+            Ok(Checked::Skipped(Skip::Device))
+        );
+        assert_eq!(
+            check(setid('-', "u/suid")),
+            Ok(Checked::Skipped(Skip::Setid))
+        );
+        assert_eq!(
+            check(m('h', "u/link", Some("u/./suid"))),
+            Ok(Checked::Skipped(Skip::Setid))
+        );
+        // a setgid directory is no privilege
+        assert_eq!(check(setid('d', "u/shared")), Ok(Checked::Member));
+        assert!(check(m('-', "u/null", None)).is_err_and(|(_, w)| w.contains("skipped")));
+        assert!(check(m('-', "u/null/x", None)).is_err());
+        assert!(check(m('b', "u//disk", None)).is_err_and(|(_, w)| w.contains("plain")));
+        assert!(check(m('b', "u/a\nb", None)).is_err_and(|(_, w)| w.contains("plain")));
+        let mut all = ExtractionPlan::new(Devices::Restore, Privileges::Restore);
+        assert_eq!(
+            all.check(&m('c', "u/null", None), absent),
+            Ok(Checked::Member)
+        );
+        assert_eq!(
+            all.check(&setid('-', "u/suid"), absent),
+            Ok(Checked::Member)
+        );
+        let line = b"-rwsr-xr-x  0/0  10 1970-01-01 00:00 \"u/suid\"";
+        assert!(parse_listing_line(line).unwrap().setid);
+        let line = b"-rwxr-Sr-x  0/0  10 1970-01-01 00:00 \"u/sgid\"";
+        assert!(parse_listing_line(line).unwrap().setid);
+        let line = b"-rwxr-xr-t  0/0  10 1970-01-01 00:00 \"u/sticky\"";
+        assert!(!parse_listing_line(line).unwrap().setid);
+    }
+
+    #[test]
+    fn the_plan_spans_archives_and_what_destdir_holds() {
+        use OnDisk::{Dir, Other, Symlink};
+        type Case<'a> = (&'a [(&'a str, OnDisk)], Vec<Member>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            // a hard link to a symlink of an earlier archive, or of DESTDIR
+            (
+                &[],
+                vec![m('l', "u/s", Some("/x")), m('h', "u/h", Some("u/s"))],
+                Some("hard link to a symbolic link"),
+            ),
+            (
+                &[("u", Dir), ("u/run", Symlink)],
+                vec![m('h', "u/h", Some("u/./run"))],
+                Some("hard link to a symbolic link"),
+            ),
+            // any name a non-directory member made is no way through
+            (
+                &[("u/f", Other)],
+                vec![m('h', "u/h", Some("u/f")), m('-', "u/h/x", None)],
+                Some("an earlier member made"),
+            ),
+            (
+                &[],
+                vec![m('-', "u/f", None), m('d', "u/f/", None)],
+                Some("directory over"),
+            ),
+            // a directory member where DESTDIR has a symlink
+            (
+                &[("u/run", Symlink)],
+                vec![m('d', "u/run", None)],
+                Some("directory over"),
+            ),
+            // a symlink of DESTDIR above a member
+            (
+                &[("u", Symlink)],
+                vec![m('-', "u/x", None)],
+                Some("already in DESTDIR"),
+            ),
+            // replacing a directory that members went through
+            (
+                &[],
+                vec![m('-', "u/d/x", None), m('l', "u/d", Some("/etc"))],
+                Some("replace a directory"),
+            ),
+            // a hard link to nothing
+            (&[], vec![m('h', "u/h", Some("u/none"))], Some("neither")),
+            (
+                &[("u/d", Dir)],
+                vec![m('h', "u/h", Some("u/d"))],
+                Some("to a directory"),
+            ),
+            // labels and continuations
+            (&[], vec![m('V', "/etc/x", None)], Some("absolute")),
+            (&[], vec![m('M', "u/x", None)], Some("multi-volume")),
+            (&[], vec![m('?', "u/x", None)], Some("type")),
+            // fine: a symlink over DESTDIR's symlink, a file over it, links to
+            // DESTDIR's files, a directory DESTDIR has
+            (
+                &[
+                    ("u", Dir),
+                    ("u/run", Symlink),
+                    ("u/old", Other),
+                    ("u/f", Symlink),
+                ],
+                vec![
+                    m('l', "u/run", Some("/run")),
+                    m('h', "u/h", Some("u/old")),
+                    m('-', "u/f", None),
+                    m('d', "u/", None),
+                    m('V', "20261122-1 u", None),
+                ],
+                None,
+            ),
+        ];
+        for (disk, members, want) in cases {
+            let r = plan_of(disk, &members);
+            match want {
+                None => assert!(r.is_ok(), "{members:?}: {r:?}"),
+                Some(why) => assert!(
+                    r.as_ref().is_err_and(|(_, w)| w.contains(why)),
+                    "{members:?} on {disk:?}: {r:?}, wanted {why:?}"
+                ),
+            }
+        }
     }
 }

@@ -13,6 +13,10 @@ pub const RBD_SNAPID: &str = "user.rbd.snapid";
 pub const ARCHIVE_COMPRESSION: &str = "user.archive.compression";
 pub const ARCHIVE_ENCRYPTION: &str = "user.archive.encryption";
 pub const ARCHIVE_SHA256: &str = "user.archive.sha256";
+/// The set and unit a retrieved archive was fetched as (strata's own), which
+/// its tar volume label must name.
+pub const ARCHIVE_SET: &str = "user.archive.set";
+pub const ARCHIVE_UNIT: &str = "user.archive.unit";
 /// sha256 (hex) of a stored file's content as of its last complete update.
 pub const STRATA_SHA256: &str = "user.strata.sha256";
 /// sha256 (hex) of the content a block update is writing: present only while

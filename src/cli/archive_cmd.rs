@@ -80,6 +80,16 @@ enum ArchiveCmd {
     },
     /// Verify and unpack retrieved archives into DESTDIR
     Unpack {
+        /// Do not check that each archive's tar label names the set and unit
+        /// it was retrieved as (for files not fetched by `archive retrieve`)
+        #[arg(long)]
+        any_label: bool,
+        /// Create the device nodes the archives hold (skipped otherwise)
+        #[arg(long)]
+        devices: bool,
+        /// Restore setuid/setgid files and security.capability xattrs (skipped otherwise)
+        #[arg(long)]
+        setuid: bool,
         destdir: PathBuf,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -378,15 +388,43 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::Ok
             })
         }
-        ArchiveCmd::Unpack { destdir, files } => {
+        ArchiveCmd::Unpack {
+            any_label,
+            devices,
+            setuid,
+            destdir,
+            files,
+        } => {
             refuse_root(cli, "archive unpack")?;
             let env = env(ctx)?;
-            for f in files {
-                let u = unpack::unpack(&env, f, destdir)?;
+            let opts = unpack::UnpackOptions {
+                label: if *any_label {
+                    unpack::LabelCheck::Any
+                } else {
+                    unpack::LabelCheck::Recorded
+                },
+                devices: if *devices {
+                    unpack::Devices::Restore
+                } else {
+                    unpack::Devices::Skip
+                },
+                privileges: if *setuid {
+                    unpack::Privileges::Restore
+                } else {
+                    unpack::Privileges::Skip
+                },
+            };
+            for u in unpack::unpack_all(&env, files, destdir, opts)? {
+                if let Some(note) = &u.note {
+                    eprintln!("strata: note: {note}");
+                }
+                if u.skipped.any() {
+                    eprintln!("strata: {}: {}", u.file.display(), u.skipped);
+                }
                 if !cli.g.quiet {
                     println!(
                         "unpacked {} ({} members) into {}",
-                        f.display(),
+                        u.file.display(),
                         u.members,
                         destdir.display()
                     );

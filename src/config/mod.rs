@@ -96,6 +96,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: larger than 16 MiB; a config file is never that big", path.display())]
+    TooLarge { path: PathBuf },
     #[error("no config file: looked for {}", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and "))]
     NotFound { tried: Vec<PathBuf> },
     #[error("{}", render(file, problems))]
@@ -154,11 +156,49 @@ pub fn locate(explicit: Option<&Path>, home: &Path) -> Result<PathBuf, ConfigErr
         .ok_or(ConfigError::NotFound { tried })
 }
 
+/// The largest config file read: far above any real one, far below what
+/// would hurt (`-c /dev/zero` must not eat the machine's memory).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// Read and validate the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_err = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(read_err)?,
+            MAX_CONFIG_BYTES + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        ConfigError::Invalid {
+            file: path.to_owned(),
+            problems: vec![Problem {
+                line: bytes[..at].split(|b| *b == b'\n').count() as u64,
+                path: KeyPath::root(),
+                message: format!(
+                    "not UTF-8 (byte 0x{:02X} at column {}); save the file as UTF-8",
+                    bytes[at],
+                    at - line_start + 1
+                ),
+            }],
+        }
     })?;
     parse(&text, path)
 }

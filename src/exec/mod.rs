@@ -355,6 +355,24 @@ impl Cmd {
         Ok(ChildWriter::new(self.clone(), child, stdin, stderr))
     }
 
+    /// Like [`Cmd::spawn_writer`], but stderr is also copied to `tee` as it
+    /// arrives (a watcher that must see a line while the child still runs).
+    /// [`ChildWriter::finish`] still returns the whole stderr.
+    pub fn spawn_writer_tee_stderr(
+        &self,
+        stdout: Stdio,
+        tee: Box<dyn Write + Send>,
+    ) -> Result<ChildWriter, ExecError> {
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::piped())
+            .stdout(stdout)
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|source| self.spawn_error(source))?;
+        let stderr = drain_tee(child.stderr.take(), tee);
+        let stdin = child.stdin.take().expect("stdin was piped above");
+        Ok(ChildWriter::new(self.clone(), child, stdin, stderr))
+    }
+
     pub(crate) fn check(&self, status: ExitStatus, stderr: &[u8]) -> Result<i32, ExecError> {
         match Termination::from_status(status) {
             Termination::Exited(code) if self.ok_codes.contains(&code) => Ok(code),

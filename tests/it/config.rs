@@ -467,3 +467,40 @@ fn default_config_path_falls_back_to_deltaic_conf() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_oversized_or_non_utf8_config_gets_a_one_line_error() {
+    let home = TestHome::new();
+    // 17 MiB (sparse): over the 16 MiB cap.
+    let big = home.join("big.yaml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(17 << 20)
+        .unwrap();
+    for path in [big.as_path(), Path::new("/dev/zero")] {
+        let out = check(&home, path);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{}: larger than 16 MiB; a config file is never that big",
+                path.display()
+            )),
+            "{err}"
+        );
+    }
+    // A Latin-1 byte on line 3.
+    let latin1 = home.join("latin1.yaml");
+    std::fs::write(&latin1, b"settings:\n  root: /srv/backup\n  # caf\xe9\n").unwrap();
+    let out = check(&home, &latin1);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3: not UTF-8 (byte 0xE9 at column 8); save the file as UTF-8",
+            latin1.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

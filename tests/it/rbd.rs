@@ -422,6 +422,7 @@ fn rbd_apply_diff_refuses_each_kind_of_corrupt_diff_and_leaves_the_image() {
     let good = w.finish().unwrap();
     let image = home.join("image");
     std::fs::write(&image, vec![1u8; usize::try_from(4 * MIB).unwrap()]).unwrap();
+    xattr::set(&image, "user.rbd.snapshot", b"backup-a").unwrap();
     let before = sha_file(&image);
     let diff = home.join("d");
     for (kind, bytes, message) in corruptions(&good) {
@@ -449,6 +450,89 @@ fn rbd_apply_diff_refuses_each_kind_of_corrupt_diff_and_leaves_the_image() {
     assert_eq!(&data[8192..16384], &[7u8; 8192][..]);
     let mib = usize::try_from(MIB).unwrap();
     assert!(data[mib..mib + 4096].iter().all(|&b| b == 0));
+}
+
+/// A diff from `from` (none: a full export) to `to` of an image of `size`
+/// bytes with one `w` record of `len` bytes of `byte` at `at`.
+fn small_diff(from: Option<&str>, to: &str, size: u64, at: u64, len: usize, byte: u8) -> Vec<u8> {
+    let mut w = DiffWriter::new(Vec::new()).unwrap();
+    if let Some(f) = from {
+        w.from_snap(f).unwrap();
+    }
+    w.to_snap(to).unwrap();
+    w.size(size).unwrap();
+    w.data(at, &vec![byte; len]).unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn rbd_apply_diff_follows_the_backup_rules() {
+    let home = TestHome::new();
+    let apply = |diff: &[u8], image: &Path| -> Output {
+        let d = home.join("d");
+        std::fs::write(&d, diff).unwrap();
+        strata(&home)
+            .args(["rbd", "apply-diff"])
+            .arg(&d)
+            .arg(image)
+            .output()
+            .unwrap()
+    };
+    let held = |image: &Path| {
+        xattr::get(image, "user.rbd.snapshot")
+            .unwrap()
+            .map(|v| text(&v))
+    };
+    // An image file as a backup leaves it: all ones, at snapshot s1.
+    let image = home.join("image");
+    std::fs::write(&image, vec![1u8; usize::try_from(4 * MIB).unwrap()]).unwrap();
+    xattr::set(&image, "user.rbd.snapshot", b"s1").unwrap();
+
+    // s1 -> s2, then s2 -> s3: each applies and records its snapshot.
+    for (from, to, at) in [("s1", "s2", 8192), ("s2", "s3", 16384)] {
+        let out = apply(&small_diff(Some(from), to, 4 * MIB, at, 4096, 2), &image);
+        assert!(out.status.success(), "{from}->{to}: {}", text(&out.stderr));
+        assert_eq!(held(&image).as_deref(), Some(to), "{from}->{to}");
+    }
+    // A diff from another snapshot is refused, in plain words.
+    let out = apply(&small_diff(Some("s1"), "s2", 4 * MIB, 0, 4096, 3), &image);
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("holds snapshot s3, but the diff goes from snapshot s1 to snapshot s2"),
+        "{err}"
+    );
+    assert!(!err.contains("Some("), "{err}");
+    // A full export replaces the image: nothing of the old content survives.
+    let out = apply(&small_diff(None, "s4", MIB, 0, 4096, 4), &image);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let data = std::fs::read(&image).unwrap();
+    assert_eq!(data.len(), usize::try_from(MIB).unwrap());
+    assert!(data[..4096].iter().all(|&b| b == 4));
+    assert!(
+        data[4096..].iter().all(|&b| b == 0),
+        "the full export was merged into the old image"
+    );
+    assert_eq!(held(&image).as_deref(), Some("s4"));
+    // An incremental onto a file that records no snapshot is refused.
+    let bare = home.join("bare");
+    std::fs::write(&bare, vec![1u8; 4096]).unwrap();
+    let out = apply(&small_diff(Some("s1"), "s2", MIB, 0, 4096, 5), &bare);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("records no snapshot (no user.rbd.snapshot)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&bare).unwrap(), vec![1u8; 4096]);
+    // A size record of 2^63 onto a new file creates nothing.
+    let new = home.join("new");
+    let mut w = DiffWriter::new(Vec::new()).unwrap();
+    w.to_snap("s1").unwrap();
+    w.size(1 << 63).unwrap();
+    let out = apply(&w.finish().unwrap(), &new);
+    assert!(!out.status.success());
+    assert!(!new.exists(), "a refused diff left {}", new.display());
 }
 
 #[test]

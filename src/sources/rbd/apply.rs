@@ -147,46 +147,95 @@ fn apply_diff_with<R: Read>(
     holes: Holes,
 ) -> Result<ApplyStats, ApplyError> {
     // why: a stream that is not a diff at all must not create an empty image.
-    let mut diff = DiffReader::new(reader)?;
+    let diff = DiffReader::new(reader)?;
+    let created = !image.exists();
+    let applied = apply_records(diff, image, holes);
+    if applied.is_err() && created && image.exists() {
+        // why: a file this call created holds nothing worth keeping once the diff failed
+        let _ = std::fs::remove_file(image);
+    }
+    applied
+}
+
+/// Open (or create) the image file for writing.
+fn open_target(image: &Path, holes: Holes, stats: ApplyStats) -> Result<Target<'_>, ApplyError> {
+    let open_err = |source| ApplyError::Open {
+        path: image.to_owned(),
+        source,
+    };
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(image)
-        .map_err(|source| ApplyError::Open {
-            path: image.to_owned(),
-            source,
-        })?;
-    let size = file
-        .metadata()
-        .map_err(|source| ApplyError::Open {
-            path: image.to_owned(),
-            source,
-        })?
-        .len();
-    let mut target = Target {
+        .map_err(open_err)?;
+    let size = file.metadata().map_err(open_err)?.len();
+    Ok(Target {
         file,
         path: image,
         size,
         holes,
-        stats: ApplyStats::default(),
-    };
+        stats,
+    })
+}
+
+/// The records of `diff` onto `image`; the file is opened only at the first
+/// `w`/`z` record (or the end), once the leading `f`/`t`/`s` records passed.
+fn apply_records<R: Read>(
+    mut diff: DiffReader<R>,
+    image: &Path,
+    holes: Holes,
+) -> Result<ApplyStats, ApplyError> {
+    let mut stats = ApplyStats::default();
+    let mut new_size = None;
+    let mut target: Option<Target> = None;
     let mut buffers = Buffers {
         new: vec![0; CHUNK],
         old: vec![0; CHUNK],
     };
-    while let Some(record) = diff.next_record()? {
+    loop {
+        let record = diff.next_record()?;
+        if let Some(Record::Size(size)) = &record
+            && i64::try_from(*size).is_err()
+        {
+            return Err(ApplyError::Resize {
+                path: image.to_owned(),
+                size: *size,
+                source: io::Error::from(io::ErrorKind::FileTooLarge),
+            });
+        }
+        let t = match (&mut target, &record) {
+            (None, Some(Record::FromSnap(_) | Record::ToSnap(_) | Record::Size(_))) => {
+                match record {
+                    Some(Record::FromSnap(name)) => stats.from_snap = Some(name),
+                    Some(Record::ToSnap(name)) => stats.to_snap = Some(name),
+                    Some(Record::Size(size)) => new_size = Some(size),
+                    _ => {}
+                }
+                continue;
+            }
+            (Some(t), _) => t,
+            (None, _) => {
+                let mut t = open_target(image, holes, std::mem::take(&mut stats))?;
+                if let Some(size) = new_size {
+                    t.resize(size)?;
+                }
+                target.insert(t)
+            }
+        };
         match record {
-            Record::FromSnap(name) => target.stats.from_snap = Some(name),
-            Record::ToSnap(name) => target.stats.to_snap = Some(name),
-            Record::Size(size) => target.resize(size)?,
-            Record::Write(mut data) => target.write_record(&mut data, &mut buffers)?,
-            Record::Zero { offset, len } => {
-                target.zero_range(offset, offset + len, &mut buffers)?;
+            None => break,
+            Some(Record::FromSnap(name)) => t.stats.from_snap = Some(name),
+            Some(Record::ToSnap(name)) => t.stats.to_snap = Some(name),
+            Some(Record::Size(size)) => t.resize(size)?,
+            Some(Record::Write(mut data)) => t.write_record(&mut data, &mut buffers)?,
+            Some(Record::Zero { offset, len }) => {
+                t.zero_range(offset, offset + len, &mut buffers)?;
             }
         }
     }
+    let mut target = target.expect("the end of the stream opened the file");
     target.file.sync_data().map_err(|source| ApplyError::Sync {
         path: image.to_owned(),
         source,

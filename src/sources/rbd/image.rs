@@ -336,6 +336,99 @@ fn drop_foreign(rbd: &Rbd, image: &str, snap: &str) -> Result<(), RbdError> {
     Ok(())
 }
 
+/// What `rbd apply-diff` does with a diff onto an image file: the rules a
+/// backup follows, applied by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandApply {
+    /// A diff from the snapshot the file holds (or the same diff again):
+    /// applied in place, marked pending meanwhile unless `pending_held`
+    /// (an interrupted backup's own pending diff, left for it to finish).
+    Incremental { to: String, pending_held: bool },
+    /// A full export: it lists only the image's allocated extents, so the
+    /// file is emptied first; merging would keep old bytes wherever the new
+    /// image has never been written.
+    Full { to: String },
+}
+
+/// Judge a diff (`from`: its `f` record, `to`: its `t` record) against what
+/// the image file records; `Err` says why it cannot be applied.
+pub fn plan_hand_apply(
+    stored: &Stored,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<HandApply, String> {
+    let Some(to) = to else {
+        return Err(
+            "it has no to-snapshot (`t`) record, so the file could not say which snapshot it holds"
+                .into(),
+        );
+    };
+    if let Some(p) = &stored.pending
+        && p != to
+    {
+        return Err(format!(
+            "an interrupted backup is pending (user.rbd.pending-snapshot is {p}): run `strata rbd backup` to finish it first"
+        ));
+    }
+    let Some(from) = from else {
+        return Ok(HandApply::Full { to: to.to_owned() });
+    };
+    match &stored.snapshot {
+        None => Err(format!(
+            "the image file records no snapshot (no user.rbd.snapshot), so it is not known to hold snapshot {from}: apply a full export first"
+        )),
+        Some(s) if s == from || s == to => Ok(HandApply::Incremental {
+            to: to.to_owned(),
+            pending_held: stored.pending.is_some(),
+        }),
+        Some(s) => Err(format!(
+            "the image file holds snapshot {s}, but the diff goes from snapshot {from} to snapshot {to}"
+        )),
+    }
+}
+
+/// Apply the validated diff file `diff` to `image` by `plan`, keeping the
+/// xattrs as a backup would: a crash at any point leaves marks from which
+/// the next backup (or the same command again) gets a correct file.
+pub fn apply_by_hand(diff: &Path, image: &Path, plan: &HandApply) -> Result<ApplyStats, RbdError> {
+    let apply = |image: &Path| {
+        let f = File::open(diff).map_err(io_err(diff))?;
+        apply_diff(BufReader::new(f), image).map_err(|source| RbdError::Apply {
+            path: image.to_owned(),
+            source,
+        })
+    };
+    match plan {
+        HandApply::Incremental { to, pending_held } => {
+            if !pending_held {
+                set_xattr(image, xattrs::RBD_PENDING_SNAPSHOT, to)?;
+            }
+            let stats = apply(image)?;
+            set_xattr(image, xattrs::RBD_SNAPSHOT, to)?;
+            if !pending_held {
+                remove_xattr(image, xattrs::RBD_PENDING_SNAPSHOT)?;
+            }
+            Ok(stats)
+        }
+        HandApply::Full { to } => {
+            if image.exists() {
+                // why: as a full backup: pending first, then the file stops claiming its old snapshot, then it is emptied
+                set_xattr(image, xattrs::RBD_PENDING_SNAPSHOT, to)?;
+                remove_xattr(image, xattrs::RBD_SNAPSHOT)?;
+                OpenOptions::new()
+                    .write(true)
+                    .open(image)
+                    .and_then(|f| f.set_len(0))
+                    .map_err(io_err(image))?;
+            }
+            let stats = apply(image)?;
+            set_xattr(image, xattrs::RBD_SNAPSHOT, to)?;
+            remove_xattr(image, xattrs::RBD_PENDING_SNAPSHOT)?;
+            Ok(stats)
+        }
+    }
+}
+
 fn set_xattr(path: &Path, name: &str, value: &str) -> Result<(), RbdError> {
     xattr::set(path, name, value.as_bytes()).map_err(io_err(path))
 }
@@ -610,6 +703,87 @@ mod tests {
         std::fs::write(&p, w.finish().unwrap()).unwrap();
         assert_eq!(from_snap_of(&p).as_deref(), Some("backup-old"));
         assert_eq!(from_snap_of(&d.path().join("missing")), None);
+    }
+
+    #[test]
+    fn a_diff_applied_by_hand_follows_the_backup_rules() {
+        type Case<'a> = (
+            Stored,
+            Option<&'a str>,
+            Option<&'a str>,
+            Result<HandApply, &'a str>,
+        );
+        let st = |snapshot: Option<&str>, pending: Option<&str>| Stored {
+            snapshot: snapshot.map(str::to_owned),
+            pending: pending.map(str::to_owned),
+        };
+        let inc = |to: &str, held: bool| {
+            Ok(HandApply::Incremental {
+                to: to.into(),
+                pending_held: held,
+            })
+        };
+        let full = |to: &str| Ok(HandApply::Full { to: to.into() });
+        let cases: [Case; 10] = [
+            (
+                st(Some("s1"), None),
+                Some("s1"),
+                Some("s2"),
+                inc("s2", false),
+            ),
+            // the same diff again (a crash after the apply)
+            (
+                st(Some("s2"), None),
+                Some("s1"),
+                Some("s2"),
+                inc("s2", false),
+            ),
+            // an interrupted backup's .pending diff, applied by hand
+            (
+                st(Some("s1"), Some("s2")),
+                Some("s1"),
+                Some("s2"),
+                inc("s2", true),
+            ),
+            (
+                st(Some("s3"), None),
+                Some("s1"),
+                Some("s2"),
+                Err("holds snapshot s3"),
+            ),
+            (
+                st(None, None),
+                Some("s1"),
+                Some("s2"),
+                Err("records no snapshot"),
+            ),
+            (
+                st(Some("s1"), Some("p")),
+                Some("s1"),
+                Some("s2"),
+                Err("interrupted backup"),
+            ),
+            (
+                st(Some("s1"), None),
+                Some("s1"),
+                None,
+                Err("no to-snapshot"),
+            ),
+            // full exports replace whatever the file holds
+            (st(Some("s9"), None), None, Some("s2"), full("s2")),
+            (st(None, None), None, Some("s2"), full("s2")),
+            (st(None, Some("s2")), None, Some("s2"), full("s2")),
+        ];
+        for (stored, from, to, want) in cases {
+            let got = plan_hand_apply(&stored, from, to);
+            match want {
+                Ok(w) => assert_eq!(got, Ok(w), "{stored:?} {from:?} {to:?}"),
+                Err(why) => assert!(
+                    got.as_ref().is_err_and(|e| e.contains(why)),
+                    "{stored:?} {from:?} {to:?}: {got:?}"
+                ),
+            }
+        }
     }
 
     #[test]

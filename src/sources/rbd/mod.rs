@@ -67,8 +67,11 @@ pub enum RbdError {
         source: diff::DiffError,
     },
     #[error(
-        "the diff {} goes from {found_from:?} to {found_to:?}, expected {want_from:?} to {want_to:?}",
-        path.display()
+        "the diff {} goes from {} to {}, expected from {} to snapshot {want_to}",
+        path.display(),
+        from_name(found_from.as_deref()),
+        found_to.as_deref().map_or_else(|| "no snapshot".to_owned(), |s| format!("snapshot {s}")),
+        from_name(want_from.as_deref())
     )]
     DiffSnapshots {
         path: PathBuf,
@@ -76,6 +79,12 @@ pub enum RbdError {
         want_to: String,
         found_from: Option<String>,
         found_to: Option<String>,
+    },
+    #[error("the diff {} cannot be applied to {}: {reason}; the image file was not changed", diff.display(), image.display())]
+    ApplyRefused {
+        diff: PathBuf,
+        image: PathBuf,
+        reason: String,
     },
     #[error("applying a diff to {}", path.display())]
     Apply {
@@ -92,6 +101,14 @@ pub enum RbdError {
     PendingDiff { path: PathBuf },
     #[error("{} is not a stored image file", path.display())]
     NotAnImage { path: PathBuf },
+}
+
+/// A diff's from-snapshot in words.
+fn from_name(from: Option<&str>) -> String {
+    from.map_or_else(
+        || "nothing (a full export)".to_owned(),
+        |s| format!("snapshot {s}"),
+    )
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RbdError + '_ {
@@ -290,47 +307,48 @@ pub fn drop_snapshots(
     Ok(removed)
 }
 
-/// `strata rbd apply-diff DIFF IMAGE-FILE`: apply a diff file (validated
-/// first, so a corrupt one leaves the image as it was) or stdin (`-`:
-/// streamed, a stream found corrupt midway leaves the image partly patched,
-/// which applying a good diff again repairs). Xattrs are not touched: a
-/// `.pending` diff applied by hand is recognised by the next backup.
+/// `strata rbd apply-diff DIFF IMAGE-FILE`: apply a diff by the rules a
+/// backup follows ([`image::plan_hand_apply`]): an incremental only onto the
+/// file that holds its from-snapshot, a full export replaces the file, and
+/// `user.rbd.snapshot` names the diff's to-snapshot afterwards. The diff is
+/// validated whole first (stdin, `-`, is copied beside the image for that),
+/// so a corrupt or refused one leaves the image as it was and creates nothing.
 ///
 /// # Errors
-/// A corrupt diff, or I/O on the image.
+/// A corrupt or refused diff, or I/O on the image.
 pub fn apply_diff_file(diff: &Path, image: &Path) -> Result<apply::ApplyStats, RbdError> {
-    if diff == Path::new("-") {
-        let stdin = std::io::stdin().lock();
-        return apply::apply_diff(stdin, image).map_err(|source| RbdError::Apply {
-            path: image.to_owned(),
-            source,
-        });
-    }
+    // why: stdin can be read once; a copy lets it be validated before anything is touched
+    let spooled = if diff == Path::new("-") {
+        let dir = image
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut t = tempfile::Builder::new()
+            .prefix(".strata-apply-diff-")
+            .tempfile_in(dir)
+            .map_err(io_err(dir))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut t).map_err(io_err(t.path()))?;
+        Some(t)
+    } else {
+        None
+    };
+    let diff = spooled.as_ref().map_or(diff, tempfile::NamedTempFile::path);
     let f = std::fs::File::open(diff).map_err(io_err(diff))?;
     let summary =
         diff::validate_diff(std::io::BufReader::new(f)).map_err(|source| RbdError::Diff {
             path: diff.to_owned(),
             source,
         })?;
-    let held =
-        crate::backup_root::xattrs::get_text(image, crate::backup_root::xattrs::RBD_SNAPSHOT)
-            .ok()
-            .flatten();
-    if let (Some(held), Some(from)) = (&held, &summary.from_snap)
-        && held != from
-        && summary.to_snap.as_ref() != Some(held)
-    {
-        return Err(RbdError::DiffSnapshots {
-            path: diff.to_owned(),
-            want_from: Some(held.clone()),
-            want_to: "(any)".to_owned(),
-            found_from: summary.from_snap,
-            found_to: summary.to_snap,
-        });
-    }
-    let f = std::fs::File::open(diff).map_err(io_err(diff))?;
-    apply::apply_diff(f, image).map_err(|source| RbdError::Apply {
-        path: image.to_owned(),
-        source,
-    })
+    let stored = image::Stored::read(image)?;
+    let plan = image::plan_hand_apply(
+        &stored,
+        summary.from_snap.as_deref(),
+        summary.to_snap.as_deref(),
+    )
+    .map_err(|reason| RbdError::ApplyRefused {
+        diff: diff.to_owned(),
+        image: image.to_owned(),
+        reason,
+    })?;
+    image::apply_by_hand(diff, image, &plan)
 }

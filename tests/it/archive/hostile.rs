@@ -217,6 +217,7 @@ fn hostile_archives_are_refused_and_nothing_lands_outside_destdir() {
             &[
                 "archive",
                 "unpack",
+                "--any-label",
                 dest.to_str().unwrap(),
                 c.file.to_str().unwrap(),
             ],
@@ -267,4 +268,435 @@ fn hostile_archives_are_refused_and_nothing_lands_outside_destdir() {
         std::fs::read(dest.join(UNIT).join("data")).unwrap(),
         vec![7u8; 100_000]
     );
+}
+
+/// The largest file in `dir` now (0 if none).
+fn largest_file(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |rd| {
+        rd.filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0)
+    })
+}
+
+#[test]
+fn a_gpg_decompression_bomb_stops_before_it_fills_the_spool() {
+    let Some(w) = World::new(UNITS, true, false, |root| {
+        std::fs::create_dir_all(root.join(UNIT)).unwrap();
+    }) else {
+        return;
+    };
+    let enc = w.config("enc", true, "");
+    let g = w.gpg.as_ref().unwrap();
+    // 256 MiB of zeros, bzip2-compressed inside gpg, encrypted to our key and
+    // unsigned: anyone who has the public recipient key can make it.
+    let bomb = w.home.join("bomb");
+    let out = w
+        .home
+        .command("sh")
+        .env("GNUPGHOME", &g.dir)
+        .arg("-c")
+        .arg(
+            "head -c 268435456 /dev/zero | gpg --batch --no-tty --trust-model always \
+             --compress-algo bzip2 --bzip2-compress-level 9 -e -r \"$1\" -o \"$2\"",
+        )
+        .args(["sh", &g.recipient, bomb.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gpg: {}", text(&out.stderr));
+    let cipher = std::fs::metadata(&bomb).unwrap().len();
+    assert!(cipher < 4096, "the bomb is {cipher} bytes");
+    stage(&bomb, "none", "gpg", None);
+    std::fs::create_dir_all(&w.spool).unwrap();
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let done = done.clone();
+        let spool = w.spool.clone();
+        std::thread::spawn(move || {
+            let mut max = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                max = max.max(largest_file(&spool));
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            max
+        })
+    };
+    let dest = w.home.join("dest-bomb");
+    let out = w.strata(
+        &enc,
+        &[
+            "archive",
+            "unpack",
+            "--any-label",
+            dest.to_str().unwrap(),
+            bomb.to_str().unwrap(),
+        ],
+    );
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let max = poller.join().unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "a bomb was accepted");
+    assert!(
+        err.contains("OpenPGP packet of type 8 (compressed data), which strata never writes"),
+        "{err}"
+    );
+    assert!(
+        max <= cipher,
+        "the spool grew to {max} bytes for a {cipher}-byte archive"
+    );
+    assert!(entries(&dest).is_empty());
+}
+
+#[test]
+fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
+    let Some(w) = World::new(UNITS, true, false, |root| {
+        std::fs::create_dir_all(root.join(UNIT)).unwrap();
+        std::fs::write(root.join(UNIT).join("data"), b"kept for years").unwrap();
+    }) else {
+        return;
+    };
+    let plain = w.config("plain", false, "");
+    w.ok(&plain, &["archive", "-p", "local-none", "run"]);
+    let d = w.home.join("plain-ret");
+    let tar = PathBuf::from(
+        w.ok(
+            &plain,
+            &[
+                "archive",
+                "-p",
+                "local-none",
+                "retrieve",
+                &w.snapshot,
+                d.to_str().unwrap(),
+                UNIT,
+            ],
+        )
+        .trim(),
+    );
+    // A signing key made in 2020 that expired on 2021-01-01, and an archive
+    // it signed (encrypted to our key) in June 2020, while it was valid.
+    let g = w.gpg.as_ref().unwrap();
+    let gpg = |args: &[&str]| {
+        let out = w
+            .home
+            .command("gpg")
+            .env("GNUPGHOME", &g.dir)
+            .args(["--batch", "--no-tty", "--passphrase", ""])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    gpg(&[
+        "--faked-system-time",
+        "20200101T000000",
+        "--quick-gen-key",
+        "Old Signer <old@strata.test>",
+        "ed25519",
+        "sign",
+        "2021-01-01",
+    ]);
+    let old = gpg(&["--with-colons", "--list-keys", "old@strata.test"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_owned())
+        })
+        .unwrap();
+    let signed = w.home.join("signed-in-2020");
+    gpg(&[
+        "--faked-system-time",
+        "20200601T000000",
+        // why: the recipient key was made today, "in the future" of June 2020
+        "--ignore-valid-from",
+        "--ignore-time-conflict",
+        "--trust-model",
+        "always",
+        "--compress-algo",
+        "none",
+        "-s",
+        "-e",
+        "-u",
+        &old,
+        "-r",
+        &g.recipient,
+        "-o",
+        signed.to_str().unwrap(),
+        tar.to_str().unwrap(),
+    ]);
+    stage(&signed, "none", "gpg", None);
+    xattr::set(&signed, "user.archive.set", w.snapshot.as_bytes()).unwrap();
+    xattr::set(&signed, "user.archive.unit", UNIT.as_bytes()).unwrap();
+    let config = w.config("enc", true, "");
+    let text_cfg = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&g.signer, &old);
+    let old_cfg = w.home.join("old.yaml");
+    std::fs::write(&old_cfg, text_cfg).unwrap();
+
+    let dest = w.home.join("dest-old");
+    let out = w.strata(
+        &old_cfg,
+        &[
+            "archive",
+            "unpack",
+            dest.to_str().unwrap(),
+            signed.to_str().unwrap(),
+        ],
+    );
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "refused: {err}");
+    assert!(
+        err.contains("while that key was valid; the key has expired since (2021-01-01)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        std::fs::read(dest.join(UNIT).join("data")).unwrap(),
+        b"kept for years"
+    );
+}
+
+#[test]
+fn an_archive_of_another_unit_or_set_served_under_this_name_is_refused() {
+    let units = "  u:\n    command: [printf, 'u\\n']\n    file: out\n  v:\n    command: [printf, 'v\\n']\n    file: out\n";
+    let Some(w) = World::new(units, true, false, |_| {}) else {
+        return;
+    };
+    let enc = w.config("enc", true, "");
+    let plain = w.config("plain", false, "");
+    let first = w.snapshot.clone();
+    w.ok(&enc, &["archive", "-p", "local-lz4", "run", &first]);
+    w.ok(&plain, &["run"]);
+    let mut snaps: Vec<String> = std::fs::read_dir(w.root.join(".snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    snaps.sort();
+    let second = snaps.pop().unwrap();
+    assert_ne!(first, second);
+    w.ok(&enc, &["archive", "-p", "local-lz4", "run", &second]);
+
+    // Whoever controls the store serves validly signed archives under the
+    // wrong names: the first (older) set's dump/u as the second set's, and
+    // dump/v as dump/u in the first set.
+    let store = w.store.join("enc/lz4");
+    let swap = |from_set: &str, from: &str, to_set: &str, to: &str| {
+        for ext in [".archive", ".meta.json"] {
+            std::fs::copy(
+                store.join(from_set).join(format!("dump%2F{from}{ext}")),
+                store.join(to_set).join(format!("dump%2F{to}{ext}")),
+            )
+            .unwrap();
+        }
+    };
+    let retrieve = |set: &str, dir: &str| -> PathBuf {
+        let d = w.home.join(dir);
+        PathBuf::from(
+            w.ok(
+                &enc,
+                &[
+                    "archive",
+                    "-p",
+                    "local-lz4",
+                    "retrieve",
+                    set,
+                    d.to_str().unwrap(),
+                    "dump/u",
+                ],
+            )
+            .trim(),
+        )
+    };
+    swap(&first, "u", &second, "u");
+    let other_set = retrieve(&second, "r-other-set");
+    swap(&first, "v", &first, "u");
+    let other_unit = retrieve(&first, "r-other-unit");
+
+    for (file, found, expected) in [
+        (
+            &other_unit,
+            format!("{first} dump/v"),
+            format!("{first} dump/u"),
+        ),
+        (
+            &other_set,
+            format!("{first} dump/u"),
+            format!("{second} dump/u"),
+        ),
+    ] {
+        let dest = w.home.join("dest-label");
+        let out = w.strata(
+            &enc,
+            &[
+                "archive",
+                "unpack",
+                dest.to_str().unwrap(),
+                file.to_str().unwrap(),
+            ],
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{}: accepted", file.display());
+        assert!(
+            err.contains(&format!(
+                "its tar volume label is {found:?}, but it was retrieved as {expected:?}"
+            )),
+            "{err}"
+        );
+        assert!(entries(&dest).is_empty(), "{:?}", entries(&dest));
+    }
+
+    // A loose file (no record of its set and unit) needs --any-label.
+    let loose = w.home.join("loose");
+    std::fs::copy(&other_unit, &loose).unwrap();
+    for k in [
+        "user.archive.compression",
+        "user.archive.encryption",
+        "user.archive.sha256",
+    ] {
+        xattr::set(&loose, k, &xattr::get(&other_unit, k).unwrap().unwrap()).unwrap();
+    }
+    let dest = w.home.join("dest-loose");
+    let args = |any: bool| {
+        let mut v = vec!["archive", "unpack"];
+        if any {
+            v.push("--any-label");
+        }
+        v.push(dest.to_str().unwrap());
+        v.push(loose.to_str().unwrap());
+        v
+    };
+    let out = w.strata(&enc, &args(false));
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot be checked; pass --any-label to unpack it anyway"),
+        "{err}"
+    );
+    assert!(entries(&dest).is_empty());
+    w.ok(&enc, &args(true));
+    assert_eq!(
+        std::fs::read_to_string(dest.join("dump/v/out")).unwrap(),
+        "v\n"
+    );
+}
+
+#[test]
+fn root_unpack_skips_devices_setuid_files_and_capabilities_unless_asked() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if !crate::support::env::require("root", crate::support::env::is_root()) {
+        return;
+    }
+    let home = crate::support::env::TestHome::new();
+    let tar = home.join("privileged.tar");
+    let script = r"
+import tarfile, io, sys
+t = tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT)
+def add(name, typ=tarfile.REGTYPE, mode=0o644, data=b'', link='', pax=None, dev=(0, 0)):
+    i = tarfile.TarInfo(name); i.type = typ; i.mode = mode; i.linkname = link
+    i.size = len(data) if typ == tarfile.REGTYPE else 0
+    i.devmajor, i.devminor = dev
+    if pax: i.pax_headers = pax
+    t.addfile(i, io.BytesIO(data) if typ == tarfile.REGTYPE else None)
+add('u', tarfile.DIRTYPE, 0o755)
+add('u/null', tarfile.CHRTYPE, 0o666, dev=(1, 3))
+add('u/suid', mode=0o4755, data=b'#!/bin/sh\n')
+add('u/sgid', mode=0o2755, data=b'x')
+add('u/suid-link', tarfile.LNKTYPE, 0o4755, link='u/suid')
+add('u/shared', tarfile.DIRTYPE, 0o2775)
+add('u/cap', mode=0o755, data=b'y', pax={
+    'SCHILY.xattr.security.capability': '\x01\x00\x00\x02\x00\x20' + '\x00' * 14,
+    'SCHILY.xattr.user.kept': 'yes'})
+add('u/plain', data=b'z')
+t.close()
+";
+    let out = home
+        .command("python3")
+        .args(["-c", script])
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python: {}", text(&out.stderr));
+    stage(&tar, "none", "none", None);
+    let config = home.join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "settings:\n  root: {}\n  snapshot-store: dir\n  archive-spool: {}\n",
+            home.path().display(),
+            home.join("spool").display()
+        ),
+    )
+    .unwrap();
+    let unpack = |dest: &Path, extra: &[&str]| {
+        let out = crate::support::env::strata(&home)
+            .arg("-c")
+            .arg(&config)
+            .args(["--allow-root", "archive", "unpack", "--any-label"])
+            .args(extra)
+            .arg(dest)
+            .arg(&tar)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let cap = |p: &Path| xattr::get(p, "security.capability").unwrap();
+
+    // By default: none of them, and a count.
+    let dest = home.join("dest");
+    let err = unpack(&dest, &[]);
+    assert!(
+        err.contains(
+            "skipped 1 device nodes (--devices creates them), 3 setuid/setgid files (--setuid restores them), 1 security.capability xattrs (--setuid restores them)"
+        ),
+        "{err}"
+    );
+    let u = dest.join("u");
+    for gone in ["null", "suid", "sgid", "suid-link"] {
+        assert!(
+            u.join(gone).symlink_metadata().is_err(),
+            "{gone} was restored"
+        );
+    }
+    assert_eq!(cap(&u.join("cap")), None, "security.capability restored");
+    assert_eq!(
+        xattr::get(u.join("cap"), "user.kept").unwrap().as_deref(),
+        Some(&b"yes"[..])
+    );
+    assert_eq!(std::fs::read(u.join("plain")).unwrap(), b"z");
+    // a setgid directory is no privilege: it is restored as it is
+    assert_eq!(
+        std::fs::metadata(u.join("shared"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o2775
+    );
+
+    // Asked for: all of them.
+    let dest = home.join("dest-all");
+    let err = unpack(&dest, &["--devices", "--setuid"]);
+    assert!(!err.contains("skipped"), "{err}");
+    let u = dest.join("u");
+    assert!(
+        std::fs::symlink_metadata(u.join("null"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    for (f, bits) in [("suid", 0o4755), ("sgid", 0o2755), ("suid-link", 0o4755)] {
+        assert_eq!(
+            std::fs::metadata(u.join(f)).unwrap().permissions().mode() & 0o7777,
+            bits,
+            "{f}"
+        );
+    }
+    assert!(cap(&u.join("cap")).is_some());
 }

@@ -4,6 +4,7 @@
 //! stopped mid-retrieve); the shared retrieval rate limit; drill; prune;
 //! and the s3 archiver against radosgw.
 
+mod escape;
 mod faults;
 mod fixtures;
 mod hostile;
@@ -76,6 +77,9 @@ fn check_round_trip(w: &World, config: &Path, profile: &str, tag: &str, sparse_o
             "-p",
             profile,
             "unpack",
+            // why: the hostile tree has device nodes and setuid files, which unpack creates only when asked
+            "--devices",
+            "--setuid",
             out.to_str().unwrap(),
             file.to_str().unwrap(),
         ],
@@ -220,6 +224,8 @@ fn s3_cold_storage_is_restored_before_download_protected_and_costed() {
             "-p",
             "cold",
             "unpack",
+            "--devices",
+            "--setuid",
             out.to_str().unwrap(),
             &file,
         ],
