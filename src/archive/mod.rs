@@ -421,6 +421,24 @@ pub fn retrieved_name(set: &str, unit: &str) -> String {
     format!("{set}:{}", unit.replace('/', "-"))
 }
 
+/// The longest volume label GNU tar writes (its header's name field).
+pub const MAX_LABEL: usize = 99;
+
+/// The tar volume label that binds an archive to its set and unit:
+/// `"<set> <unit>"`, or, when that is longer than GNU tar allows (a long
+/// github repository or rbd image name), `"<set> sha256:<hex of the unit>"`.
+#[must_use]
+pub fn volume_label(set: &str, unit: &str) -> String {
+    let plain = format!("{set} {unit}");
+    if plain.len() <= MAX_LABEL {
+        return plain;
+    }
+    format!(
+        "{set} sha256:{}",
+        hex::encode(Sha256::digest(unit.as_bytes()))
+    )
+}
+
 /// The compression of `unit` on `profile`: the unit override, else the profile's.
 #[must_use]
 pub fn unit_compression(config: &Config, profile: &str, unit: &str) -> Compression {
@@ -451,6 +469,17 @@ pub fn unit_skipped(config: &Config, profile: &str, unit: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn volume_labels_fit_gnu_tar_and_differ_per_unit() {
+        assert_eq!(volume_label("20261130-1", "dump/u"), "20261130-1 dump/u");
+        let long = format!("github/org/{}", "r".repeat(120));
+        let l = volume_label("20261130-1", &long);
+        assert!(l.len() <= MAX_LABEL, "{l}");
+        assert!(l.starts_with("20261130-1 sha256:"), "{l}");
+        assert_ne!(l, volume_label("20261130-1", &format!("{long}x")));
+        assert_ne!(l, volume_label("20261130-2", &long));
+    }
+
     use super::*;
 
     #[test]

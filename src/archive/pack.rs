@@ -48,7 +48,10 @@ pub fn tar_create(
         "--numeric-owner",
         "-V",
     ]);
-    cmd = cmd.arg(format!("{snapshot} {unit}")).arg("-C").arg(mount);
+    cmd = cmd
+        .arg(super::volume_label(snapshot, unit))
+        .arg("-C")
+        .arg(mount);
     if let Some(flag) = codec::tar_flag(c) {
         cmd = cmd.arg(flag);
     }

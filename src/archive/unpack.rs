@@ -175,7 +175,7 @@ fn expected_label(file: &Path, check: LabelCheck) -> Result<Option<Vec<u8>>, Arc
     let set = xattrs::get_text(file, xattrs::ARCHIVE_SET).map_err(ArchiveError::io(file))?;
     let unit = xattrs::get_text(file, xattrs::ARCHIVE_UNIT).map_err(ArchiveError::io(file))?;
     match (set, unit) {
-        (Some(set), Some(unit)) => Ok(Some(format!("{set} {unit}").into_bytes())),
+        (Some(set), Some(unit)) => Ok(Some(super::volume_label(&set, &unit).into_bytes())),
         _ => Err(ArchiveError::LabelUnknown {
             file: file.to_owned(),
         }),

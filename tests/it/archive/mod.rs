@@ -358,3 +358,45 @@ fn snapshot_prune_keeps_a_snapshot_that_an_incomplete_archive_set_reads() {
     let out = w.ok(&config, &["prune", "-n", "--as-of", &as_of]);
     assert!(out.contains(&format!("would remove {first}")), "{out}");
 }
+
+#[test]
+fn a_unit_whose_name_is_too_long_for_a_tar_label_round_trips_bound_to_its_unit() {
+    // why: "<set> <unit>" would be 107 bytes, past GNU tar's 99-byte volume label
+    let name = "n".repeat(95);
+    let unit = format!("dump/{name}");
+    let units = format!("  {name}:\n    command: [printf, 'long\\n']\n");
+    let Some(w) = World::new(&units, false, false, |_| {}) else {
+        return;
+    };
+    let config = w.config("plain", false, "");
+    w.ok(&config, &["archive", "-p", "local-gzip", "run"]);
+    let ret = w.home.join("ret");
+    let got = w.ok(
+        &config,
+        &[
+            "archive",
+            "-p",
+            "local-gzip",
+            "retrieve",
+            &w.snapshot,
+            ret.to_str().unwrap(),
+            &unit,
+        ],
+    );
+    let out = w.home.join("out");
+    w.ok(
+        &config,
+        &[
+            "archive",
+            "-p",
+            "local-gzip",
+            "unpack",
+            out.to_str().unwrap(),
+            got.trim(),
+        ],
+    );
+    assert_eq!(
+        std::fs::read(out.join(&unit).join(&name)).unwrap(),
+        b"long\n"
+    );
+}
