@@ -106,10 +106,18 @@ pub fn run(
         profile: opts.profile.clone(),
         source,
     })?;
+    // why: Deltaic's archive lock too, so a Deltaic `archive run` left in cron never runs beside this one
+    let deltaic_lock = PidLock::deltaic(&config.settings.root, "archive").map_err(|source| {
+        ArchiveError::Locked {
+            profile: opts.profile.clone(),
+            source,
+        }
+    })?;
     env.clean_spool()?;
     let mounted = MountedSnapshot::mount(store, snapshot)?;
     let result = run_mounted(config, archiver, snapshot, mounted.path(), workers, opts);
     mounted.close()?;
+    let _ = deltaic_lock.close();
     let _ = lock.close();
     result
 }

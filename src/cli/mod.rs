@@ -35,6 +35,8 @@ pub struct Globals {
     #[arg(
         short = 'c',
         long = "config",
+        // why: Deltaic's spelling, so its crontabs and scripts run unchanged
+        alias = "config-file",
         value_name = "FILE",
         env = "STRATA_CONFIG"
     )]
@@ -87,8 +89,7 @@ pub enum Command {
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
     /// Print the crontab, sudoers rule or systemd units for this installation
-    #[command(subcommand)]
-    Mkconf(mkconf_cmd::MkconfCmd),
+    Mkconf(mkconf_cmd::MkconfArgs),
     /// Offsite archives: run, ls, prune, cost, resync, retrieve, unpack, drill
     // why: after the sources' commands, which `command()` adds to these
     #[command(display_order = 100)]
@@ -302,5 +303,117 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Status => status::status(&load_config(cli)?),
         Command::Metrics { file } => status::metrics(&load_config(cli)?, file),
         Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command line of Deltaic's `cli.py`, `run.py`, `prune.py`,
+    /// `storage.py`, `template.py`, `archivers/__init__.py` and the sources
+    /// strata has, short and long forms: a Deltaic crontab or script runs
+    /// unchanged.
+    const DELTAIC_COMMAND_LINES: &[&str] = &[
+        "deltaic --version",
+        "deltaic -h",
+        "deltaic --help",
+        "deltaic -c /etc/deltaic.conf run",
+        "deltaic --config-file /etc/deltaic.conf run",
+        "deltaic run",
+        "deltaic run -S",
+        "deltaic run --snapshot",
+        "deltaic run --no-snapshot",
+        "deltaic prune",
+        "deltaic prune -n",
+        "deltaic prune --dry-run",
+        "deltaic prune -v",
+        "deltaic prune --verbose -n",
+        "deltaic df",
+        "deltaic df -c",
+        "deltaic df --check",
+        "deltaic ls",
+        "deltaic mount 20240101-1",
+        "deltaic mount 20240101-1 20240102-1",
+        "deltaic umount 20240101-1",
+        "deltaic umount -a",
+        "deltaic umount --all",
+        "deltaic mkconf crontab",
+        "deltaic mkconf sudoers",
+        "deltaic mkconf --email ops@example.org crontab",
+        "deltaic archive run",
+        "deltaic archive run -r",
+        "deltaic archive run --resume",
+        "deltaic archive run 20240101-1",
+        "deltaic archive -p default run",
+        "deltaic archive --profile offsite run",
+        "deltaic archive cost",
+        "deltaic archive ls",
+        "deltaic archive ls -s",
+        "deltaic archive ls --sets 20240101-1",
+        "deltaic archive retrieve 20240101-1 /tmp/r rsync/host",
+        "deltaic archive retrieve -r 0.5 20240101-1 /tmp/r rsync/a rgw/b",
+        "deltaic archive retrieve --max-rate 2 20240101-1 /tmp/r rsync/a",
+        "deltaic archive unpack /tmp/d /tmp/r/20240101-1:rsync-a",
+        "deltaic archive prune",
+        "deltaic archive resync",
+        "deltaic archive unit 20240101-1 /mnt/snap rsync/a",
+        "deltaic rsync backup host.example.org",
+        "deltaic rsync backup -c host.example.org",
+        "deltaic rsync backup --scrub host.example.org",
+        "deltaic rsync restore /b/rsync/a/etc host.example.org /tmp/x",
+        "deltaic rsync restore --coda -u joe /b/coda/s/v host /tmp/x",
+        "deltaic rsync restore --user joe /b/rsync/a/etc host /tmp/x -- --dry-run",
+        "deltaic rbd backup pool image",
+        "deltaic rbd backup -c -s pool snap",
+        "deltaic rbd backup --scrub --snapshot pool snap",
+        "deltaic rbd restore /b/rbd/pool/images/vm pool vm2",
+        "deltaic rbd drop pool image",
+        "deltaic rgw backup bucket",
+        "deltaic rgw backup -A -c bucket",
+        "deltaic rgw backup --scrub-acls --scrub bucket",
+        "deltaic rgw restore bucket newbucket",
+        "deltaic rgw restore -f /b/rgw/bucket newbucket",
+        "deltaic rgw restore --force bucket newbucket",
+    ];
+
+    #[test]
+    fn every_deltaic_command_line_parses() {
+        for line in DELTAIC_COMMAND_LINES {
+            let argv: Vec<&str> = line.split(' ').collect();
+            let r = command().try_get_matches_from(&argv);
+            match r {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        clap::error::ErrorKind::DisplayHelp
+                            | clap::error::ErrorKind::DisplayVersion
+                    ) => {}
+                Err(e) => panic!("`{line}` does not parse: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn run_snapshot_flags_are_deltaics() {
+        let m = command()
+            .try_get_matches_from(["strata", "run", "-S"])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.skips_snapshot());
+        let m = command()
+            .try_get_matches_from(["strata", "run", "--no-snapshot", "--snapshot"])
+            .unwrap();
+        let Command::Run(args) = Cli::from_arg_matches(&m).unwrap().command else {
+            panic!()
+        };
+        assert!(
+            !args.skips_snapshot(),
+            "the last of the pair wins, as click's"
+        );
     }
 }

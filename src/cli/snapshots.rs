@@ -16,8 +16,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Do not take a snapshot at the end
-    #[arg(long)]
+    #[arg(short = 'S', long, overrides_with = "snapshot")]
     no_snapshot: bool,
+    /// Take a snapshot at the end (the default; Deltaic's --snapshot)
+    #[arg(long, hide = true, overrides_with = "no_snapshot")]
+    snapshot: bool,
     /// Only units whose path matches this glob (repeatable), e.g. 'rsync/*'
     #[arg(long, value_name = "UNIT-GLOB")]
     only: Vec<String>,
@@ -54,6 +57,14 @@ fn parse_name(s: &str) -> anyhow::Result<SnapshotName> {
     SnapshotName::parse(s).map_err(|e| UsageError(e.to_string()).into())
 }
 
+impl RunArgs {
+    /// Whether this run takes no snapshot (`--no-snapshot` / `-S`).
+    #[must_use]
+    pub fn skips_snapshot(&self) -> bool {
+        self.no_snapshot && !self.snapshot
+    }
+}
+
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
     ctx.root()?;
     let only = args
@@ -61,13 +72,13 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|g| glob::Pattern::new(g).map_err(|e| UsageError(format!("--only {g:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let store = if args.no_snapshot {
+    let store = if args.skips_snapshot() {
         None
     } else {
         Some(store(ctx)?)
     };
     let opts = RunOptions {
-        snapshot: if args.no_snapshot {
+        snapshot: if args.skips_snapshot() {
             SnapshotMode::Skip
         } else {
             SnapshotMode::Take

@@ -394,8 +394,9 @@ fn root_that_is_a_file_is_an_error_and_missing_root_refuses_run() {
     .unwrap();
     let out = check(&home, &cfg);
     assert_eq!(out.status.code(), Some(2));
+    // Every config error carries its line, machine-state ones included.
     assert!(
-        text(&out.stderr).contains("settings.root:")
+        text(&out.stderr).contains(&format!("{}:2: settings.root:", cfg.display()))
             && text(&out.stderr).contains("is not a directory"),
         "{}",
         text(&out.stderr)
@@ -423,7 +424,8 @@ fn root_that_is_a_file_is_an_error_and_missing_root_refuses_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("does not exist (is the backup volume mounted?)"),
+        text(&out.stderr).contains(&format!("{}:2: settings.root:", cfg.display()))
+            && text(&out.stderr).contains("does not exist (is the backup volume mounted?)"),
         "{}",
         text(&out.stderr)
     );

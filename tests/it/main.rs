@@ -5,6 +5,7 @@
 
 mod archive;
 mod config;
+mod deltaic_compat;
 mod mkconf;
 mod modules;
 mod package;
