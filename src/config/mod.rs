@@ -120,14 +120,19 @@ pub enum ConfigError {
     },
     /// The root of an lvm-thin or btrfs store is not the volume it must be:
     /// writing there would fill the system disk and snapshot nothing.
-    #[error("{}:{line}: settings.root: {} {why}; refusing to write into it. {how}", file.display(), root.display())]
-    RootNotMounted {
-        file: PathBuf,
-        line: u64,
-        root: PathBuf,
-        why: String,
-        how: String,
-    },
+    #[error(transparent)]
+    RootNotMounted(Box<RootNotMounted>),
+}
+
+/// The root of an lvm-thin or btrfs store that is not its volume.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}: settings.root: {} {why}; refusing to write into it. {how}", file.display(), root.display())]
+pub struct RootNotMounted {
+    pub file: PathBuf,
+    pub line: u64,
+    pub root: PathBuf,
+    pub why: String,
+    pub how: String,
 }
 
 fn render(file: &Path, problems: &[Problem]) -> String {
@@ -289,13 +294,13 @@ impl Config {
         let lv = self.settings.backup_lv.as_ref();
         match mounted::check(root, self.settings.snapshot_store, lv) {
             Ok(()) => Ok(root),
-            Err(m) => Err(ConfigError::RootNotMounted {
+            Err(m) => Err(ConfigError::RootNotMounted(Box::new(RootNotMounted {
                 file,
                 line,
                 root: root.clone(),
                 why: m.why,
                 how: m.how,
-            }),
+            }))),
         }
     }
 
