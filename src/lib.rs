@@ -45,6 +45,7 @@ pub mod jobs;
 pub mod mkconf;
 pub mod names;
 pub mod privileged;
+pub mod progress;
 pub mod retention;
 pub mod runner;
 pub mod s3;

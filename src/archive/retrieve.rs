@@ -16,7 +16,7 @@
 use super::rate::RateLimit;
 use super::unpack::{write_meta, write_origin};
 use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Fetch `unit` of `set` into `dest`; returns the final path.
@@ -48,7 +48,8 @@ pub fn retrieve_one(
         let mut src = archiver.download_archive(set, unit, offset)?;
         let chunk = rate.map_or(1 << 20, RateLimit::chunk);
         let mut buf = vec![0u8; chunk];
-        let progress = std::io::stderr().is_terminal();
+        let progress = crate::progress::Bar::bytes(unit, Some(meta.size));
+        progress.inc(offset);
         while offset < meta.size {
             let want = usize::try_from((meta.size - offset).min(chunk as u64)).unwrap_or(chunk);
             if let Some(r) = rate {
@@ -77,16 +78,12 @@ pub fn retrieve_one(
             file.write_all(&buf[..got])
                 .map_err(ArchiveError::io(&part))?;
             offset += got as u64;
-            if progress {
-                eprint!("\r{unit}: {offset} / {} bytes", meta.size);
-            }
+            progress.inc(got as u64);
             if got < want {
                 break;
             }
         }
-        if progress {
-            eprintln!();
-        }
+        progress.finish();
     }
     file.sync_all().map_err(ArchiveError::io(&part))?;
     drop(file);

@@ -73,6 +73,9 @@ impl JobReport for Archived {
             self.size, self.compression, self.encryption
         )
     }
+    fn bytes(&self) -> u64 {
+        self.size
+    }
 }
 
 /// The units of `config` present in the mounted snapshot and not skipped.

@@ -50,6 +50,9 @@ pub struct Globals {
     /// Output listings as JSON (ls, status, df, config check)
     #[arg(long, global = true)]
     pub json: bool,
+    /// Progress bars: on a terminal unless -q (auto), always, or never
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub progress: ProgressWhen,
     /// Allow commands that write into the backup root to run as root
     #[arg(long, global = true, env = "STRATA_ALLOW_ROOT", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_root: bool,
@@ -113,6 +116,25 @@ pub fn command() -> clap::Command {
     cmd
 }
 
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Globals {
+    fn set_progress(&self) {
+        let mode = match self.progress {
+            ProgressWhen::Auto => crate::progress::Mode::Auto,
+            ProgressWhen::Always => crate::progress::Mode::Always,
+            ProgressWhen::Never => crate::progress::Mode::Never,
+        };
+        crate::progress::set_mode(mode, self.quiet);
+    }
+}
+
 /// The parsed command line.
 enum Parsed {
     Own(Cli),
@@ -151,6 +173,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match parse() {
         Parsed::Own(cli) => {
             crate::exec::set_trace(cli.g.verbose);
+            cli.g.set_progress();
             if matches!(
                 cli.command,
                 Command::Ls
@@ -169,6 +192,7 @@ pub fn main() -> std::process::ExitCode {
             matches,
         } => {
             crate::exec::set_trace(globals.verbose);
+            globals.set_progress();
             run_source(&globals, source, &matches)
         }
     };

@@ -273,6 +273,9 @@ impl JobReport for UnitReport {
     fn summary(&self) -> String {
         self.summary.clone()
     }
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
 }
 
 /// Why a source's command failed.

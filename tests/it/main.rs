@@ -9,6 +9,7 @@ mod deltaic_compat;
 mod mkconf;
 mod modules;
 mod package;
+mod progress;
 mod prune;
 mod rbd;
 mod rgw;
