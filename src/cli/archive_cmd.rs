@@ -258,7 +258,11 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     }
                     serde_json::Value::Object(m)
                 };
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                if *only_sets {
+                    output::json("archive-sets", "sets", v)?;
+                } else {
+                    output::json("archive-ls", "sets", v)?;
+                }
                 return Ok(ExitCode::Ok);
             }
             for (n, info) in chosen {
@@ -317,7 +321,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let archiver = open_archiver(ctx, profile)?;
             let lines = archiver.report_cost()?;
             if cli.g.json {
-                println!("{}", serde_json::to_string_pretty(&lines)?);
+                output::json("archive-cost", "classes", serde_json::to_value(&lines)?)?;
             } else {
                 for l in &lines {
                     println!(

@@ -47,7 +47,7 @@ pub struct Globals {
     /// Print more: every command strata runs, every snapshot prune keeps or removes
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// Output listings as JSON (ls, status, df, config check)
+    /// Output listings and reports as JSON (ls, status, df, prune, config check, archive ls|cost): one object with `kind` and `schema_version` (1)
     #[arg(long, global = true)]
     pub json: bool,
     /// Progress bars: on a terminal unless -q (auto), always, or never

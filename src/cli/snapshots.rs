@@ -122,7 +122,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
 pub fn ls(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let list = store(ctx)?.list()?;
     if ctx.cli.g.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        output::json("ls", "snapshots", serde_json::to_value(&list)?)?;
     } else {
         for s in &list {
             match &s.mounted {
@@ -205,6 +205,18 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         &root.join("Logs"),
         mode,
     )?;
+    if ctx.cli.g.json {
+        output::json(
+            "prune",
+            "",
+            serde_json::json!({"dry_run": args.dry_run, "events": report.events}),
+        )?;
+        return Ok(if report.failed() {
+            ExitCode::Failed
+        } else {
+            ExitCode::Ok
+        });
+    }
     let verbose = ctx.cli.g.verbose;
     for event in &report.events {
         match event {
@@ -311,7 +323,11 @@ pub fn df(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(l, v, p)| serde_json::json!({"what": l, "free": v, "free_percent": p}))
             .collect();
-        println!("{}", serde_json::json!({"space": space, "reported": list}));
+        output::json(
+            "df",
+            "",
+            serde_json::json!({"space": space, "reported": list}),
+        )?;
     } else {
         for (label, value, pct) in &low {
             println!("{:<25} {value:>14} ({pct:4.1}%)", format!("{label}:"));

@@ -55,7 +55,7 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state, "state_error": r.unreadable}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        output::json("status", "units", serde_json::Value::Array(list))?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
