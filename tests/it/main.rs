@@ -11,6 +11,7 @@ mod modules;
 mod package;
 mod progress;
 mod prune;
+mod quickstart;
 mod rbd;
 mod rgw;
 mod rsync;
