@@ -573,7 +573,45 @@ fn verify(
     env: &ArchiveEnv,
     file: &Path,
 ) -> Result<(ArchiveMeta, Verified, Option<String>), ArchiveError> {
-    let meta = read_meta(file)?;
+    verify_meta(env, file, read_meta(file)?)
+}
+
+/// Check a stored chain state (`file`, downloaded, with the metadata its
+/// link gives) as an archive is checked, and return its plain bytes.
+pub fn read_verified(
+    env: &ArchiveEnv,
+    file: &Path,
+    meta: &ArchiveMeta,
+) -> Result<Vec<u8>, ArchiveError> {
+    if meta.compression != Compression::None {
+        return Err(ArchiveError::BadMetadata {
+            file: file.to_owned(),
+            reason: format!(
+                "a chain state is never compressed, this one says {}",
+                meta.compression.name()
+            ),
+        });
+    }
+    let size = std::fs::metadata(file)
+        .map_err(ArchiveError::io(file))?
+        .len();
+    if size != meta.size {
+        return Err(ArchiveError::SizeMismatch {
+            file: file.to_owned(),
+            expected: meta.size,
+            actual: size,
+        });
+    }
+    let (_, v, _) = verify_meta(env, file, meta.clone())?;
+    std::fs::read(v.path()).map_err(ArchiveError::io(v.path()))
+}
+
+/// Steps 2-3 for `file` whose metadata is `meta`.
+fn verify_meta(
+    env: &ArchiveEnv,
+    file: &Path,
+    meta: ArchiveMeta,
+) -> Result<(ArchiveMeta, Verified, Option<String>), ArchiveError> {
     let expected = env.encryption();
     if meta.encryption != expected {
         return Err(ArchiveError::EncryptionMismatch {

@@ -289,31 +289,56 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
         ArchiveCmd::Prune { dry_run } => {
             refuse_root(cli, "archive prune")?;
             let archiver = open_archiver(ctx, profile)?;
-            let keep = ctx.config.settings.archivers[profile].keep_count;
+            let rules = sets::KeepRules::of(&ctx.config.settings.archivers[profile]);
             let all = archiver.list_sets()?;
-            for (name, mark) in sets::plan_prune(&all, keep) {
-                let incomplete = if all[&name].complete {
+            let bases = archive::chain::set_bases(archiver.as_ref(), all.keys().cloned())?;
+            let plan = sets::plan_prune(&all, rules, &bases);
+            if cli.g.json {
+                output::json(
+                    "archive-prune",
+                    "",
+                    serde_json::json!({"dry_run": dry_run, "sets": plan.sets, "over_keep_bytes": plan.over_keep_bytes}),
+                )?;
+            }
+            // why: newest first, so that a set is never left without the base its diffs apply onto
+            for sp in plan.sets.iter().rev() {
+                let name = &sp.name;
+                let incomplete = if all[name].complete {
                     ""
                 } else {
                     " incomplete"
                 };
-                match mark {
-                    SetMark::Keep => {}
+                let why = &sp.reason;
+                match sp.mark {
+                    SetMark::Keep => {
+                        if cli.g.verbose && !cli.g.json {
+                            println!("keeping{incomplete} archive set {name} ({why})");
+                        }
+                    }
                     SetMark::Protected => {
-                        if cli.g.verbose || *dry_run {
+                        if (cli.g.verbose || *dry_run) && !cli.g.json {
                             println!("keeping protected{incomplete} archive set {name}");
                         }
                     }
                     SetMark::Remove => {
-                        println!(
-                            "{}{incomplete} archive set {name}",
-                            if *dry_run { "would prune" } else { "pruning" }
-                        );
+                        if !cli.g.json {
+                            println!(
+                                "{}{incomplete} archive set {name} ({why})",
+                                if *dry_run { "would prune" } else { "pruning" }
+                            );
+                        }
                         if !dry_run {
-                            archiver.delete_set(&name)?;
+                            archiver.delete_set(name)?;
                         }
                     }
                 }
+            }
+            if let (Some(total), Some(max)) = (plan.over_keep_bytes, rules.max_bytes) {
+                eprintln!(
+                    "strata: warning: profile {profile} keeps {} in sets that must stay (the newest complete set, its chain, protected sets), above keep-bytes {}",
+                    output::size(total),
+                    output::size(max)
+                );
             }
             Ok(ExitCode::Ok)
         }

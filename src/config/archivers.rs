@@ -7,7 +7,7 @@ use super::entries::each_entry;
 use super::fields::{
     Ctx, get_bool, get_count, get_path, get_secret, get_string, get_string_or, get_strings,
 };
-use super::node::Node;
+use super::node::{Node, Value};
 use super::reader::{Fields, KeyPath, Reader, closest};
 use super::secret::Secret;
 use crate::names::UnitPath;
@@ -65,6 +65,29 @@ pub struct ArchiverProfile {
     pub compression: Compression,
     pub keep_count: u32,
     pub workers: u32,
+    /// `diffs`: archives between two fulls of a unit that hold only what
+    /// changed since the unit's previous archive (0: every archive is full).
+    pub diffs: u32,
+    /// `keep-policy`: which complete sets prune keeps.
+    pub keep_policy: KeepPolicy,
+    /// `keep-discs`: how many sets the Hanoi rotation keeps.
+    pub keep_discs: u32,
+    /// `keep-oldest`: with the Hanoi rotation, keep every set that leaves
+    /// its oldest disc (s3napback's `ArchiveOldestDisc`).
+    pub keep_oldest: bool,
+    /// `keep-bytes`: prune drops the oldest complete sets while the
+    /// profile's sets hold more than this many bytes.
+    pub keep_bytes: Option<u64>,
+}
+
+/// Which complete archive sets `archive prune` keeps (`keep-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepPolicy {
+    /// The newest `keep-count` (Deltaic's rule, the default).
+    Count,
+    /// s3napback's Tower-of-Hanoi rotation over `keep-discs` discs.
+    Hanoi,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +105,9 @@ pub enum ArchiverKind {
     Local {
         path: PathBuf,
     },
+    /// Packs as a real run would and stores nothing (PALHM's null backend):
+    /// `archive run` then reports what it would have uploaded.
+    Null,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +120,9 @@ pub struct S3Profile {
     pub access_key_id: Option<Secret>,
     pub secret_access_key: Option<Secret>,
     pub storage_class: String,
+    /// The class a set's archives are moved to (server-side copy) once the
+    /// set is complete; `None` leaves them in `storage_class`.
+    pub final_storage_class: Option<String>,
     pub restore_tier: RestoreTier,
     pub restore_days: u32,
     /// storage class -> prices
@@ -170,6 +199,7 @@ const S3_KEYS: &[&str] = &[
     "s3-secret-access-key",
     "s3-secret-access-key-file",
     "s3-storage-class",
+    "s3-final-storage-class",
     "s3-restore-tier",
     "s3-restore-days",
     "s3-prices",
@@ -209,11 +239,21 @@ fn profile(
         Googledrive,
         S3,
         Local,
+        Null,
     }
     let mut f = r.fields(node, path)?;
     let kind = f
-        .require(r, f.line(), "archiver", "aws, googledrive, s3 or local")
+        .require(
+            r,
+            f.line(),
+            "archiver",
+            "aws, googledrive, s3, local or null",
+        )
         .and_then(|(n, p)| {
+            // why: YAML reads a bare `null` as no value; `archiver: null` means the null archiver
+            if matches!(n.value, Value::Null) && n.raw().is_some_and(is_yaml_null_word) {
+                return Some(K::Null);
+            }
             r.choice(
                 n,
                 &p,
@@ -222,6 +262,7 @@ fn profile(
                     ("googledrive", K::Googledrive),
                     ("s3", K::S3),
                     ("local", K::Local),
+                    ("null", K::Null),
                 ],
             )
         });
@@ -231,6 +272,21 @@ fn profile(
     };
     let keep_count = get_count(r, &mut f, "keep-count", 1, 1);
     let workers = get_count(r, &mut f, "workers", 8, 1);
+    let diffs = get_count(r, &mut f, "diffs", 0, 0);
+    let keep_policy = match f.get("keep-policy") {
+        Some((n, p)) => r.choice(
+            n,
+            &p,
+            &[("count", KeepPolicy::Count), ("hanoi", KeepPolicy::Hanoi)],
+        ),
+        None => Some(KeepPolicy::Count),
+    };
+    let keep_discs = get_count(r, &mut f, "keep-discs", 5, 1);
+    let keep_oldest = get_bool(r, &mut f, "keep-oldest", false);
+    let keep_bytes = match f.get("keep-bytes") {
+        Some((n, p)) => size(r, n, &p).map(Some),
+        None => Some(None),
+    };
     let kind = kind?;
     // Keys of another archiver kind are a mistake worth naming precisely.
     for (keys, k, label) in [
@@ -282,6 +338,7 @@ fn profile(
             }
         }
         K::Googledrive => ArchiverKind::Googledrive,
+        K::Null => ArchiverKind::Null,
         K::Local => {
             let p = required(r, &mut f, "local-path")?;
             ArchiverKind::Local { path: ctx.path(&p) }
@@ -301,20 +358,12 @@ fn profile(
                 "s3-secret-access-key-file",
             );
             let storage_class = match f.get("s3-storage-class") {
-                Some((n, p)) => r.choice(
-                    n,
-                    &p,
-                    &[
-                        ("STANDARD", "STANDARD"),
-                        ("STANDARD_IA", "STANDARD_IA"),
-                        ("ONEZONE_IA", "ONEZONE_IA"),
-                        ("INTELLIGENT_TIERING", "INTELLIGENT_TIERING"),
-                        ("GLACIER", "GLACIER"),
-                        ("GLACIER_IR", "GLACIER_IR"),
-                        ("DEEP_ARCHIVE", "DEEP_ARCHIVE"),
-                    ],
-                ),
+                Some((n, p)) => r.choice(n, &p, S3_CLASSES),
                 None => Some("STANDARD"),
+            };
+            let final_storage_class = match f.get("s3-final-storage-class") {
+                Some((n, p)) => r.choice(n, &p, S3_CLASSES).map(Some),
+                None => Some(None),
             };
             let restore_tier = match f.get("s3-restore-tier") {
                 Some((n, p)) => r.choice(
@@ -341,6 +390,7 @@ fn profile(
                 access_key_id: access_key_id?,
                 secret_access_key: secret_access_key?,
                 storage_class: storage_class?.to_owned(),
+                final_storage_class: final_storage_class?.map(str::to_owned),
                 restore_tier: restore_tier?,
                 restore_days: restore_days?,
                 prices: prices?,
@@ -354,7 +404,84 @@ fn profile(
         compression: compression?,
         keep_count: keep_count?,
         workers: workers?,
+        diffs: diffs?,
+        keep_policy: keep_policy?,
+        keep_discs: keep_discs?,
+        keep_oldest: keep_oldest?,
+        keep_bytes: keep_bytes?,
     })
+}
+
+/// The S3 storage classes a profile may name.
+const S3_CLASSES: &[(&str, &str)] = &[
+    ("STANDARD", "STANDARD"),
+    ("STANDARD_IA", "STANDARD_IA"),
+    ("ONEZONE_IA", "ONEZONE_IA"),
+    ("INTELLIGENT_TIERING", "INTELLIGENT_TIERING"),
+    ("GLACIER", "GLACIER"),
+    ("GLACIER_IR", "GLACIER_IR"),
+    ("DEEP_ARCHIVE", "DEEP_ARCHIVE"),
+];
+
+/// Whether a scalar's text is one of YAML's spellings of null.
+fn is_yaml_null_word(raw: &str) -> bool {
+    matches!(raw, "null" | "Null" | "NULL")
+}
+
+/// A size in bytes: a whole number, or a number with a unit: `K`, `M`,
+/// `G`, `T`, `P` and their `KiB`... forms are powers of 1024, `KB`, `MB`,
+/// `GB`, `TB`, `PB` powers of 1000, `B` bytes (`500G`, `1.5 TiB`, `800 GB`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let factor: f64 = match unit {
+        "" | "B" => 1.0,
+        "K" | "KiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TiB" => 1024f64.powi(4),
+        "P" | "PiB" => 1024f64.powi(5),
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "PB" => 1e15,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: expected a number of bytes, or a number with K, M, G, T, P (powers of 1024) or KB, MB, GB, TB, PB (powers of 1000)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: `{num}` is not a number"))?;
+    let bytes = (n * factor).round();
+    // why: 2^64 as f64 is exact; anything at or past it does not fit
+    if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(format!("`{text}` is too large"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // why: range checked above
+    Ok(bytes as u64)
+}
+
+/// A size key (see [`parse_size`]); a plain YAML integer is bytes.
+pub(super) fn size(r: &mut Reader, node: &Node, path: &KeyPath) -> Option<u64> {
+    let text = match &node.value {
+        Value::Int(i) if *i >= 0 => return u64::try_from(*i).ok(),
+        Value::Str(s) => s.clone(),
+        _ => r.string(node, path)?,
+    };
+    match parse_size(&text) {
+        Ok(n) => Some(n),
+        Err(msg) => {
+            r.error(node.line, path, msg);
+            None
+        }
+    }
 }
 
 fn s3_prices(r: &mut Reader, node: &Node, path: &KeyPath) -> Option<BTreeMap<String, S3Price>> {

@@ -255,7 +255,7 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "missing archiver kind",
         "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    offsite:\n      compression: zstd\n",
         6,
-        "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3 or local)",
+        "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3, local or null)",
     ),
     (
         "unit twice (YAML key)",
