@@ -143,6 +143,8 @@ pub enum FullReason {
     BaseNotChained { base: String },
     /// The base is the last diff `diffs` allows.
     ChainFull { base: String, level: u32 },
+    /// The base's chain state could not be read or used.
+    BaseUnreadable { base: String },
 }
 
 impl std::fmt::Display for FullReason {
@@ -157,6 +159,12 @@ impl std::fmt::Display for FullReason {
                 write!(
                     f,
                     "its archive in {base} is diff {level}, the last one `diffs` allows"
+                )
+            }
+            FullReason::BaseUnreadable { base } => {
+                write!(
+                    f,
+                    "the chain state of its archive in {base} could not be read"
                 )
             }
         }
@@ -568,6 +576,26 @@ pub fn resolve(
     }
     out.reverse();
     Ok(out)
+}
+
+/// What restoring every unit of `set` retrieves: archives and bytes, each
+/// unit's chain included.
+pub fn restore_size(archiver: &dyn Archiver, set: &str) -> Result<(u64, u64), ArchiveError> {
+    let mut archives = 0;
+    let mut bytes = 0;
+    let links = archiver.chain_links(set)?;
+    for (unit, size) in archiver.list_set_units(set)? {
+        if links.get(&unit).is_some_and(|l| l.base.is_some()) {
+            for m in resolve(archiver, set, &unit)? {
+                archives += 1;
+                bytes += m.meta.size;
+            }
+        } else {
+            archives += 1;
+            bytes += size;
+        }
+    }
+    Ok((archives, bytes))
 }
 
 /// For each set, the sets its archives apply onto.

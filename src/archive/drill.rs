@@ -1,6 +1,7 @@
 //! `archive drill`: a restore, tried. A random (or the named) unit of the
-//! newest complete set is retrieved into the spool, unpacked, and compared
-//! with the snapshot it came from, attribute by attribute.
+//! newest complete set is retrieved into the spool (with its chain, when it
+//! is a diff), unpacked (the chain in order), and compared with the
+//! snapshot it came from, attribute by attribute.
 //!
 //! The snapshot is mounted for the comparison by a [`MountedSnapshot`]
 //! guard, so it is unmounted on every path, error paths included (unless
@@ -17,8 +18,10 @@ use rand::seq::SliceRandom;
 pub struct DrillReport {
     pub set: String,
     pub unit: String,
-    /// The archive's size.
+    /// The bytes retrieved: the archive's, with its chain.
     pub size: u64,
+    /// How many archives restored it (its chain: 1 for a full).
+    pub archives: usize,
     /// Every difference between the restored unit and the snapshot; empty
     /// means equal.
     pub differences: Vec<String>,
@@ -60,14 +63,15 @@ pub fn drill(
                 .clone()
         }
     };
-    let meta = archiver.archive_meta(&set, &unit)?;
-    started(&set, &unit, meta.size);
+    let chain = super::chain::resolve(archiver, &set, &unit)?;
+    let size: u64 = chain.iter().map(|m| m.meta.size).sum();
+    started(&set, &unit, size);
     std::fs::create_dir_all(&env.spool).map_err(ArchiveError::io(&env.spool))?;
     let work = tempfile::Builder::new()
         .prefix(&format!("drill-{}-", std::process::id()))
         .tempdir_in(&env.spool)
         .map_err(ArchiveError::io(&env.spool))?;
-    let fetched = retrieve::retrieve_one(archiver, &set, &unit, &meta, work.path(), None)?;
+    let fetched = retrieve::retrieve_chain(archiver, &set, &unit, work.path(), None)?;
     let out = work.path().join("tree");
     // why: everything, as the snapshot has it, to compare; into the drill's own 0700 directory, removed after
     let opts = unpack::UnpackOptions {
@@ -75,7 +79,7 @@ pub fn drill(
         privileges: unpack::Privileges::Restore,
         ..unpack::UnpackOptions::default()
     };
-    unpack::unpack(env, &fetched, &out, opts)?;
+    unpack::unpack_all(env, &fetched, &out, opts)?;
     let name = SnapshotName::parse(&set).map_err(|e| ArchiveError::BadSetName {
         name: set.clone(),
         reason: e.to_string(),
@@ -89,7 +93,8 @@ pub fn drill(
     Ok(DrillReport {
         set,
         unit,
-        size: meta.size,
+        size,
+        archives: fetched.len(),
         differences,
     })
 }

@@ -37,6 +37,8 @@ pub mod rate;
 pub mod retrieve;
 pub mod run;
 pub mod sets;
+pub mod tarwalk;
+pub mod unit;
 pub mod unpack;
 
 pub use archivers::{Archiver, SetInfo};

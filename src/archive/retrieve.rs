@@ -12,10 +12,17 @@
 //!
 //! Crash behaviour: `kill -9` or a dropped connection leaves the `.part`
 //! file, which the next retrieve continues.
+//!
+//! A diff is fetched with its chain ([`retrieve_chain`]): the full and
+//! every diff after it, in order, each a file of its own; an archive of the
+//! chain already in DESTDIR with its size and sha256 (another snapshot of
+//! the same chain retrieved before) is used as it is.
 
+use super::chain::{self, ChainMember};
 use super::rate::RateLimit;
 use super::unpack::{write_meta, write_origin};
 use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
+use crate::backup_root::xattrs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -106,5 +113,37 @@ pub fn retrieve_one(
     write_meta(&part, meta)?;
     write_origin(&part, set, unit)?;
     std::fs::rename(&part, &out).map_err(ArchiveError::io(&out))?;
+    Ok(out)
+}
+
+/// Whether `path` is a retrieved archive of `set` and `unit` with `meta`'s
+/// size and sha256 (as recorded by a finished retrieve).
+fn already_retrieved(path: &Path, set: &str, unit: &str, meta: &ArchiveMeta) -> bool {
+    let rec = |name: &str| xattrs::get_text(path, name).ok().flatten();
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == meta.size)
+        && rec(xattrs::ARCHIVE_SHA256).as_deref() == Some(meta.sha256.as_str())
+        && rec(xattrs::ARCHIVE_SET).as_deref() == Some(set)
+        && rec(xattrs::ARCHIVE_UNIT).as_deref() == Some(unit)
+}
+
+/// Fetch the archives that restore `unit` as of `set` into `dest`: its
+/// chain, full first; returns the files in the order to unpack them.
+pub fn retrieve_chain(
+    archiver: &dyn Archiver,
+    set: &str,
+    unit: &str,
+    dest: &Path,
+    rate: Option<&RateLimit>,
+) -> Result<Vec<PathBuf>, ArchiveError> {
+    let members: Vec<ChainMember> = chain::resolve(archiver, set, unit)?;
+    let mut out = Vec::with_capacity(members.len());
+    for m in members {
+        let path = dest.join(retrieved_name(&m.set, unit));
+        if already_retrieved(&path, &m.set, unit, &m.meta) {
+            out.push(path);
+            continue;
+        }
+        out.push(retrieve_one(archiver, &m.set, unit, &m.meta, dest, rate)?);
+    }
     Ok(out)
 }

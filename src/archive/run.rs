@@ -38,6 +38,8 @@ pub struct RunOptions {
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub archived: Vec<String>,
+    /// What each archived unit's child reported, in the order they ended.
+    pub reports: Vec<(String, Archived)>,
     pub already: usize,
     pub failed: Vec<(String, String)>,
     pub completed: bool,
@@ -52,6 +54,14 @@ pub struct Archived {
     pub compression: String,
     pub encryption: String,
     pub sha256: String,
+    /// Seconds spent packing (tar, compression, gpg).
+    #[serde(default)]
+    pub pack_secs: f64,
+    /// The chain level (0 a full) and base, when the profile has diffs.
+    #[serde(default)]
+    pub level: Option<u32>,
+    #[serde(default)]
+    pub base: Option<String>,
 }
 
 impl Archived {
@@ -62,15 +72,33 @@ impl Archived {
             compression: meta.compression.name().to_owned(),
             encryption: meta.encryption.name().to_owned(),
             sha256: meta.sha256.clone(),
+            pack_secs: 0.0,
+            level: None,
+            base: None,
+        }
+    }
+
+    /// The chain position in words: `full`, `diff 2 onto SET`, or nothing.
+    #[must_use]
+    pub fn chain_words(&self) -> String {
+        match (self.level, &self.base) {
+            (Some(0), _) => "full".to_owned(),
+            (Some(l), Some(b)) => format!("diff {l} onto {b}"),
+            _ => String::new(),
         }
     }
 }
 
 impl JobReport for Archived {
     fn summary(&self) -> String {
+        let chain = self.chain_words();
         format!(
-            "{} bytes, {} {}",
-            self.size, self.compression, self.encryption
+            "{} bytes, {} {}{}{}",
+            self.size,
+            self.compression,
+            self.encryption,
+            if chain.is_empty() { "" } else { ", " },
+            chain
         )
     }
     fn bytes(&self) -> u64 {
@@ -183,7 +211,12 @@ fn run_mounted(
     let ran = runner.run(&jobs, &|_: &Job, _: &Outcome<Archived>| {});
     for o in ran.outcomes {
         match o.failure {
-            None => summary.archived.push(o.name),
+            None => {
+                if let Some(r) = o.report {
+                    summary.reports.push((o.name.clone(), r));
+                }
+                summary.archived.push(o.name);
+            }
             Some(why) => summary.failed.push((o.name, why)),
         }
     }
