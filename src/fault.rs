@@ -16,9 +16,10 @@
 //! | `before-old-snapshot-delete` | `user.rbd.snapshot` names the new snapshot, the old RBD snapshot still exists |
 //! | `full-fetch` | during a first (full) fetch, part of the image written |
 //!
-//! And of an archive upload to the `local` archiver
-//! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
-//! in the store under a temporary name, not yet renamed into place.
+//! And of an archive upload ([`crate::archive::archivers`]): `archive-upload`,
+//! to the `local` archiver the archive's bytes in the store under a
+//! temporary name, not yet renamed into place; to `s3` before the archive's
+//! object is written (with a chain, its state is stored already).
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).

@@ -586,6 +586,7 @@ impl Archiver for S3Archiver {
         let size = std::fs::metadata(file)
             .map_err(ArchiveError::io(file))?
             .len();
+        crate::fault::point("archive-upload");
         if size > self.part_size {
             return self
                 .rt

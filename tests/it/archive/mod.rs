@@ -4,6 +4,7 @@
 //! stopped mid-retrieve); the shared retrieval rate limit; drill; prune;
 //! and the s3 archiver against radosgw.
 
+mod chains;
 mod escape;
 mod faults;
 mod fixtures;
