@@ -65,10 +65,16 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// Whether a free-space rule is configured.
+    /// The free-space rule (`gc-min-free-percent`, `gc-min-free-bytes`),
+    /// when one is configured.
     #[must_use]
-    pub fn free_space_rule(&self) -> bool {
-        self.min_free_percent.is_some() || self.min_free_bytes.is_some()
+    pub fn free_space_rule(&self) -> Option<crate::retention::FreeSpaceRule> {
+        (self.min_free_percent.is_some() || self.min_free_bytes.is_some()).then_some(
+            crate::retention::FreeSpaceRule {
+                min_percent: self.min_free_percent,
+                min_bytes: self.min_free_bytes,
+            },
+        )
     }
 }
 
