@@ -568,3 +568,130 @@ pub(super) fn unit_overrides(r: &mut Reader, node: &Node, path: &KeyPath) -> Uni
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigError, DumpCommand, parse};
+    use std::path::Path;
+
+    #[test]
+    fn sizes_read_as_bytes_or_with_units() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("1234", Some(1234)),
+            ("1K", Some(1024)),
+            ("1KiB", Some(1024)),
+            ("1KB", Some(1000)),
+            ("500G", Some(500 << 30)),
+            ("1.5 T", Some(3 << 39)),
+            ("800 GB", Some(800_000_000_000)),
+            ("2 TiB", Some(2 << 40)),
+            ("7B", Some(7)),
+            ("1P", Some(1 << 50)),
+            ("", None),
+            ("G", None),
+            ("12 parsecs", None),
+            ("-5G", None),
+            ("1.2.3G", None),
+            ("99999999999P", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text).ok(), *want, "{text:?}");
+        }
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, Path::new("/nonexistent/c.yaml")) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => problems
+                .iter()
+                .map(|p| format!("{}: {}", p.path.as_str(), p.message))
+                .collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_keys_of_issue_15_read_and_refuse() {
+        let base = "settings:\n  root: /nonexistent\n  snapshot-store: dir\n";
+        let c = parse(
+            &format!(
+                "{base}  gc-min-free-bytes: 2G\n  archivers:\n    dry:\n      archiver: null\n    hq:\n      archiver: \"null\"\n      diffs: 3\n      keep-policy: hanoi\n      keep-discs: 7\n      keep-oldest: true\n      keep-bytes: 1T\ndump:\n  db:\n    pipeline:\n      - [pg_dump, db]\n      - [zstd]\n"
+            ),
+            Path::new("/nonexistent/c.yaml"),
+        )
+        .unwrap();
+        assert_eq!(c.settings.retention.min_free_bytes, Some(2 << 30));
+        let dry = &c.settings.archivers["dry"];
+        assert!(matches!(dry.archiver, ArchiverKind::Null));
+        assert_eq!(
+            (dry.diffs, dry.keep_policy, dry.keep_bytes),
+            (0, KeepPolicy::Count, None)
+        );
+        let hq = &c.settings.archivers["hq"];
+        assert_eq!(
+            (
+                hq.diffs,
+                hq.keep_policy,
+                hq.keep_discs,
+                hq.keep_oldest,
+                hq.keep_bytes
+            ),
+            (3, KeepPolicy::Hanoi, 7, true, Some(1 << 40))
+        );
+        assert_eq!(
+            c.dump[0].command,
+            DumpCommand::Pipeline(vec![
+                vec!["pg_dump".into(), "db".into()],
+                vec!["zstd".into()]
+            ])
+        );
+        let cases: &[(&str, &str)] = &[
+            (
+                "  archivers:\n    p:\n      archiver: local\n      local-path: /x\n      keep-bytes: lots\n",
+                "settings.archivers.p.keep-bytes: `lots` is not a size",
+            ),
+            (
+                "  archivers:\n    p:\n      archiver: local\n      local-path: /x\n      keep-policy: tower\n",
+                "settings.archivers.p.keep-policy: `tower` is not one of count, hanoi",
+            ),
+            (
+                "  archivers:\n    p:\n      archiver:\n",
+                "settings.archivers.p.archiver: expected a string",
+            ),
+            (
+                "  archivers:\n    p:\n      archiver: local\n      local-path: /x\n      s3-final-storage-class: GLACIER\n",
+                "`s3-final-storage-class` belongs to archiver `s3`",
+            ),
+            (
+                "dump:\n  d:\n    command: [a]\n    pipeline: [[a]]\n",
+                "dump.d.pipeline: give either `command` or `pipeline`, not both",
+            ),
+            (
+                "dump:\n  d:\n    pipeline: [a, b]\n",
+                "dump.d.pipeline[0]: a stage is the program and its arguments, as a list",
+            ),
+            (
+                "dump:\n  d:\n    pipeline: []\n",
+                "dump.d.pipeline: the pipeline has no stage",
+            ),
+            (
+                "dump:\n  d:\n    pipeline: [[]]\n",
+                "dump.d.pipeline[0]: the stage is empty",
+            ),
+            (
+                "  gc-min-free-bytes: -3\n",
+                "settings.gc-min-free-bytes: `-3` is not a size",
+            ),
+        ];
+        for (extra, want) in cases {
+            let (settings, rest) = match extra.find("dump:") {
+                Some(0) => ("", *extra),
+                _ => (*extra, ""),
+            };
+            let got = problems(&format!("{base}{settings}{rest}"));
+            assert!(got.iter().any(|p| p.contains(want)), "{extra:?}: {got:?}");
+        }
+    }
+}

@@ -135,6 +135,15 @@ const APPENDIX_A_KEYS: &[&str] = &[
     "file",
     "scrub",
     "skip",
+    // strata's own keys since (issue 15)
+    "gc-min-free-bytes",
+    "diffs",
+    "keep-policy",
+    "keep-discs",
+    "keep-oldest",
+    "keep-bytes",
+    "s3-final-storage-class",
+    "pipeline",
 ];
 
 #[test]
