@@ -169,16 +169,37 @@ fn run_mounted(
         ..RunSummary::default()
     };
     let root = BackupRoot::new(&config.settings.root);
+    // why: a diff's base is in a complete set; one listing here spares every unit its own
+    let complete: Option<String> = if config
+        .settings
+        .archivers
+        .get(&opts.profile)
+        .is_some_and(|p| p.diffs > 0)
+    {
+        let names: Vec<String> = archiver
+            .list_sets()?
+            .into_iter()
+            .filter(|(_, info)| info.complete)
+            .map(|(n, _)| n)
+            .collect();
+        Some(names.join(","))
+    } else {
+        None
+    };
     let jobs: Vec<Job> = all
         .into_iter()
         .filter(|u| !existing.contains_key(u))
         .map(|unit| {
-            let mut cmd = Cmd::new(&opts.exe)
-                .arg("-c")
-                .arg(&opts.config_path)
-                .args(["archive", "-p", &opts.profile, "unit", set])
-                .arg(mount)
-                .arg(&unit);
+            let mut cmd = Cmd::new(&opts.exe).arg("-c").arg(&opts.config_path).args([
+                "archive",
+                "-p",
+                &opts.profile,
+                "unit",
+            ]);
+            if let Some(c) = &complete {
+                cmd = cmd.arg(format!("--complete-sets={c}"));
+            }
+            cmd = cmd.arg(set).arg(mount).arg(&unit);
             if opts.allow_root {
                 cmd = cmd.env("STRATA_ALLOW_ROOT", "1");
             }

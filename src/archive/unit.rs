@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// What to archive and how.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UnitJob<'a> {
     pub profile: &'a str,
     pub set: &'a str,
@@ -31,6 +31,9 @@ pub struct UnitJob<'a> {
     pub compression: Compression,
     /// The profile's `diffs`.
     pub diffs: u32,
+    /// The profile's complete sets, when the caller listed them already
+    /// (`archive run` does, once for all its units).
+    pub complete_sets: Option<Vec<String>>,
 }
 
 /// What was archived.
@@ -48,19 +51,31 @@ pub struct UnitArchived {
 }
 
 /// The newest complete set older than `set` that holds `unit`, and that
-/// archive's chain link.
+/// archive's chain link; `complete` are the profile's complete sets when
+/// known (one listing for a whole run), else they are listed here.
 pub fn find_base(
     archiver: &dyn Archiver,
     set: &str,
     unit: &str,
+    complete: Option<&[String]>,
 ) -> Result<Option<(String, Option<ChainLink>)>, ArchiveError> {
-    let sets = archiver.list_sets()?;
-    for (name, info) in sets.iter().rev() {
-        if name.as_str() >= set || !info.complete {
-            continue;
-        }
-        if archiver.list_set_units(name)?.contains_key(unit) {
-            return Ok(Some((name.clone(), archiver.chain_link(name, unit)?)));
+    let mut candidates: Vec<String> = match complete {
+        Some(c) => c.to_vec(),
+        None => archiver
+            .list_sets()?
+            .into_iter()
+            .filter(|(_, info)| info.complete)
+            .map(|(n, _)| n)
+            .collect(),
+    };
+    candidates.retain(|c| !c.is_empty() && c.as_str() < set);
+    candidates.sort();
+    for name in candidates.iter().rev() {
+        // why: one request for this unit, not a listing of every archive of the set
+        match archiver.archive_meta(name, unit) {
+            Ok(_) => return Ok(Some((name.clone(), archiver.chain_link(name, unit)?))),
+            Err(ArchiveError::NoSuchArchive { .. }) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(None)
@@ -90,7 +105,7 @@ pub fn archive_unit(
         return Err(ArchiveError::ChainsUnsupported(archiver.kind()));
     }
     let mut notes = Vec::new();
-    let base = find_base(archiver, job.set, job.unit)?;
+    let base = find_base(archiver, job.set, job.unit, job.complete_sets.as_deref())?;
     let mut step = chain::plan_step(
         job.diffs,
         base.as_ref().map(|(s, l)| (s.as_str(), l.as_ref())),

@@ -55,6 +55,11 @@ enum ArchiveCmd {
     Resync,
     /// Low level: pack and upload one unit of a mounted snapshot
     Unit {
+        /// The complete sets of the profile (comma-separated), as `archive
+        /// run` listed them, where a diff's base is looked for; listed here
+        /// when not given
+        #[arg(long, hide = true, value_delimiter = ',', value_name = "SET,...")]
+        complete_sets: Option<Vec<String>>,
         snapshot: String,
         mountpoint: PathBuf,
         unit: String,
@@ -247,6 +252,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             }
         }
         ArchiveCmd::Unit {
+            complete_sets,
             snapshot,
             mountpoint,
             unit,
@@ -269,6 +275,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 unit,
                 compression,
                 diffs: ctx.config.settings.archivers[profile].diffs,
+                complete_sets: complete_sets.clone(),
             };
             let done = archive::unit::archive_unit(&env, archiver.as_ref(), &job)
                 .with_context(|| format!("archiving {unit}"))?;

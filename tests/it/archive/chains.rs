@@ -504,3 +504,69 @@ fn the_final_storage_class_is_set_when_the_set_completes() {
         std::fs::read(mount.join("dump/big/data")).unwrap()
     );
 }
+
+#[test]
+fn archive_prune_follows_the_hanoi_rotation_and_keep_bytes() {
+    let Some(w) = World::new(UNITS, false, false, |_| {}) else {
+        return;
+    };
+    let profiles = format!(
+        "    hanoi:\n      archiver: local\n      local-path: {s}/hanoi\n      keep-policy: hanoi\n      keep-discs: 3\n      keep-oldest: true\n    small:\n      archiver: local\n      local-path: {s}/hanoi\n      keep-count: 9\n      keep-bytes: 25\n",
+        s = w.store.display()
+    );
+    let config = w.config("plain", false, &profiles);
+    // One complete set a day for 12 days from 2026-01-28 (day number 20481)
+    let store = w.store.join("hanoi");
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 28).unwrap();
+    let names: Vec<String> = (0..12u64)
+        .map(|k| {
+            (start + chrono::Days::new(k))
+                .format("%Y%m%d-1")
+                .to_string()
+        })
+        .collect();
+    for n in &names {
+        write(&store.join(n).join("dump%2Fu.archive"), b"0123456789");
+        write(
+            &store.join(n).join("dump%2Fu.meta.json"),
+            format!(
+                "{{\"compression\":\"none\",\"encryption\":\"none\",\"sha256\":\"{}\",\"size\":\"10\"}}",
+                "0".repeat(64)
+            )
+            .as_bytes(),
+        );
+        write(&store.join(n).join("COMPLETE"), b"x");
+    }
+    let out = w.ok(&config, &["archive", "-p", "hanoi", "prune", "-n"]);
+    let would: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| out.contains(&format!("would prune archive set {n}")))
+        .collect();
+    // 3 discs: the newest of discs 0, 1 and 2, and (keep-oldest) every set of disc 2;
+    // days 20481..20492 have discs 0 1 0 2 0 1 0 2 0 1 0 2
+    let kept: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !would.contains(n))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "20260131-1",
+            "20260204-1",
+            "20260206-1",
+            "20260207-1",
+            "20260208-1"
+        ],
+        "{out}"
+    );
+    // keep-bytes 25 over sets of 10 bytes: the two newest stay
+    w.ok(&config, &["archive", "-p", "small", "prune"]);
+    let left = w.ok(&config, &["archive", "-p", "small", "ls", "-s"]);
+    assert_eq!(left.lines().count(), 2, "{left}");
+    assert!(
+        left.contains(&names[11]) && left.contains(&names[10]),
+        "{left}"
+    );
+}
