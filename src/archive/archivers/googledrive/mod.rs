@@ -566,7 +566,8 @@ impl GoogleDriveArchiver {
                 .session
                 .as_ref()
                 .is_some_and(|s| s.part == part);
-            if count == 1 && len <= MULTIPART_MAX && !resuming {
+            // why: what fits in one chunk goes in one request; anything larger is resumable
+            if count == 1 && len <= MULTIPART_MAX.min(self.chunk_size) && !resuming {
                 self.drive
                     .create_multipart(&meta, len, opener(&pending.data, offset))?;
             } else {
