@@ -363,7 +363,9 @@ fn googledrive_reads_a_set_deltaic_wrote_unchanged() {
 #[test]
 fn googledrive_sigkill_mid_upload_then_run_r_resumes_the_same_session() {
     let size: u64 = 3 << 20;
-    let Some(w) = World::new(&random_unit("big", size), false, false, |_| {}) else {
+    // why: "small" fits in one chunk and goes up in one multipart request
+    let units = format!("{}{}", random_unit("big", size), random_unit("small", 4096));
+    let Some(w) = World::new(&units, false, false, |_| {}) else {
         return;
     };
     let Some(fake) = FakeDrive::start(&w.home) else {
@@ -386,6 +388,8 @@ fn googledrive_sigkill_mid_upload_then_run_r_resumes_the_same_session() {
     let state = fake.state();
     let sessions = state["sessions"].as_object().unwrap().clone();
     assert_eq!(sessions.len(), 1);
+    assert_eq!(state["counters"]["requests"]["multipart"], 1);
+    assert_eq!(fake.files_named("dump/small").len(), 1);
     let (sid, s) = sessions.iter().next().unwrap();
     assert_eq!(
         s["received"], 262_144,

@@ -354,8 +354,10 @@ pub fn plan_parts(size: u64, part_size: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// The folders that are sets: those whose parent is not a listed folder
-/// (the application data folder's own id is never listed).
+/// The folders that are sets: those named like a snapshot whose parent is
+/// not a listed folder (the application data folder's own id is never
+/// listed). A folder with any other name is not strata's or Deltaic's, and
+/// its name never reaches a path or a prune plan.
 fn top_folders(items: &[DriveFile]) -> Vec<&DriveFile> {
     let folder_ids: std::collections::BTreeSet<&str> = items
         .iter()
@@ -364,7 +366,11 @@ fn top_folders(items: &[DriveFile]) -> Vec<&DriveFile> {
         .collect();
     let mut v: Vec<&DriveFile> = items
         .iter()
-        .filter(|f| f.is_folder() && !f.parents.iter().any(|p| folder_ids.contains(p.as_str())))
+        .filter(|f| {
+            f.is_folder()
+                && !f.parents.iter().any(|p| folder_ids.contains(p.as_str()))
+                && crate::names::SnapshotName::parse(&f.name).is_ok()
+        })
         .collect();
     v.sort_by(|a, b| (&a.created_time, &a.id).cmp(&(&b.created_time, &b.id)));
     v
@@ -1207,7 +1213,10 @@ mod tests {
         let mut nested = set.clone();
         nested.id = "f2".into();
         nested.parents = vec!["f1".into()];
-        let items = [set, nested];
+        let mut hostile = set.clone();
+        hostile.id = "f3".into();
+        hostile.name = "../../etc".into();
+        let items = [set, nested, hostile];
         let top: Vec<&str> = top_folders(&items).iter().map(|f| f.id.as_str()).collect();
         assert_eq!(top, vec!["f1"]);
         assert!((monthly_price(1) - 0.0).abs() < f64::EPSILON);

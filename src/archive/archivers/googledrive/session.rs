@@ -73,15 +73,28 @@ impl Store {
         }
     }
 
+    /// The directory of `set`'s uploads; `set` must be a snapshot name (it
+    /// may come from a Drive listing, and must not lead out of the store).
+    fn set_dir(&self, set: &str) -> Result<PathBuf, DriveError> {
+        crate::names::SnapshotName::parse(set).map_err(|e| DriveError::Spool {
+            path: self.dir.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("set {set:?}: {e}"),
+            ),
+        })?;
+        Ok(self.dir.join(set))
+    }
+
     /// The state file and the bytes of `unit`'s upload into `set`.
-    fn paths(&self, set: &str, unit: &str) -> (PathBuf, PathBuf) {
-        let dir = self.dir.join(set);
+    fn paths(&self, set: &str, unit: &str) -> Result<(PathBuf, PathBuf), DriveError> {
+        let dir = self.set_dir(set)?;
         let enc = encode_unit(unit);
         // why: not with_extension, which would eat a dot in the unit's name
-        (
+        Ok((
             dir.join(format!("{enc}.json")),
             dir.join(format!("{enc}.archive")),
-        )
+        ))
     }
 
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DriveError {
@@ -98,7 +111,7 @@ impl Store {
         file: &Path,
         part_size: u64,
     ) -> Result<Pending, DriveError> {
-        let (json, data) = self.paths(set, unit);
+        let (json, data) = self.paths(set, unit)?;
         let dir = json.parent().expect("under the store").to_owned();
         std::fs::create_dir_all(&dir).map_err(Self::io(&dir))?;
         for p in [&json, &data] {
@@ -131,7 +144,7 @@ impl Store {
     /// The upload of `unit` into `set` a killed process left, if any (a
     /// state whose bytes are gone or do not match it is dropped).
     pub fn find(&self, set: &str, unit: &str) -> Result<Option<Pending>, DriveError> {
-        let (json, data) = self.paths(set, unit);
+        let (json, data) = self.paths(set, unit)?;
         let text = match std::fs::read(&json) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -182,7 +195,7 @@ impl Store {
 
     /// Forget every pending upload of `set` (it was deleted).
     pub fn remove_set(&self, set: &str) -> Result<(), DriveError> {
-        let dir = self.dir.join(set);
+        let dir = self.set_dir(set)?;
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
