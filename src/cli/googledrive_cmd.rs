@@ -34,7 +34,7 @@ enum GoogledriveCmd {
         #[arg(long, value_name = "FILE")]
         import: Option<PathBuf>,
         /// The loopback port the browser comes back to [default: any free one]
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
         port: u16,
         /// How long to wait for the browser, in seconds
         #[arg(long, default_value_t = 300, value_name = "SECS")]
