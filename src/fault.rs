@@ -19,6 +19,9 @@
 //! And of an archive upload to the `local` archiver
 //! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
 //! in the store under a temporary name, not yet renamed into place.
+//! And of a resumable upload to the `googledrive` archiver:
+//! `googledrive-chunk`, right after Drive acknowledged a chunk (the session
+//! URL and the archive's bytes kept under the spool, the file not yet made).
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).

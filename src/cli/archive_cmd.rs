@@ -116,7 +116,7 @@ fn open_archiver(ctx: &Ctx, profile: &str) -> anyhow::Result<Box<dyn Archiver>> 
             .to_string(),
         )
     })?;
-    Ok(archivers::open(p)?)
+    Ok(archivers::open(&ctx.config.settings.archive, p)?)
 }
 
 fn env(ctx: &Ctx) -> anyhow::Result<ArchiveEnv> {
@@ -190,6 +190,15 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 Ok(ExitCode::Ok)
+            } else if s.failed.is_empty() && !s.paused.is_empty() {
+                // why: not a failure: the store's daily cap; the set waits for `run -r`
+                eprintln!(
+                    "strata: set {name} paused: {} archived now, {} waiting; profile {profile} refuses uploads until {}: run `strata archive -p {profile} run -r` then",
+                    s.archived.len(),
+                    s.paused.len(),
+                    s.paused_until.as_deref().unwrap_or("later")
+                );
+                Ok(ExitCode::Ok)
             } else {
                 Err(
                     ArchiveError::UnitsFailed(s.failed.into_iter().map(|(u, _)| u).collect())
@@ -211,21 +220,43 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let root = BackupRoot::new(ctx.root()?);
             // why: one archiving of a unit per profile at a time, whoever started it (an `archive run` or a person)
             let lock = PidLock::archive_unit(&root.state_dir(), profile, &unit_path)?;
-            let compression = archive::unit_compression(&ctx.config, profile, unit);
-            let packed = pack::pack(&env, name.as_str(), mountpoint, unit, compression)
-                .with_context(|| format!("packing {unit}"))?;
-            archiver
-                .upload_archive(name.as_str(), unit, &packed.meta, packed.file.path())
-                .with_context(|| format!("uploading {unit}"))?;
+            let paused = |until: &str| -> anyhow::Result<ExitCode> {
+                println!("{unit}: not archived now: uploads are refused until {until}");
+                crate::jobs::child::report(&archive::run::Archived::paused(until))?;
+                Ok(ExitCode::Ok)
+            };
+            if let Some(until) = archiver.upload_paused()? {
+                return paused(&until);
+            }
+            let resumed = match archiver.resume_upload(name.as_str(), unit) {
+                Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
+                r => r.with_context(|| format!("resuming the upload of {unit}"))?,
+            };
+            let (meta, packed) = if let Some(meta) = resumed {
+                println!("{unit}: finished the upload an earlier process left");
+                (meta, None)
+            } else {
+                let compression = archive::unit_compression(&ctx.config, profile, unit);
+                let packed = pack::pack(&env, name.as_str(), mountpoint, unit, compression)
+                    .with_context(|| format!("packing {unit}"))?;
+                match archiver.upload_archive(name.as_str(), unit, &packed.meta, packed.file.path())
+                {
+                    Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
+                    r => r.with_context(|| format!("uploading {unit}"))?,
+                }
+                (packed.meta.clone(), Some(packed.file))
+            };
             println!(
                 "archived {unit}: {} {} {} sha256 {}",
-                output::size(packed.meta.size),
-                packed.meta.compression.name(),
-                packed.meta.encryption.name(),
-                packed.meta.sha256
+                output::size(meta.size),
+                meta.compression.name(),
+                meta.encryption.name(),
+                meta.sha256
             );
-            crate::jobs::child::report(&archive::run::Archived::of(&packed.meta))?;
-            packed.file.close().context("removing the spool file")?;
+            crate::jobs::child::report(&archive::run::Archived::of(&meta))?;
+            if let Some(file) = packed {
+                file.close().context("removing the spool file")?;
+            }
             let _ = lock.close();
             Ok(ExitCode::Ok)
         }

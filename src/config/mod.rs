@@ -65,7 +65,7 @@ mod settings;
 pub use crate::names::{UnitPath, UnitPathError};
 pub use archivers::{
     ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
-    RestoreTier, S3Price, S3Profile,
+    GoogledriveProfile, RestoreTier, S3Price, S3Profile,
 };
 pub use coda::{CodaSettings, CodaVolume};
 pub use document::Config;

@@ -207,6 +207,12 @@ pub fn to_yaml(c: &Config) -> String {
             .map(|p| p.display().to_string())
             .as_deref(),
     );
+    o.opt(2, "googledrive-api-url", a.googledrive_api_url.as_deref());
+    o.opt(
+        2,
+        "googledrive-token-url",
+        a.googledrive_token_url.as_deref(),
+    );
     if s.archivers.is_empty() {
         o.kv(2, "archivers", "{}");
     } else {
@@ -237,7 +243,19 @@ pub fn to_yaml(c: &Config) -> String {
                 o.kv(6, "aws-namespace", &q(namespace));
                 o.kv(6, "aws-storage-cost", &num(*storage_cost));
             }
-            ArchiverKind::Googledrive => o.kv(6, "archiver", "googledrive"),
+            ArchiverKind::Googledrive(gd) => {
+                o.kv(6, "archiver", "googledrive");
+                o.opt(
+                    6,
+                    "googledrive-credentials-file",
+                    gd.credentials_file
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .as_deref(),
+                );
+                o.opt(6, "googledrive-api-url", gd.api_url.as_deref());
+                o.opt(6, "googledrive-token-url", gd.token_url.as_deref());
+            }
             ArchiverKind::Local { path: p } => {
                 o.kv(6, "archiver", "local");
                 o.kv(6, "local-path", &path(p));

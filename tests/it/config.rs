@@ -258,6 +258,18 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3 or local)",
     ),
     (
+        "googledrive url",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    d:\n      archiver: googledrive\n      googledrive-api-url: ftp://x\n",
+        7,
+        "settings.archivers.d.googledrive-api-url: \"ftp://x\" is not an http:// or https:// URL",
+    ),
+    (
+        "googledrive key on another archiver",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    d:\n      archiver: local\n      local-path: /x\n      googledrive-credentials-file: /c.json\n",
+        8,
+        "settings.archivers.d.googledrive-credentials-file: `googledrive-credentials-file` belongs to archiver `googledrive`",
+    ),
+    (
         "unit twice (YAML key)",
         "settings:\n  snapshot-store: dir\n  root: R\nrsync:\n  h: {mounts: [/]}\n  h: {mounts: [/]}\n",
         6,

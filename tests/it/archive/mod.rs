@@ -7,6 +7,7 @@
 mod escape;
 mod faults;
 mod fixtures;
+mod googledrive;
 mod hostile;
 
 use crate::support::env;
