@@ -269,15 +269,15 @@ pub fn backup(
         let ids = server.info(&vol.volume)?;
         server.refresh(&ids)?;
     }
-    let ids = server.info(&vol.volume)?;
-    let commit = dump_with_retries(&server, vol, &ids.backup_id, mode, &stage, &mut tree)?;
+    let backup_id = server.backup_id(&vol.volume)?;
+    let commit = dump_with_retries(&server, vol, &backup_id, mode, &stage, &mut tree)?;
     crate::fault::point("coda-committed");
     let applied = apply::apply(&stage, &commit, &mut tree).map_err(apply_error)?;
     crate::fault::point("coda-applied");
     stage.discard().map_err(apply_error)?;
     let bytes = record_bytes(&unit_dir, &commit, &applied)?;
     if mode == DumpMode::Full {
-        server.ancient(&ids.backup_id)?;
+        server.ancient(&backup_id)?;
     }
     xattr::set(&unit_dir, xattrs::CODA_INCREMENTAL_OK, b"true").map_err(io(&unit_dir))?;
 

@@ -24,11 +24,12 @@ use std::ffi::OsString;
 pub const DUMP_STATUS_PREFIX: &str = "strata-coda: volutil dump exited ";
 
 /// A volume's ids from `volutil info`: its replica id and the id of its
-/// backup clone (hex, as volutil prints and takes them).
+/// backup clone (hex, as volutil prints and takes them; `None` before the
+/// first `volutil backup` made the clone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeIds {
     pub id: String,
-    pub backup_id: String,
+    pub backup_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,10 +60,10 @@ pub fn parse_info(text: &str) -> Result<VolumeIds, InfoProblem> {
     };
     let id = hex(field("id")).ok_or(InfoProblem::NoId)?;
     let backup_id = hex(field("backupId")).ok_or(InfoProblem::NoBackupId)?;
-    if backup_id.bytes().all(|b| b == b'0') {
-        return Err(InfoProblem::NoClone);
-    }
-    Ok(VolumeIds { id, backup_id })
+    Ok(VolumeIds {
+        id,
+        backup_id: (!backup_id.bytes().all(|b| b == b'0')).then_some(backup_id),
+    })
 }
 
 /// An incremental dump (`-i -1`, relative to the last `volutil ancient`) or
@@ -166,6 +167,17 @@ impl Server {
         })
     }
 
+    /// The id of the volume's backup clone, which must exist.
+    pub fn backup_id(&self, volume: &str) -> Result<String, RemoteError> {
+        self.info(volume)?
+            .backup_id
+            .ok_or_else(|| RemoteError::Info {
+                host: self.target.host.clone(),
+                volume: volume.to_owned(),
+                problem: InfoProblem::NoClone,
+            })
+    }
+
     /// Refresh the backup clone: `volutil lock ID`, then `volutil backup ID`
     /// (which unlocks), as Deltaic.
     pub fn refresh(&self, ids: &VolumeIds) -> Result<(), RemoteError> {
@@ -214,12 +226,15 @@ replicated groupId = 1000001\n";
             parse_info(INFO),
             Ok(VolumeIds {
                 id: "7f000001".into(),
-                backup_id: "7f00000a".into()
+                backup_id: Some("7f00000a".into())
             })
         );
         assert_eq!(
             parse_info(&INFO.replace("backupId = 7f00000a", "backupId = 00000000")),
-            Err(InfoProblem::NoClone)
+            Ok(VolumeIds {
+                id: "7f000001".into(),
+                backup_id: None
+            })
         );
         assert_eq!(
             parse_info(&INFO.replace("backupId = 7f00000a", "backupId = 7f00;rm")),
