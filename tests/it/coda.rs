@@ -814,19 +814,31 @@ fn root_coda_killed_at_each_step_the_next_backup_finishes() {
             ),
         }
 
-        // The next backup finishes the job (-R: no new clone, the same dump).
-        let out = site.backup(&["-R"]);
-        assert!(out.status.success(), "after {step}: {}", text(&out));
-        let stdout = String::from_utf8_lossy(&out.stdout);
         if committed {
+            // The next backup finishes the committed apply before anything
+            // else: proved with a dump that is then refused, so that only the
+            // finished apply can have made the stored copy equal the volume.
+            site.server.fault("c2t-member", "1");
+            site.server.fault("c2t-member-kind", "fifo");
+            let out = site.backup(&["-R"]);
+            assert_eq!(out.status.code(), Some(1), "after {step}: {}", text(&out));
             assert!(
-                stdout.contains("finishing the apply"),
+                String::from_utf8_lossy(&out.stdout).contains("finishing the apply"),
                 "{step}: {}",
                 text(&out)
             );
-        } else {
+            assert!(!site.stage_dir().exists(), "{step}");
+            let dest = site.restore(&site.unit_dir(), &format!("finished-{step}"), false);
+            assert_trees_equal(&live, &dest, &restored_equals_volume());
+        }
+
+        // And the next good backup (-R: no new clone, the same dump) ends
+        // where an uninterrupted one would have.
+        let out = site.backup(&["-R"]);
+        assert!(out.status.success(), "after {step}: {}", text(&out));
+        if !committed {
             assert!(
-                stdout.contains("removing the stage"),
+                String::from_utf8_lossy(&out.stdout).contains("removing the stage"),
                 "{step}: {}",
                 text(&out)
             );
