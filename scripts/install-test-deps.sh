@@ -24,9 +24,10 @@
 # scripts may enable ssh/ceph services; the tests never use them.
 set -euo pipefail
 
+# why: python3 runs the moto venv and the coda tests' fake volutil/codadump2tar
 BASE_PKGS=(rsync openssh-server openssh-client acl attr btrfs-progs lzop lz4
     zstd gzip gnupg tar xz-utils sudo e2fsprogs util-linux procps time
-    python3-venv)
+    python3 python3-venv)
 # why: python3-boto3 and librados-dev/librbd-dev from the recipe are left out;
 # the tests talk S3 through strata itself and rbd through the CLI.
 CEPH_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common radosgw uuid-runtime curl

@@ -22,6 +22,9 @@
 //! staged content renamed in, or a copy), so that no other name changes
 //! with it.
 //!
+//! A rename of a file over a name that holds no directory changes no
+//! directory, so it keeps what [`Tree`] knows; only a removal forgets it.
+//!
 //! Every step is idempotent: an apply interrupted anywhere is done again
 //! from the start by the next backup, with the same result. A staged data
 //! file is consumed only by a rename into the unit; found missing on a
@@ -240,7 +243,6 @@ fn apply_file(
         (Content::Staged(n), None) => {
             let data = stage.data(n);
             std::fs::rename(&data, &abs).map_err(io(&abs))?;
-            tree.forget();
             a.created += 1;
             a.bytes_written += e.size;
         }
@@ -250,7 +252,6 @@ fn apply_file(
                 // why: an earlier, interrupted apply renamed it into place
             } else if detach {
                 std::fs::rename(&data, &abs).map_err(io(&abs))?;
-                tree.forget();
                 a.detached += 1;
                 a.bytes_written += e.size;
             } else {
@@ -269,7 +270,6 @@ fn apply_file(
                 let copy = stage.dir.join("detached");
                 a.bytes_written += copy_sparse(&abs, &copy).map_err(io(&copy))?;
                 std::fs::rename(&copy, &abs).map_err(io(&abs))?;
-                tree.forget();
                 a.detached += 1;
             }
         }
