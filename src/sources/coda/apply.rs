@@ -481,4 +481,206 @@ mod tests {
         assert!(must_detach(2, 0));
         assert!(must_detach(3, 1));
     }
+
+    use super::super::stage::StageWriter;
+    use super::super::ustar::tests::header;
+    use std::os::unix::fs::symlink;
+
+    /// One member of a test stream: (type, prefix, name, mode, uid, data, link).
+    type Member<'a> = (u8, &'a [u8], &'a [u8], u32, u32, &'a [u8], &'a [u8]);
+
+    fn stream(members: &[Member]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for (i, (kind, prefix, name, mode, uid, data, link)) in members.iter().enumerate() {
+            let mtime = 1_600_000_000 + i as u64;
+            v.extend_from_slice(&header(
+                *kind,
+                prefix,
+                name,
+                *mode,
+                *uid,
+                data.len() as u64,
+                mtime,
+                link,
+            ));
+            v.extend_from_slice(data);
+            v.resize(v.len().div_ceil(512) * 512, 0);
+        }
+        v.resize(v.len() + 1024, 0);
+        v
+    }
+
+    /// Receive, commit and apply one dump into `unit`; the stage lives beside it.
+    fn dump(unit: &Path, mode: DumpMode, members: &[Member]) -> Result<Applied, StageError> {
+        let stage = Stage::new(&unit.with_extension("stage"));
+        stage.discard()?;
+        let mut tree = Tree::new(unit);
+        let mut w = StageWriter::create(&stage, &mut tree, mode, "7e000001")?;
+        w.receive(&stream(members)[..])?;
+        let commit = w.commit()?;
+        let a = apply(&stage, &commit, &mut tree)?;
+        // why: an apply done again (a crash before the stage was dropped) changes nothing
+        let again = apply(&stage, &commit, &mut tree)?;
+        assert_eq!(
+            (again.bytes_written, again.created, again.removed),
+            (0, 0, 0),
+            "{again:?}"
+        );
+        stage.discard()?;
+        Ok(a)
+    }
+
+    const D: u8 = b'5';
+    const F: u8 = b'0';
+    const L: u8 = b'1';
+    const S: u8 = b'2';
+
+    #[test]
+    fn a_stored_symlink_is_never_gone_through() {
+        let d = tempfile::tempdir().unwrap();
+        let unit = d.path().join("unit");
+        let outside = d.path().join("outside");
+        std::fs::create_dir_all(&unit).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("f"), "outside").unwrap();
+        symlink(&outside, unit.join("a")).unwrap();
+        // The stored copy has `a` as a symlink; the dump makes it a directory.
+        dump(
+            &unit,
+            DumpMode::Incremental,
+            &[
+                (D, b"", b".", 0o755, 0, b"", b""),
+                (F, b"./a", b"f", 0o644, 7, b"new", b""),
+                (D, b".", b"a", 0o755, 7, b"", b""),
+            ],
+        )
+        .unwrap();
+        assert!(unit.join("a").symlink_metadata().unwrap().is_dir());
+        assert_eq!(std::fs::read(unit.join("a/f")).unwrap(), b"new");
+        assert_eq!(std::fs::read(outside.join("f")).unwrap(), b"outside");
+        // A hard link through a stored symlink is refused before anything changes.
+        symlink(&outside, unit.join("b")).unwrap();
+        let e = dump(
+            &unit,
+            DumpMode::Incremental,
+            &[(L, b".", b"x", 0, 0, b"", b"./b/f")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(!unit.join("x").exists());
+    }
+
+    #[test]
+    fn a_full_dump_removes_what_it_does_not_name_and_keeps_parents_it_needs() {
+        let d = tempfile::tempdir().unwrap();
+        let unit = d.path().join("unit");
+        std::fs::create_dir_all(unit.join("gone/deep")).unwrap();
+        std::fs::write(unit.join("gone/deep/f"), "x").unwrap();
+        std::fs::write(unit.join("old"), "x").unwrap();
+        std::fs::write(unit.join("a.b"), "x").unwrap();
+        let a = dump(
+            &unit,
+            DumpMode::Full,
+            &[
+                (D, b"", b".", 0o755, 0, b"", b""),
+                (D, b".", b"a", 0o755, 0, b"", b""),
+                (F, b"./a", b"b", 0o644, 0, b"b", b""),
+                // why: codadump2tar names an orphan ./lost+found/<vnode>.<unique> without a directory entry
+                (
+                    F,
+                    b"./lost+found",
+                    b"00000002.00000003",
+                    0o644,
+                    0,
+                    b"orphan",
+                    b"",
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(a.removed, 3, "{a:?}");
+        assert!(
+            !unit.join("gone").exists() && !unit.join("old").exists() && !unit.join("a.b").exists()
+        );
+        assert_eq!(std::fs::read(unit.join("a/b")).unwrap(), b"b");
+        assert_eq!(
+            std::fs::read(unit.join("lost+found/00000002.00000003")).unwrap(),
+            b"orphan"
+        );
+        // An incremental dump removes nothing.
+        std::fs::write(unit.join("kept"), "x").unwrap();
+        let a = dump(
+            &unit,
+            DumpMode::Incremental,
+            &[(D, b"", b".", 0o755, 0, b"", b"")],
+        )
+        .unwrap();
+        assert_eq!(a.removed, 0);
+        assert!(unit.join("kept").exists());
+    }
+
+    #[test]
+    fn types_change_names_repeat_and_broken_links_break() {
+        let d = tempfile::tempdir().unwrap();
+        let unit = d.path().join("unit");
+        std::fs::create_dir_all(unit.join("x/y")).unwrap();
+        std::fs::write(unit.join("p"), "shared").unwrap();
+        std::fs::hard_link(unit.join("p"), unit.join("q")).unwrap();
+        symlink("t", unit.join("s")).unwrap();
+        let a = dump(
+            &unit,
+            DumpMode::Full,
+            &[
+                (D, b"", b".", 0o755, 0, b"", b""),
+                (F, b".", b"x", 0o600, 5, b"a file now", b""),
+                (F, b".", b"p", 0o644, 0, b"changed", b""),
+                (F, b".", b"q", 0o644, 0, b"shared", b""),
+                (F, b".", b"s", 0o644, 0, b"first", b""),
+                (S, b".", b"s", 0o777, 0, b"", b"second"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(unit.join("x")).unwrap(), b"a file now");
+        assert_eq!(
+            xattr::get(unit.join("x"), xattrs::RSYNC_STAT)
+                .unwrap()
+                .as_deref(),
+            Some(&b"100600 0,0 5:0"[..])
+        );
+        assert_eq!(std::fs::read(unit.join("p")).unwrap(), b"changed");
+        assert_eq!(std::fs::read(unit.join("q")).unwrap(), b"shared");
+        assert_eq!(a.detached, 1, "{a:?}");
+        assert_eq!(
+            std::fs::read_link(unit.join("s")).unwrap(),
+            Path::new("second")
+        );
+        assert_eq!(a.duplicates, 1, "{a:?}");
+
+        // Linked again: a changed file whose names all stay linked is written in place.
+        let ino = std::fs::metadata(unit.join("p")).unwrap().ino();
+        dump(
+            &unit,
+            DumpMode::Full,
+            &[
+                (D, b"", b".", 0o755, 0, b"", b""),
+                (F, b".", b"p", 0o644, 0, b"changed", b""),
+                (L, b".", b"q", 0, 0, b"", b"./p"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(std::fs::metadata(unit.join("q")).unwrap().ino(), ino);
+        let a = dump(
+            &unit,
+            DumpMode::Full,
+            &[
+                (D, b"", b".", 0o755, 0, b"", b""),
+                (F, b".", b"p", 0o644, 0, b"changed again", b""),
+                (L, b".", b"q", 0, 0, b"", b"./p"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(a.detached, 0, "{a:?}");
+        assert_eq!(std::fs::metadata(unit.join("p")).unwrap().ino(), ino);
+        assert_eq!(std::fs::read(unit.join("q")).unwrap(), b"changed again");
+    }
 }

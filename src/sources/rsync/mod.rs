@@ -833,6 +833,10 @@ mod tests {
                 "--numeric-ids"
             ]
         );
+        assert!(
+            argv.contains(&"--exclude=/..CodaACLs.yaml".to_owned()),
+            "a Coda volume's ACL file is not restored as a file: {argv:?}"
+        );
         assert_eq!(argv[argv.len() - 3], format!("{}/file", d.path().display()));
         assert_eq!(argv[argv.len() - 2], "/restore/here/");
     }
