@@ -847,4 +847,24 @@ fn root_coda_killed_at_each_step_the_next_backup_finishes() {
         let dest = site.restore(&site.unit_dir(), &format!("after-{step}"), false);
         assert_trees_equal(&live, &dest, &restored_equals_volume());
     }
+
+    // A committed stage that cannot be applied (here its record is garbage)
+    // is dropped, and the backup makes a full dump instead of failing forever.
+    std::fs::create_dir_all(site.stage_dir()).unwrap();
+    std::fs::write(site.stage_dir().join("COMMITTED"), "garbage\n").unwrap();
+    nix::unistd::chown(&site.stage_dir(), Some(site.user.uid), Some(site.user.gid)).unwrap();
+    site.server.clear_calls();
+    let out = site.backup(&["-i", "-R"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot be applied"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        site.dumps(),
+        [format!("volutil dump {BACKUP_ID}")],
+        "a full dump"
+    );
+    assert!(!site.stage_dir().exists());
 }

@@ -229,22 +229,31 @@ pub fn backup(
         source,
     };
 
-    match stage.find().map_err(apply_error)? {
-        Found::Committed(c) => {
+    match stage.find() {
+        Ok(Found::Committed(c)) => {
             println!(
                 "finishing the apply of a {} dump that an earlier backup committed and did not finish",
                 mode_name(c.mode)
             );
-            let a = apply::apply(&stage, &c, &mut tree).map_err(apply_error)?;
-            stage.discard().map_err(apply_error)?;
-            record_bytes(&unit_dir, &c, &a)?;
-            println!("finished: {}", describe(&c, &a));
+            match apply::apply(&stage, &c, &mut tree) {
+                Ok(a) => {
+                    stage.discard().map_err(apply_error)?;
+                    record_bytes(&unit_dir, &c, &a)?;
+                    println!("finished: {}", describe(&c, &a));
+                }
+                // why: a stage that no longer fits the stored copy would fail
+                // every backup; a full dump rewrites whatever it left
+                Err(StageError::Shape(why)) => abandon_stage(&stage, &unit_dir, &why)?,
+                Err(e) => return Err(apply_error(e)),
+            }
         }
-        Found::Unfinished => {
+        Ok(Found::Unfinished) => {
             println!("removing the stage of a dump an earlier backup did not finish receiving");
             stage.discard().map_err(apply_error)?;
         }
-        Found::Nothing => {}
+        Ok(Found::Nothing) => {}
+        Err(StageError::Shape(why)) => abandon_stage(&stage, &unit_dir, &why)?,
+        Err(e) => return Err(apply_error(e)),
     }
 
     let marked =
@@ -298,6 +307,21 @@ pub fn backup(
         repaired: applied.removed,
         summary,
     })
+}
+
+/// Give up a committed stage that cannot be applied: drop it, and drop the
+/// incremental mark so that this backup makes a full dump, which compares
+/// and repairs every stored entry.
+fn abandon_stage(stage: &Stage, unit_dir: &Path, why: &str) -> Result<(), CodaError> {
+    eprintln!(
+        "warning: the stage of an earlier backup cannot be applied ({why}); \
+         it is dropped and a full dump repairs the stored copy"
+    );
+    stage.discard().map_err(|e| CodaError::Io {
+        path: stage.dir.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    xattrs::remove_if_present(unit_dir, xattrs::CODA_INCREMENTAL_OK).map_err(io(unit_dir))
 }
 
 fn mode_name(m: DumpMode) -> &'static str {
