@@ -25,6 +25,7 @@
 # scripts may enable ssh/ceph services; the tests never use them.
 set -euo pipefail
 
+# why: python3 runs the moto venv and the coda tests' fake volutil/codadump2tar
 BASE_PKGS=(rsync openssh-server openssh-client acl attr btrfs-progs lzop lz4
     zstd gzip gnupg tar xz-utils sudo e2fsprogs util-linux procps time
     python3 python3-venv)

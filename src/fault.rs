@@ -16,6 +16,15 @@
 //! | `before-old-snapshot-delete` | `user.rbd.snapshot` names the new snapshot, the old RBD snapshot still exists |
 //! | `full-fetch` | during a first (full) fetch, part of the image written |
 //!
+//! Of a coda volume's backup (see [`crate::sources::coda`]):
+//!
+//! | step | where |
+//! | --- | --- |
+//! | `coda-stage` | while the dump streams into the stage, 64 KiB received |
+//! | `coda-committed` | the stage committed, nothing of the stored copy changed |
+//! | `coda-apply` | during the apply, about half the entries applied |
+//! | `coda-applied` | the stored copy updated, the stage not yet removed |
+//!
 //! And of an archive upload to the `local` archiver
 //! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
 //! in the store under a temporary name, not yet renamed into place.

@@ -406,6 +406,13 @@ mod tests {
         "deltaic rgw restore bucket newbucket",
         "deltaic rgw restore -f /b/rgw/bucket newbucket",
         "deltaic rgw restore --force bucket newbucket",
+        "deltaic coda backup host.example.org vol",
+        "deltaic coda backup -i -R -v host.example.org vol",
+        "deltaic coda backup --incremental --skip-refresh --verbose host vol",
+        "deltaic coda backup --refresh host vol",
+        "deltaic googledrive auth",
+        "deltaic googledrive test",
+        "deltaic googledrive ls",
     ];
 
     #[test]

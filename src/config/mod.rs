@@ -67,7 +67,7 @@ pub use archivers::{
     ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
     GoogledriveProfile, RestoreTier, S3Price, S3Profile,
 };
-pub use coda::{CodaSettings, CodaVolume};
+pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;
 pub use dump::{DumpCommand, DumpSettings, DumpUnit};
 pub use github::{GithubOrg, GithubSettings};

@@ -315,6 +315,15 @@ pub fn to_yaml(c: &Config) -> String {
                 q(&v.server),
                 q(&v.volume)
             );
+            o.opt_num(4, "ssh-port", v.ssh_port.map(|p| p.to_string()));
+            o.opt(
+                4,
+                "ssh-identity",
+                v.ssh_identity
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .as_deref(),
+            );
         }
     }
     if !c.github.is_empty() {
