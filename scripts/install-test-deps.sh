@@ -4,8 +4,9 @@
 #
 # Usage: scripts/install-test-deps.sh [--base] [--ceph] [--vm] [--all] [-q]
 #   --base  rsync, sshd, acl/attr tools, btrfs-progs, compressors, gnupg, GNU
-#           tar, sudo, e2fsprogs, ... and the Python venv with moto[server]
-#           (the local S3 server of the archive tests)
+#           tar, sudo, e2fsprogs, python3 (the fake Google Drive of the
+#           googledrive tests, standard library only), ... and the Python
+#           venv with moto[server] (the local S3 server of the archive tests)
 #   --ceph  a single-node Ceph (tests/support/ceph/start-ceph.sh uses it)
 #   --vm    QEMU + a stock kernel + LVM thin tools for the LVM VM tests
 #           (tests/support/lvm-vm/run-in-lvm-vm.sh uses it)
@@ -24,9 +25,10 @@
 # scripts may enable ssh/ceph services; the tests never use them.
 set -euo pipefail
 
+# why: python3 runs the moto venv and the coda tests' fake volutil/codadump2tar
 BASE_PKGS=(rsync openssh-server openssh-client acl attr btrfs-progs lzop lz4
     zstd gzip gnupg tar xz-utils sudo e2fsprogs util-linux procps time
-    python3-venv)
+    python3 python3-venv)
 # why: python3-boto3 and librados-dev/librbd-dev from the recipe are left out;
 # the tests talk S3 through strata itself and rbd through the CLI.
 CEPH_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common radosgw uuid-runtime curl

@@ -16,10 +16,22 @@
 //! | `before-old-snapshot-delete` | `user.rbd.snapshot` names the new snapshot, the old RBD snapshot still exists |
 //! | `full-fetch` | during a first (full) fetch, part of the image written |
 //!
+//! Of a coda volume's backup (see [`crate::sources::coda`]):
+//!
+//! | step | where |
+//! | --- | --- |
+//! | `coda-stage` | while the dump streams into the stage, 64 KiB received |
+//! | `coda-committed` | the stage committed, nothing of the stored copy changed |
+//! | `coda-apply` | during the apply, about half the entries applied |
+//! | `coda-applied` | the stored copy updated, the stage not yet removed |
+//!
 //! And of an archive upload ([`crate::archive::archivers`]): `archive-upload`,
 //! to the `local` archiver the archive's bytes in the store under a
 //! temporary name, not yet renamed into place; to `s3` before the archive's
 //! object is written (with a chain, its state is stored already).
+//! And of a resumable upload to the `googledrive` archiver:
+//! `googledrive-chunk`, right after Drive acknowledged a chunk (the session
+//! URL and the archive's bytes kept under the spool, the file not yet made).
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).

@@ -57,7 +57,9 @@ pub enum ArchiveError {
     NoSpool,
     #[error("archiver profile `{name}` is not defined under settings.archivers (known: {known})")]
     NoProfile { name: String, known: String },
-    #[error("the {0} archiver is not supported by this build of strata; use `local` or `s3`")]
+    #[error(
+        "the {0} archiver is not supported by this build of strata; use `local`, `s3` or `googledrive`"
+    )]
     Unsupported(&'static str),
     #[error("{}: {source}", path.display())]
     Io {
@@ -125,6 +127,17 @@ pub enum ArchiveError {
     NoSuchArchive { set: String, unit: String },
     #[error("{}: already exists; remove it or retrieve into another directory", .0.display())]
     AlreadyExists(PathBuf),
+    #[error(transparent)]
+    GoogleDrive(#[from] archivers::googledrive::DriveError),
+    #[error(
+        "{archiver}: uploads are refused until {until} ({why}); the set stays incomplete: `strata archive run -r` continues it then"
+    )]
+    UploadPaused {
+        archiver: &'static str,
+        /// When to try again (RFC 3339).
+        until: String,
+        why: String,
+    },
     #[error("s3: {op}: {source}")]
     S3 {
         /// The call that failed, in words (`uploading KEY`).
@@ -249,7 +262,7 @@ pub struct ArchiveMeta {
 
 /// The string form of [`ArchiveMeta`], as stored (JSON beside a local archive,
 /// S3 object metadata). Parsing it back is where untrusted input is judged.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaFields {
     pub compression: String,
     pub encryption: String,

@@ -12,7 +12,14 @@
 //!
 //! Crash behaviour: a killed run leaves an incomplete set; `archive run -r`
 //! archives the units that are missing (an archive is listed only once its
-//! metadata is stored, so a half-uploaded unit is simply uploaded again).
+//! metadata is stored, so a half-uploaded unit is simply uploaded again, or,
+//! on an archiver that keeps uploads resumable, finished from where it
+//! stopped).
+//!
+//! A store that refuses uploads for a while (Drive's daily cap,
+//! [`Archiver::upload_paused`]) pauses the set: units that meet the refusal
+//! report `paused` instead of failing, no unit starts uploading while it
+//! lasts, and the set stays incomplete for `archive run -r`.
 
 use super::{ArchiveEnv, ArchiveError, ArchiveMeta, Archiver, unit_skipped};
 use crate::backup_root::{BackupRoot, PidLock};
@@ -42,6 +49,10 @@ pub struct RunSummary {
     pub reports: Vec<(String, Archived)>,
     pub already: usize,
     pub failed: Vec<(String, String)>,
+    /// Units left for later because the store refuses uploads for now.
+    pub paused: Vec<String>,
+    /// Until when it refuses them (RFC 3339), when it does.
+    pub paused_until: Option<String>,
     pub completed: bool,
     /// The signal that interrupted the run.
     pub interrupted: Option<i32>,
@@ -62,6 +73,9 @@ pub struct Archived {
     pub level: Option<u32>,
     #[serde(default)]
     pub base: Option<String>,
+    /// Not archived: the store refuses uploads until this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<String>,
 }
 
 impl Archived {
@@ -75,6 +89,7 @@ impl Archived {
             pack_secs: 0.0,
             level: None,
             base: None,
+            paused_until: None,
         }
     }
 
@@ -87,10 +102,28 @@ impl Archived {
             _ => String::new(),
         }
     }
+
+    /// The report of a unit left for later: uploads refused until `until`.
+    #[must_use]
+    pub fn paused(until: &str) -> Archived {
+        Archived {
+            size: 0,
+            compression: String::new(),
+            encryption: String::new(),
+            sha256: String::new(),
+            pack_secs: 0.0,
+            level: None,
+            base: None,
+            paused_until: Some(until.to_owned()),
+        }
+    }
 }
 
 impl JobReport for Archived {
     fn summary(&self) -> String {
+        if let Some(until) = &self.paused_until {
+            return format!("paused: uploads refused until {until}");
+        }
         let chain = self.chain_words();
         format!(
             "{} bytes, {} {}{}{}",
@@ -168,6 +201,18 @@ fn run_mounted(
         already: all.iter().filter(|u| existing.contains_key(*u)).count(),
         ..RunSummary::default()
     };
+    if let Some(until) = archiver.upload_paused()? {
+        // why: every unit would meet the refusal after packing; none is started
+        summary.paused = all
+            .into_iter()
+            .filter(|u| !existing.contains_key(u))
+            .collect();
+        summary.paused_until = Some(until);
+        return Ok(summary);
+    }
+    if all.iter().any(|u| !existing.contains_key(u)) {
+        archiver.prepare_set(set)?;
+    }
     let root = BackupRoot::new(&config.settings.root);
     // why: a diff's base is in a complete set; one listing here spares every unit its own
     let complete: Option<String> = if config
@@ -231,18 +276,23 @@ fn run_mounted(
     };
     let ran = runner.run(&jobs, &|_: &Job, _: &Outcome<Archived>| {});
     for o in ran.outcomes {
-        match o.failure {
-            None => {
+        let paused = o.report.as_ref().and_then(|r| r.paused_until.clone());
+        match (o.failure, paused) {
+            (None, Some(until)) => {
+                summary.paused.push(o.name);
+                summary.paused_until = Some(until);
+            }
+            (None, None) => {
                 if let Some(r) = o.report {
                     summary.reports.push((o.name.clone(), r));
                 }
                 summary.archived.push(o.name);
             }
-            Some(why) => summary.failed.push((o.name, why)),
+            (Some(why), _) => summary.failed.push((o.name, why)),
         }
     }
     summary.interrupted = ran.interrupted;
-    if summary.failed.is_empty() && summary.interrupted.is_none() {
+    if summary.failed.is_empty() && summary.paused.is_empty() && summary.interrupted.is_none() {
         archiver.complete_set(set)?;
         summary.completed = true;
     }

@@ -120,7 +120,7 @@ fn open_archiver(ctx: &Ctx, profile: &str) -> anyhow::Result<Box<dyn Archiver>> 
             .to_string(),
         )
     })?;
-    Ok(archivers::open(p)?)
+    Ok(archivers::open(&ctx.config.settings.archive, p)?)
 }
 
 /// `diffs: N > 0` needs an archiver that stores chains: refuse the profile
@@ -244,6 +244,15 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 Ok(ExitCode::Ok)
+            } else if s.failed.is_empty() && !s.paused.is_empty() {
+                // why: not a failure: the store's daily cap; the set waits for `run -r`
+                eprintln!(
+                    "strata: set {name} paused: {} archived now, {} waiting; profile {profile} refuses uploads until {}: run `strata archive -p {profile} run -r` then",
+                    s.archived.len(),
+                    s.paused.len(),
+                    s.paused_until.as_deref().unwrap_or("later")
+                );
+                Ok(ExitCode::Ok)
             } else {
                 Err(
                     ArchiveError::UnitsFailed(s.failed.into_iter().map(|(u, _)| u).collect())
@@ -267,6 +276,31 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let root = BackupRoot::new(ctx.root()?);
             // why: one archiving of a unit per profile at a time, whoever started it (an `archive run` or a person)
             let lock = PidLock::archive_unit(&root.state_dir(), profile, &unit_path)?;
+            let paused = |until: &str| -> anyhow::Result<ExitCode> {
+                println!("{unit}: not archived now: uploads are refused until {until}");
+                crate::jobs::child::report(&archive::run::Archived::paused(until))?;
+                Ok(ExitCode::Ok)
+            };
+            if let Some(until) = archiver.upload_paused()? {
+                return paused(&until);
+            }
+            let resumed = match archiver.resume_upload(name.as_str(), unit) {
+                Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
+                r => r.with_context(|| format!("resuming the upload of {unit}"))?,
+            };
+            if let Some(meta) = resumed {
+                println!("{unit}: finished the upload an earlier process left");
+                println!(
+                    "archived {unit}: {} {} {} sha256 {}",
+                    output::size(meta.size),
+                    meta.compression.name(),
+                    meta.encryption.name(),
+                    meta.sha256
+                );
+                crate::jobs::child::report(&archive::run::Archived::of(&meta))?;
+                let _ = lock.close();
+                return Ok(ExitCode::Ok);
+            }
             let compression = archive::unit_compression(&ctx.config, profile, unit);
             let job = archive::unit::UnitJob {
                 profile,
@@ -277,8 +311,10 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 diffs: ctx.config.settings.archivers[profile].diffs,
                 complete_sets: complete_sets.clone(),
             };
-            let done = archive::unit::archive_unit(&env, archiver.as_ref(), &job)
-                .with_context(|| format!("archiving {unit}"))?;
+            let done = match archive::unit::archive_unit(&env, archiver.as_ref(), &job) {
+                Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
+                r => r.with_context(|| format!("archiving {unit}"))?,
+            };
             for n in &done.notes {
                 eprintln!("{n}");
             }

@@ -4,6 +4,7 @@
 
 mod archive_cmd;
 mod config_cmd;
+mod googledrive_cmd;
 mod mkconf_cmd;
 mod output;
 mod snapshots;
@@ -97,6 +98,9 @@ pub enum Command {
     // why: after the sources' commands, which `command()` adds to these
     #[command(display_order = 100)]
     Archive(archive_cmd::ArchiveArgs),
+    /// Google Drive: sign in (auth), check (test), list (ls) and delete (rm) files
+    #[command(display_order = 101)]
+    Googledrive(googledrive_cmd::GoogledriveArgs),
 }
 
 /// The whole command line: strata's own commands, and `strata <source> ...`
@@ -327,6 +331,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Status => status::status(&load_config(cli)?),
         Command::Metrics { file } => status::metrics(&load_config(cli)?, file),
         Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
+        Command::Googledrive(args) => {
+            googledrive_cmd::run(&load_config(cli)?, args).context("googledrive")
+        }
     }
 }
 
@@ -399,6 +406,13 @@ mod tests {
         "deltaic rgw restore bucket newbucket",
         "deltaic rgw restore -f /b/rgw/bucket newbucket",
         "deltaic rgw restore --force bucket newbucket",
+        "deltaic coda backup host.example.org vol",
+        "deltaic coda backup -i -R -v host.example.org vol",
+        "deltaic coda backup --incremental --skip-refresh --verbose host vol",
+        "deltaic coda backup --refresh host vol",
+        "deltaic googledrive auth",
+        "deltaic googledrive test",
+        "deltaic googledrive ls",
     ];
 
     #[test]

@@ -27,6 +27,10 @@ pub struct ArchiveSettings {
     pub googledrive_client_id: Option<String>,
     pub googledrive_client_secret: Option<Secret>,
     pub googledrive_credentials_file: Option<PathBuf>,
+    /// Where Drive v3 lives (tests point it at a fake) [Google's].
+    pub googledrive_api_url: Option<String>,
+    /// The OAuth token endpoint [Google's].
+    pub googledrive_token_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -100,7 +104,7 @@ pub enum ArchiverKind {
         namespace: String,
         storage_cost: f64,
     },
-    Googledrive,
+    Googledrive(GoogledriveProfile),
     S3(S3Profile),
     Local {
         path: PathBuf,
@@ -108,6 +112,17 @@ pub enum ArchiverKind {
     /// Packs as a real run would and stores nothing (PALHM's null backend):
     /// `archive run` then reports what it would have uploaded.
     Null,
+}
+
+/// A googledrive profile's own keys; each overrides the setting of the same
+/// name (Deltaic's archiver read `googledrive-credentials-file` from the
+/// profile, its `auth` command from the settings).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GoogledriveProfile {
+    pub credentials_file: Option<PathBuf>,
+    pub api_url: Option<String>,
+    pub token_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +184,8 @@ pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<Arch
         "googledrive-client-secret-file",
     );
     let googledrive_credentials_file = get_path(r, ctx, f, "googledrive-credentials-file");
+    let googledrive_api_url = get_url(r, f, "googledrive-api-url");
+    let googledrive_token_url = get_url(r, f, "googledrive-token-url");
     Some(ArchiveSettings {
         spool: spool?,
         gpg_signing_key: gpg_signing_key?,
@@ -178,7 +195,27 @@ pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<Arch
         googledrive_client_id: googledrive_client_id?,
         googledrive_client_secret: googledrive_client_secret?,
         googledrive_credentials_file: googledrive_credentials_file?,
+        googledrive_api_url: googledrive_api_url?,
+        googledrive_token_url: googledrive_token_url?,
     })
+}
+
+/// An optional `http://` or `https://` URL, kept without a trailing slash.
+#[allow(clippy::option_option)] // why: as get_string
+fn get_url(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Option<String>> {
+    let line = f.get(key).map(|(n, _)| n.line);
+    let s = get_string(r, f, key)?;
+    match s {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            r.error(
+                line.unwrap_or(f.line()),
+                &f.path().key(key),
+                format!("{u:?} is not an http:// or https:// URL"),
+            );
+            None
+        }
+        other => Some(other.map(|u| u.trim_end_matches('/').to_owned())),
+    }
 }
 
 const AWS_KEYS: &[&str] = &[
@@ -205,6 +242,11 @@ const S3_KEYS: &[&str] = &[
     "s3-prices",
 ];
 const LOCAL_KEYS: &[&str] = &["local-path"];
+const GOOGLEDRIVE_KEYS: &[&str] = &[
+    "googledrive-credentials-file",
+    "googledrive-api-url",
+    "googledrive-token-url",
+];
 
 /// `settings.archivers`: `profile: {archiver, compression, ...}`.
 pub(super) fn profiles(
@@ -293,6 +335,7 @@ fn profile(
         (AWS_KEYS, K::Aws, "aws"),
         (S3_KEYS, K::S3, "s3"),
         (LOCAL_KEYS, K::Local, "local"),
+        (GOOGLEDRIVE_KEYS, K::Googledrive, "googledrive"),
     ] {
         if k != kind {
             for key in keys {
@@ -337,7 +380,16 @@ fn profile(
                 storage_cost: storage_cost?,
             }
         }
-        K::Googledrive => ArchiverKind::Googledrive,
+        K::Googledrive => {
+            let credentials_file = get_path(r, ctx, &mut f, "googledrive-credentials-file");
+            let api_url = get_url(r, &mut f, "googledrive-api-url");
+            let token_url = get_url(r, &mut f, "googledrive-token-url");
+            ArchiverKind::Googledrive(GoogledriveProfile {
+                credentials_file: credentials_file?,
+                api_url: api_url?,
+                token_url: token_url?,
+            })
+        }
         K::Null => ArchiverKind::Null,
         K::Local => {
             let p = required(r, &mut f, "local-path")?;

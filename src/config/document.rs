@@ -73,7 +73,7 @@ pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Opt
         .unwrap_or_default();
     let coda = f
         .get("coda")
-        .map(|(n, p)| coda::volumes(r, n, &p))
+        .map(|(n, p)| coda::volumes(r, &ctx, n, &p))
         .unwrap_or_default();
     let dump = f
         .get("dump")

@@ -65,9 +65,9 @@ mod settings;
 pub use crate::names::{UnitPath, UnitPathError};
 pub use archivers::{
     ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
-    KeepPolicy, RestoreTier, S3Price, S3Profile, parse_size,
+    GoogledriveProfile, KeepPolicy, RestoreTier, S3Price, S3Profile, parse_size,
 };
-pub use coda::{CodaSettings, CodaVolume};
+pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;
 pub use dump::{DumpCommand, DumpSettings, DumpUnit};
 pub use github::{GithubOrg, GithubSettings};

@@ -212,6 +212,12 @@ pub fn to_yaml(c: &Config) -> String {
             .map(|p| p.display().to_string())
             .as_deref(),
     );
+    o.opt(2, "googledrive-api-url", a.googledrive_api_url.as_deref());
+    o.opt(
+        2,
+        "googledrive-token-url",
+        a.googledrive_token_url.as_deref(),
+    );
     if s.archivers.is_empty() {
         o.kv(2, "archivers", "{}");
     } else {
@@ -242,7 +248,19 @@ pub fn to_yaml(c: &Config) -> String {
                 o.kv(6, "aws-namespace", &q(namespace));
                 o.kv(6, "aws-storage-cost", &num(*storage_cost));
             }
-            ArchiverKind::Googledrive => o.kv(6, "archiver", "googledrive"),
+            ArchiverKind::Googledrive(gd) => {
+                o.kv(6, "archiver", "googledrive");
+                o.opt(
+                    6,
+                    "googledrive-credentials-file",
+                    gd.credentials_file
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .as_deref(),
+                );
+                o.opt(6, "googledrive-api-url", gd.api_url.as_deref());
+                o.opt(6, "googledrive-token-url", gd.token_url.as_deref());
+            }
             ArchiverKind::Null => o.kv(6, "archiver", &q("null")),
             ArchiverKind::Local { path: p } => {
                 o.kv(6, "archiver", "local");
@@ -319,6 +337,15 @@ pub fn to_yaml(c: &Config) -> String {
                 "  - servers: [{}]\n    volumes: [{}]",
                 q(&v.server),
                 q(&v.volume)
+            );
+            o.opt_num(4, "ssh-port", v.ssh_port.map(|p| p.to_string()));
+            o.opt(
+                4,
+                "ssh-identity",
+                v.ssh_identity
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .as_deref(),
             );
         }
     }

@@ -2,7 +2,9 @@
 //! section, one unit `rsync/<alias>` per host.
 
 use super::entries::{Draft, Units, named_units};
-use super::fields::{Ctx, get_count, get_path, get_prob, get_string, get_string_or, get_strings};
+use super::fields::{
+    Ctx, get_count, get_path, get_port, get_prob, get_string, get_string_or, get_strings,
+};
 use super::node::Node;
 use super::reader::{Fields, KeyPath, Reader};
 use crate::names::UnitPath;
@@ -105,21 +107,7 @@ pub(super) fn hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> U
         let pre = get_string(r, f, "pre");
         let post = get_string(r, f, "post");
         let exclude = get_strings(r, f, "exclude");
-        let ssh_port = match f.get("ssh-port") {
-            Some((n, pp)) => r.count(n, &pp, 1).and_then(|v| {
-                if v > 65535 {
-                    r.error(
-                        n.line,
-                        &pp,
-                        format!("a TCP port must be at most 65535, found {v}"),
-                    );
-                    None
-                } else {
-                    Some(Some(v))
-                }
-            }),
-            None => Some(None),
-        };
+        let ssh_port = get_port(r, f, "ssh-port");
         let ssh_identity = get_path(r, ctx, f, "ssh-identity");
         let (
             Some(mounts),

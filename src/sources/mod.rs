@@ -39,6 +39,7 @@
 //! run leaves, and bad input (a hostile name, a failing command) that fails
 //! the unit and keeps the previous copy.
 
+pub mod coda;
 pub mod dump;
 mod pending;
 pub mod rbd;
@@ -66,7 +67,7 @@ static REGISTRY: &[&dyn Source] = &[
     &pending::GITHUB,
     &rbd::RBD,
     &rgw::RGW,
-    &pending::CODA,
+    &coda::CODA,
 ];
 
 /// The source named `name`.

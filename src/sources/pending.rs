@@ -1,5 +1,5 @@
 //! Sources whose config strata reads but whose driver is not in this build
-//! yet (github, coda): their units are listed, so that `config check`,
+//! yet (github): their units are listed, so that `config check`,
 //! `status` and `run` know them, and every verb is refused.
 
 use crate::config::Config;
@@ -31,17 +31,6 @@ pub static GITHUB: Pending = Pending {
     },
 };
 
-pub static CODA: Pending = Pending {
-    name: "coda",
-    about: "The coda source (not in this build yet)",
-    units: |c| {
-        c.coda
-            .iter()
-            .map(|v| Unit::new(&CODA, v.unit.clone(), &[&v.server, &v.volume], 0.0))
-            .collect()
-    },
-};
-
 impl Source for Pending {
     fn name(&self) -> &'static str {
         self.name
@@ -52,10 +41,7 @@ impl Source for Pending {
     }
 
     fn workers(&self, config: &Config) -> u32 {
-        match self.name {
-            "github" => config.settings.github.workers,
-            _ => config.settings.coda.workers,
-        }
+        config.settings.github.workers
     }
 
     fn units(&self, config: &Config) -> Vec<Result<Unit, UnitsError>> {

@@ -35,8 +35,8 @@ fn deltaic_example_config_passes_unchanged_and_lists_its_units() {
         "rbd/pool-1/images/foo-data",
         "rbd/pool-1/snapshots/foo-data-20140301",
         "rgw/bucket1",
-        "coda/coda1.example.org/a:foo",
-        "coda/coda2.example.org/a:baz",
+        "coda/coda1/a:foo",
+        "coda/coda2/a:baz",
     ] {
         assert!(
             stdout.lines().any(|l| l.trim() == unit),
@@ -49,6 +49,35 @@ fn deltaic_example_config_passes_unchanged_and_lists_its_units() {
         text(&out.stderr).contains("settings.root: /srv/backup does not exist"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Deltaic names a Coda unit `coda/<server up to its first dot>/<volume>`
+/// (`get_relroot`) and lists them volume by volume, each volume's servers in
+/// turn (`CodaSource.get_units`); strata's units are the same, in the same
+/// order, for Deltaic's own example config.
+#[test]
+fn coda_units_of_deltaics_example_are_named_and_ordered_as_deltaic() {
+    let home = TestHome::new();
+    let out = check(&home, &repo("tests/fixtures/deltaic-example-config.yaml"));
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let coda: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("coda/"))
+        .collect();
+    assert_eq!(
+        coda,
+        [
+            "coda/coda1/a:foo",
+            "coda/coda2/a:foo",
+            "coda/coda1/a:bar",
+            "coda/coda2/a:bar",
+            "coda/coda1/a:baz",
+            "coda/coda2/a:baz",
+        ],
+        "{stdout}"
     );
 }
 
@@ -261,10 +290,34 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "dump.pg.command: missing required key `command` (the program and its arguments, as a list)",
     ),
     (
+        "coda servers whose names agree up to the first dot",
+        "settings:\n  snapshot-store: dir\n  root: R\ncoda:\n  - servers: [c1.a.org, c1.b.org]\n    volumes: [v]\n",
+        5,
+        "coda[0]: unit coda/c1/v is already defined by coda[0] (line 5): two units cannot share one directory",
+    ),
+    (
+        "coda ssh port out of range",
+        "settings:\n  snapshot-store: dir\n  root: R\ncoda:\n  - servers: [c1]\n    volumes: [v]\n    ssh-port: 65536\n",
+        7,
+        "coda[0].ssh-port: a TCP port must be at most 65535, found 65536",
+    ),
+    (
         "missing archiver kind",
         "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    offsite:\n      compression: zstd\n",
         6,
         "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3, local or null)",
+    ),
+    (
+        "googledrive url",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    d:\n      archiver: googledrive\n      googledrive-api-url: ftp://x\n",
+        7,
+        "settings.archivers.d.googledrive-api-url: \"ftp://x\" is not an http:// or https:// URL",
+    ),
+    (
+        "googledrive key on another archiver",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    d:\n      archiver: local\n      local-path: /x\n      googledrive-credentials-file: /c.json\n",
+        8,
+        "settings.archivers.d.googledrive-credentials-file: `googledrive-credentials-file` belongs to archiver `googledrive`",
     ),
     (
         "unit twice (YAML key)",

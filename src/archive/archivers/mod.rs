@@ -1,7 +1,8 @@
 //! Archivers: where archive sets live, behind one trait (DESIGN §6), chosen
-//! by [`open`] from the profile. One file per archiver: `local.rs` (a
-//! directory) and `s3.rs` (any S3-compatible store); `aws` (Glacier vault +
-//! `SimpleDB`) and `googledrive` fit the same trait and are not in this build.
+//! by [`open`] from the profile. One file (or folder) per archiver:
+//! `local.rs` (a directory), `s3.rs` (any S3-compatible store) and
+//! `googledrive/` (Drive v3, Deltaic's layout); `aws` (Glacier vault +
+//! `SimpleDB`) fits the same trait and is not in this build.
 //!
 //! Contract every archiver keeps:
 //! - `upload_archive` stores the data first and the metadata last; an
@@ -17,6 +18,12 @@
 //!   blocks until the archive can be read (cold storage restores).
 //! - Metadata read back is untrusted: it is parsed by
 //!   [`ArchiveMeta::from_fields`] and only checked bytes reach `unpack`.
+//! - An archiver that keeps uploads resumable across processes (googledrive)
+//!   finishes a killed upload from `resume_upload` with the same bytes,
+//!   before anything is packed again; one whose store refuses uploads for a
+//!   while (Drive's daily cap) says so through `upload_paused`, and
+//!   `archive run` leaves the set incomplete for `archive run -r` instead
+//!   of failing its units.
 //!
 //! Incremental chains (`diffs: N > 0`, [`crate::archive::chain`]) need an
 //! archiver that stores, beside an archive, its [`ChainLink`] (base set,
@@ -32,13 +39,14 @@
 //! `archive unit` refuse `diffs: N > 0` on it, and every archive it holds
 //! is a full one.
 
+pub mod googledrive;
 pub mod local;
 pub mod null;
 pub mod s3;
 
 use super::chain::ChainLink;
 use super::{ArchiveError, ArchiveMeta};
-use crate::config::{ArchiverKind, ArchiverProfile};
+use crate::config::{ArchiveSettings, ArchiverKind, ArchiverProfile};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -94,6 +102,26 @@ pub trait Archiver: Send + Sync {
         self.list_set_archives(set)?
             .remove(unit)
             .ok_or_else(|| ArchiveError::no_such_archive(set, unit))
+    }
+    /// Get `set` ready for uploads by several processes at once (a store
+    /// where a set is an object of its own creates it here, once, so that
+    /// concurrent units do not race to create it). Nothing by default.
+    fn prepare_set(&self, set: &str) -> Result<(), ArchiveError> {
+        let _ = set;
+        Ok(())
+    }
+    /// When the store refuses uploads for now (Drive's daily upload cap):
+    /// the time from which they may be tried again. `None` by default.
+    fn upload_paused(&self) -> Result<Option<String>, ArchiveError> {
+        Ok(None)
+    }
+    /// Finish an upload of `unit` into `set` that an earlier process left
+    /// half done, from the bytes it kept; `Some(meta)` when the archive is
+    /// now stored, `None` when there was nothing to resume (then the unit is
+    /// packed and uploaded afresh). Nothing by default.
+    fn resume_upload(&self, set: &str, unit: &str) -> Result<Option<ArchiveMeta>, ArchiveError> {
+        let _ = (set, unit);
+        Ok(None)
     }
     /// Store `file` as the archive of `unit` in `set`, with `meta`.
     fn upload_archive(
@@ -172,12 +200,20 @@ pub fn decode_unit(name: &str) -> String {
     name.replace("%2F", "/").replace("%25", "%")
 }
 
-/// The archiver of a profile.
-pub fn open(profile: &ArchiverProfile) -> Result<Box<dyn Archiver>, ArchiveError> {
+/// The archiver of a profile; `settings` gives what a profile may take from
+/// `settings:` (the spool, googledrive's keys).
+pub fn open(
+    settings: &ArchiveSettings,
+    profile: &ArchiverProfile,
+) -> Result<Box<dyn Archiver>, ArchiveError> {
     match &profile.archiver {
         ArchiverKind::Local { path } => Ok(Box::new(local::LocalArchiver::new(path))),
         ArchiverKind::Aws { .. } => Err(ArchiveError::Unsupported("aws")),
-        ArchiverKind::Googledrive => Err(ArchiveError::Unsupported("googledrive")),
+        ArchiverKind::Googledrive(p) => Ok(Box::new(googledrive::GoogleDriveArchiver::open(
+            settings,
+            &profile.name,
+            p,
+        )?)),
         ArchiverKind::S3(p) => Ok(Box::new(s3::S3Archiver::new(p)?)),
         ArchiverKind::Null => Ok(Box::new(null::NullArchiver)),
     }

@@ -8,6 +8,7 @@ mod chains;
 mod escape;
 mod faults;
 mod fixtures;
+mod googledrive;
 mod hostile;
 
 use crate::support::env;

@@ -1,5 +1,7 @@
 //! Fixtures shared by the integration tests: the test environment and
-//! prerequisites (`env`), a real sshd on 127.0.0.1 (`sshd`), the hostile
+//! prerequisites (`env`), a real sshd on 127.0.0.1 (`sshd`), a throwaway
+//! system user (`system_user`), a fake Coda server's tools installed for
+//! that sshd to run (`coda`), the hostile
 //! source tree (`tree_builder`) and the attribute-by-attribute tree
 //! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`).
 //!
@@ -13,7 +15,10 @@
 #![allow(dead_code)]
 
 pub mod ceph;
+pub mod coda;
 pub mod env;
+pub mod googledrive;
 pub mod sshd;
+pub mod system_user;
 pub mod tree_builder;
 pub mod treecmp;
