@@ -1093,10 +1093,21 @@ fn list_and_check(
         file: file.to_owned(),
         line: format!("strata's own reading of the archive: {why}"),
     };
+    let (line_tx, lines) = std::sync::mpsc::channel::<std::io::Result<Vec<u8>>>();
     let (checked, listed) = std::thread::scope(|s| {
+        // why: tar's listing is drained as it comes, whatever the checker waits for, so tar never
+        // blocks on it: the feeding (and strata's own reading behind it) always goes on
+        s.spawn(move || {
+            for line in BufReader::new(pipe_r).split(b'\n') {
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let checker = s.spawn(|| -> Result<Listed, ArchiveError> {
             // why: moved into this thread (a receiver is not shared between threads)
             let walked = walked;
+            let lines = lines;
             let mut out = Listed::default();
             let mut first = true;
             let mut disk = |rel: &[u8]| on_disk(dest, rel);
@@ -1119,7 +1130,7 @@ fn list_and_check(
                 }
                 Ok(w)
             };
-            for line in BufReader::new(pipe_r).split(b'\n') {
+            for line in &lines {
                 let line = line.map_err(ArchiveError::io(file))?;
                 if line.starts_with(b"  x: ") && line.ends_with(b" security.capability") {
                     if privileges == Privileges::Skip {
@@ -1151,8 +1162,17 @@ fn list_and_check(
                         expected: shown(want),
                     });
                 }
-                let w = next_walked(&m)?;
-                match plan.check(&m, &mut disk) {
+                // why: the plan first, so that a member it refuses is refused with its own reason
+                let checked = plan.check(&m, &mut disk);
+                let w = match &checked {
+                    Ok(_) => next_walked(&m)?,
+                    Err(_) => Walked {
+                        kind: super::tarwalk::WalkKind::File,
+                        name: Vec::new(),
+                        dumpdir: None,
+                    },
+                };
+                match checked {
                     Ok(Checked::Member) => {
                         out.members += 1;
                         if let Some(dumpdir) = &w.dumpdir {
@@ -1193,16 +1213,51 @@ fn list_and_check(
             // why: a checker that stopped early (a refusal) no longer listens
             let _ = walked_tx.send(m);
         });
-        let listed = feed_tar(
-            verified,
-            meta.compression,
-            &list,
-            Stdio::from(pipe_w),
-            file,
-            None,
-            Some(&mut |b: &[u8]| walker.feed(b)),
-        );
-        walker.finish();
+        let listed = if meta.compression == Compression::Lzop {
+            // why: tar decompresses lzop itself, so strata's reading goes through an lzop of its own
+            match unlzop(file) {
+                Ok((mut lzop, lzop_out)) => {
+                    let reader = s.spawn(move || {
+                        let mut r = lzop_out;
+                        let mut buf = vec![0u8; 1 << 16];
+                        loop {
+                            match r.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => walker.feed(&buf[..n]),
+                            }
+                        }
+                        walker.finish();
+                    });
+                    let listed = feed_tar(
+                        verified,
+                        meta.compression,
+                        &list,
+                        Stdio::from(pipe_w),
+                        file,
+                        None,
+                        Some(&mut |b: &[u8]| {
+                            let _ = lzop.write_all(b);
+                        }),
+                    );
+                    let ended = lzop.finish();
+                    let _ = reader.join();
+                    listed.and(ended.map(|_| Vec::new()).map_err(ArchiveError::from))
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let listed = feed_tar(
+                verified,
+                meta.compression,
+                &list,
+                Stdio::from(pipe_w),
+                file,
+                None,
+                Some(&mut |b: &[u8]| walker.feed(b)),
+            );
+            walker.finish();
+            listed
+        };
         let checked = checker.join().unwrap_or_else(|_| {
             Err(ArchiveError::BadListing {
                 file: file.to_owned(),
@@ -1215,6 +1270,15 @@ fn list_and_check(
     let out = checked?;
     listed?;
     Ok(out)
+}
+
+/// An `lzop -d` reading its stdin, and the read end of its stdout.
+fn unlzop(file: &Path) -> Result<(crate::exec::ChildWriter, std::io::PipeReader), ArchiveError> {
+    let (r, w) = std::io::pipe().map_err(ArchiveError::io(file))?;
+    let child = Cmd::new("lzop")
+        .args(["-d", "-c", "-q"])
+        .spawn_writer(Stdio::from(w))?;
+    Ok((child, r))
 }
 
 /// Verify every file, list and check every member of all of them as one
