@@ -1,5 +1,5 @@
 //! Sources whose config strata reads but whose driver is not in this build
-//! yet (github, coda): their units are listed, so that `config check`,
+//! yet (coda): their units are listed, so that `config check`,
 //! `status` and `run` know them, and every verb is refused.
 
 use crate::config::Config;
@@ -12,24 +12,6 @@ pub struct Pending {
     about: &'static str,
     units: fn(&Config) -> Vec<Unit>,
 }
-
-pub static GITHUB: Pending = Pending {
-    name: "github",
-    about: "The github source (not in this build yet)",
-    units: |c| {
-        c.github
-            .iter()
-            .map(|o| {
-                Unit::new(
-                    &GITHUB,
-                    o.unit.clone(),
-                    &[&o.org],
-                    c.settings.github.scrub_probability,
-                )
-            })
-            .collect()
-    },
-};
 
 pub static CODA: Pending = Pending {
     name: "coda",
@@ -52,10 +34,7 @@ impl Source for Pending {
     }
 
     fn workers(&self, config: &Config) -> u32 {
-        match self.name {
-            "github" => config.settings.github.workers,
-            _ => config.settings.coda.workers,
-        }
+        config.settings.coda.workers
     }
 
     fn units(&self, config: &Config) -> Vec<Result<Unit, UnitsError>> {
