@@ -303,9 +303,10 @@ impl Api {
             let mut req = ureq::http::Request::builder().method(method).uri(url);
             let same_origin = origin_of(url) == self.origin;
             if same_origin || trust == Trust::UploadUrl {
-                req = req
-                    .header("Accept", "application/vnd.github+json")
-                    .header("X-GitHub-Api-Version", "2022-11-28");
+                if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+                    req = req.header("Accept", "application/vnd.github+json");
+                }
+                req = req.header("X-GitHub-Api-Version", "2022-11-28");
                 if let Some(t) = &self.token {
                     req = req.header("Authorization", format!("Bearer {t}"));
                 }
