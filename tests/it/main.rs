@@ -5,6 +5,7 @@
 
 mod archive;
 mod config;
+mod github;
 mod mkconf;
 mod modules;
 mod package;

@@ -27,7 +27,7 @@ pub const PER_PAGE: u32 = 100;
 /// Rate-limit waits for one request before it is given up.
 pub const MAX_WAITS: u32 = 10;
 /// The wait on a secondary limit that names no `retry-after`.
-const SECONDARY_MIN_WAIT: Duration = Duration::from_secs(60);
+const SECONDARY_MIN_WAIT: Duration = Duration::from_mins(1);
 /// Writes (POST/PATCH/PUT) allowed in any minute: GitHub's content-creation
 /// limit.
 pub const WRITES_PER_MINUTE: usize = 80;
@@ -262,8 +262,8 @@ impl Api {
             .max_redirects(0)
             .user_agent(concat!("strata-github/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
-            .timeout_per_read(Some(Duration::from_secs(300)))
+            .timeout_recv_response(Some(Duration::from_mins(5)))
+            .timeout_per_read(Some(Duration::from_mins(5)))
             .build()
             .into();
         let base = base.trim_end_matches('/').to_owned();
@@ -299,11 +299,14 @@ impl Api {
     ) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
         let mut waits = 0;
         loop {
-            self.wait_for_quota(method);
+            Self::wait_for_quota(method);
             let mut req = ureq::http::Request::builder().method(method).uri(url);
             let same_origin = origin_of(url) == self.origin;
             if same_origin || trust == Trust::UploadUrl {
-                if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("accept")) {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+                {
                     req = req.header("Accept", "application/vnd.github+json");
                 }
                 req = req.header("X-GitHub-Api-Version", "2022-11-28");
@@ -324,21 +327,16 @@ impl Api {
                 url: url.to_owned(),
                 source,
             };
-            let resp = match body {
-                Some(make) => {
-                    let req = req.body(make().map_err(io)?).map_err(|e| ApiError::Io {
-                        url: url.to_owned(),
-                        source: std::io::Error::other(e),
-                    })?;
-                    self.agent.run(req).map_err(http)?
-                }
-                None => {
-                    let req = req.body(()).map_err(|e| ApiError::Io {
-                        url: url.to_owned(),
-                        source: std::io::Error::other(e),
-                    })?;
-                    self.agent.run(req).map_err(http)?
-                }
+            let built = |e: ureq::http::Error| ApiError::Io {
+                url: url.to_owned(),
+                source: std::io::Error::other(e),
+            };
+            let resp = if let Some(make) = body {
+                let req = req.body(make().map_err(io)?).map_err(built)?;
+                self.agent.run(req).map_err(http)?
+            } else {
+                let req = req.body(()).map_err(built)?;
+                self.agent.run(req).map_err(http)?
             };
             let status = resp.status().as_u16();
             if status != 304 {
@@ -397,13 +395,21 @@ impl Api {
                             url: url.to_owned(),
                         });
                     }
-                    if why != "primary rate limit exhausted" {
+                    if why == "primary rate limit exhausted" {
+                        println!(
+                            "github: API rate limit exhausted ({method} {url}); waiting until {}",
+                            until(
+                                chrono::Utc::now().timestamp()
+                                    + i64::try_from(wait.as_secs()).unwrap_or(0)
+                            )
+                        );
+                    } else {
                         governor().secondary_hits = hits + 1;
+                        println!(
+                            "github: {why} on {method} {url}; waiting {}s",
+                            wait.as_secs()
+                        );
                     }
-                    println!(
-                        "github: {why} on {method} {url}; waiting {}s",
-                        wait.as_secs()
-                    );
                     std::thread::sleep(wait);
                 }
             }
@@ -412,7 +418,7 @@ impl Api {
 
     /// Before a request: wait while the quota is known exhausted, and keep
     /// writes within [`WRITES_PER_MINUTE`].
-    fn wait_for_quota(&self, method: &str) {
+    fn wait_for_quota(method: &str) {
         let wait = {
             let g = governor();
             match (g.remaining, g.reset) {
@@ -424,9 +430,10 @@ impl Api {
             }
         };
         if let Some((reset, secs)) = wait {
-            let until = chrono::DateTime::from_timestamp(reset, 0)
-                .map_or_else(|| reset.to_string(), |t| t.format("%H:%M:%S UTC").to_string());
-            println!("github: API rate limit exhausted; waiting until {until}");
+            println!(
+                "github: API rate limit exhausted; waiting until {}",
+                until(reset)
+            );
             std::thread::sleep(Duration::from_secs(u64::try_from(secs).unwrap_or(1)));
             governor().remaining = None;
         }
@@ -438,7 +445,7 @@ impl Api {
                     while g
                         .writes
                         .front()
-                        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                        .is_some_and(|t| now.duration_since(*t) >= Duration::from_mins(1))
                     {
                         g.writes.pop_front();
                     }
@@ -448,7 +455,7 @@ impl Api {
                     } else {
                         g.writes
                             .front()
-                            .map(|t| Duration::from_secs(60).saturating_sub(now.duration_since(*t)))
+                            .map(|t| Duration::from_mins(1).saturating_sub(now.duration_since(*t)))
                     }
                 };
                 match sleep {
@@ -688,7 +695,11 @@ impl Api {
         body: &Value,
     ) -> Result<Value, ApiError> {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        let make = move || Ok(ureq::SendBody::from_owned_reader(std::io::Cursor::new(bytes.clone())));
+        let make = move || {
+            Ok(ureq::SendBody::from_owned_reader(std::io::Cursor::new(
+                bytes.clone(),
+            )))
+        };
         let mut resp = self.send(
             method,
             url,
@@ -696,7 +707,7 @@ impl Api {
             Some(&make),
             Trust::ApiOrigin,
         )?;
-        self.answer(method, url, &mut resp)
+        Self::answer(method, url, &mut resp)
     }
 
     /// POST a file's bytes (a release asset upload), streamed.
@@ -722,11 +733,10 @@ impl Api {
             Some(&make),
             Trust::UploadUrl,
         )?;
-        self.answer("POST", url, &mut resp)
+        Self::answer("POST", url, &mut resp)
     }
 
     fn answer(
-        &self,
         method: &'static str,
         url: &str,
         resp: &mut ureq::http::Response<ureq::Body>,
@@ -751,10 +761,14 @@ impl Api {
     }
 
     /// GET a JSON document and one response header (`x-oauth-scopes`).
-    pub fn get_with_header(&self, url: &str, name: &str) -> Result<(Value, Option<String>), ApiError> {
+    pub fn get_with_header(
+        &self,
+        url: &str,
+        name: &str,
+    ) -> Result<(Value, Option<String>), ApiError> {
         let mut resp = self.send("GET", url, &[], None, Trust::ApiOrigin)?;
         let h = header(&resp, name);
-        let v = self.answer("GET", url, &mut resp)?;
+        let v = Self::answer("GET", url, &mut resp)?;
         Ok((v, h))
     }
 
@@ -763,10 +777,20 @@ impl Api {
     pub fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Value, ApiError> {
         let body: Vec<String> = form
             .iter()
-            .map(|(k, v)| format!("{}={}", super::restore::encode(k), super::restore::encode(v)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    super::restore::encode(k),
+                    super::restore::encode(v)
+                )
+            })
             .collect();
         let bytes = body.join("&").into_bytes();
-        let make = move || Ok(ureq::SendBody::from_owned_reader(std::io::Cursor::new(bytes.clone())));
+        let make = move || {
+            Ok(ureq::SendBody::from_owned_reader(std::io::Cursor::new(
+                bytes.clone(),
+            )))
+        };
         let mut resp = self.send(
             "POST",
             url,
@@ -790,6 +814,12 @@ impl Api {
         let g = governor();
         (g.remaining, g.reset)
     }
+}
+
+/// A Unix time as `HH:MM:SS UTC`, for the wait line.
+fn until(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map_or_else(|| t.to_string(), |t| t.format("%H:%M:%S UTC").to_string())
 }
 
 fn read_text(resp: &mut ureq::http::Response<ureq::Body>, url: &str) -> Result<String, ApiError> {
@@ -848,13 +878,22 @@ mod tests {
             with_per_page("https://a/x?state=all"),
             "https://a/x?state=all&per_page=100"
         );
-        assert_eq!(with_per_page("https://a/x?per_page=5"), "https://a/x?per_page=5");
+        assert_eq!(
+            with_per_page("https://a/x?per_page=5"),
+            "https://a/x?per_page=5"
+        );
     }
 
     #[test]
     fn origins_compare_scheme_host_and_port() {
-        assert_eq!(origin_of("https://API.github.com/x?y"), "https://api.github.com");
-        assert_eq!(origin_of("http://127.0.0.1:8080/api/v3"), "http://127.0.0.1:8080");
+        assert_eq!(
+            origin_of("https://API.github.com/x?y"),
+            "https://api.github.com"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/api/v3"),
+            "http://127.0.0.1:8080"
+        );
         assert_ne!(
             origin_of("http://127.0.0.1:8080/a"),
             origin_of("http://127.0.0.1:8081/a")
@@ -867,7 +906,16 @@ mod tests {
     fn the_governor_reads_the_headers() {
         let now = 1_000;
         // (status, remaining, reset, retry-after, says secondary, hits) -> verdict
-        let cases: &[(u16, Option<u64>, Option<i64>, Option<u64>, bool, u32, Verdict)] = &[
+        #[allow(clippy::type_complexity)] // why: a table of cases reads best inline
+        let cases: &[(
+            u16,
+            Option<u64>,
+            Option<i64>,
+            Option<u64>,
+            bool,
+            u32,
+            Verdict,
+        )] = &[
             (200, Some(0), Some(2_000), None, false, 0, Verdict::Pass),
             (404, None, None, Some(5), false, 0, Verdict::Pass),
             (403, Some(10), Some(2_000), None, false, 0, Verdict::Pass),
@@ -896,7 +944,10 @@ mod tests {
                 Some(3),
                 false,
                 2,
-                Verdict::Retry(Duration::from_secs(12), "secondary rate limit (retry-after)"),
+                Verdict::Retry(
+                    Duration::from_secs(12),
+                    "secondary rate limit (retry-after)",
+                ),
             ),
             (
                 403,
@@ -905,7 +956,7 @@ mod tests {
                 None,
                 true,
                 0,
-                Verdict::Retry(Duration::from_secs(60), "secondary rate limit"),
+                Verdict::Retry(Duration::from_mins(1), "secondary rate limit"),
             ),
             (
                 429,
@@ -914,7 +965,7 @@ mod tests {
                 None,
                 false,
                 1,
-                Verdict::Retry(Duration::from_secs(120), "secondary rate limit"),
+                Verdict::Retry(Duration::from_mins(2), "secondary rate limit"),
             ),
         ];
         for (status, rem, reset, ra, says, hits, want) in cases {

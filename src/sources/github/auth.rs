@@ -29,7 +29,9 @@ pub enum AuthError {
     },
     #[error("no token was given")]
     Empty,
-    #[error("--device needs settings.github-client-id (an OAuth app's client id with the device flow enabled)")]
+    #[error(
+        "--device needs settings.github-client-id (an OAuth app's client id with the device flow enabled)"
+    )]
     NoClientId,
     #[error("the device flow failed: {0}")]
     Device(String),
@@ -216,7 +218,14 @@ pub fn auth(
         .iter()
         .filter_map(|o| o["login"].as_str().map(str::to_owned))
         .collect();
-    println!("Organizations it can see: {}", if orgs.is_empty() { "none".to_owned() } else { orgs.join(", ") });
+    println!(
+        "Organizations it can see: {}",
+        if orgs.is_empty() {
+            "none".to_owned()
+        } else {
+            orgs.join(", ")
+        }
+    );
     let mut lacking = false;
     for o in &config.github {
         let probe = |path: &str| api.get_json(&api.url(&format!("{path}?per_page=1")));
@@ -226,7 +235,10 @@ pub fn auth(
             (Ok(_), Ok(_)) => "repositories and teams: ok".to_owned(),
             (Ok(_), Err(e)) => {
                 lacking |= o.organization_metadata;
-                format!("repositories ok; teams refused ({}): @organization needs read:org", short(e))
+                format!(
+                    "repositories ok; teams refused ({}): @organization needs read:org",
+                    short(e)
+                )
             }
             (Err(e), _) => {
                 lacking = true;
@@ -237,9 +249,16 @@ pub fn auth(
     }
     let path = token_file.unwrap_or_else(|| home.join(".config/strata/github-token"));
     store(&path, &token)?;
-    println!("Stored the token in {} (mode 0600). Add to the config:", path.display());
+    println!(
+        "Stored the token in {} (mode 0600). Add to the config:",
+        path.display()
+    );
     println!("settings:\n  github-token-file: {}", path.display());
-    Ok(if lacking { ExitCode::Failed } else { ExitCode::Ok })
+    Ok(if lacking {
+        ExitCode::Failed
+    } else {
+        ExitCode::Ok
+    })
 }
 
 fn short(e: &ApiError) -> String {
@@ -264,7 +283,13 @@ mod tests {
     #[test]
     fn the_web_host_follows_the_api() {
         assert_eq!(web_base("https://api.github.com"), "https://github.com");
-        assert_eq!(web_base("https://ghe.example.org/api/v3"), "https://ghe.example.org");
-        assert_eq!(web_base("http://127.0.0.1:5000/api/v3"), "http://127.0.0.1:5000");
+        assert_eq!(
+            web_base("https://ghe.example.org/api/v3"),
+            "https://ghe.example.org"
+        );
+        assert_eq!(
+            web_base("http://127.0.0.1:5000/api/v3"),
+            "http://127.0.0.1:5000"
+        );
     }
 }

@@ -244,14 +244,16 @@ impl Source for Github {
                     .ok_or_else(|| UsageError(format!("`{target}` is not OWNER/REPO")))?;
                 let url = api_url.unwrap_or_else(|| config.settings.github.api_url.clone());
                 let token = super::token(config).map_err(SourceError::failed)?;
-                let git = super::git::Git::new(&config.settings.github.git_path, Some(token.clone()));
+                let git =
+                    super::git::Git::new(&config.settings.github.git_path, Some(token.clone()));
                 let api = super::api::Api::new(&url, Some(token));
-                let r = super::restore::restore(&api, &git, &unit_dir, owner, name).map_err(|e| {
-                    SourceError::Restore {
-                        what: format!("{} to {target}", unit_dir.display()),
-                        cause: Box::new(e),
-                    }
-                })?;
+                let r =
+                    super::restore::restore(&api, &git, &unit_dir, owner, name).map_err(|e| {
+                        SourceError::Restore {
+                            what: format!("{} to {target}", unit_dir.display()),
+                            cause: Box::new(e),
+                        }
+                    })?;
                 println!("{}", r.summary());
                 for l in r.not_restored() {
                     eprintln!("not restored: {l}");
@@ -281,7 +283,11 @@ fn forget(cx: &Cx, org: &str, repo: &str, force: bool) -> Result<ExitCode, Sourc
     }
     let dir = root.unit_dir(&unit);
     if !dir.exists() {
-        return Err(UsageError(format!("{unit} is not stored under {}", root.path().display())).into());
+        return Err(UsageError(format!(
+            "{unit} is not stored under {}",
+            root.path().display()
+        ))
+        .into());
     }
     let lock = PidLock::unit(&state, &unit)?;
     let io = |p: &Path, source| {

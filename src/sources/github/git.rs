@@ -90,11 +90,15 @@ impl Git {
             .env("GIT_HTTP_LOW_SPEED_LIMIT", LOW_SPEED_BYTES.to_string())
             .env("GIT_HTTP_LOW_SPEED_TIME", stall_secs().to_string())
             // why: an empty value first clears helpers from the user's own config
-            .env("GIT_CONFIG_COUNT", "2")
+            .env("GIT_CONFIG_COUNT", "3")
             .env("GIT_CONFIG_KEY_0", "credential.helper")
             .env("GIT_CONFIG_VALUE_0", "")
             .env("GIT_CONFIG_KEY_1", "credential.helper")
             .env("GIT_CONFIG_VALUE_1", HELPER)
+            // why: given here, git-lfs needs not write it (it still does once
+            // into a mirror's own config, which it reads with --local)
+            .env("GIT_CONFIG_KEY_2", "lfs.repositoryformatversion")
+            .env("GIT_CONFIG_VALUE_2", "0")
             .env_remove("GIT_ASKPASS")
             .env_remove("SSH_ASKPASS");
         c = match &self.token {
@@ -125,7 +129,7 @@ impl Git {
             }
             // why: fetch --prune is what `remote update --prune` runs for the one
             // remote; --no-write-fetch-head spares rewriting FETCH_HEAD every run
-            self.attempts(&format!("fetching {url}"), || {
+            Self::attempts(&format!("fetching {url}"), || {
                 self.cmd()
                     .current_dir(dir)
                     .args(["fetch", "--prune", "--no-write-fetch-head", "origin"])
@@ -153,7 +157,7 @@ impl Git {
                 Ok(())
             }
         };
-        let result = self.attempts(&format!("cloning {url}"), || {
+        let result = Self::attempts(&format!("cloning {url}"), || {
             let _ = std::fs::remove_dir_all(&tmp);
             self.cmd()
                 .args(["clone", "--mirror", "--quiet", url])
@@ -180,7 +184,7 @@ impl Git {
         }
     }
 
-    fn attempts(&self, what: &str, mut f: impl FnMut() -> Result<(), ExecError>) -> Result<(), GitError> {
+    fn attempts(what: &str, mut f: impl FnMut() -> Result<(), ExecError>) -> Result<(), GitError> {
         let mut last = None;
         for attempt in 1..=GIT_ATTEMPTS {
             println!("git: {what} (attempt {attempt})");
@@ -225,10 +229,19 @@ impl Git {
             .is_ok_and(|t| t.contains("filter=lfs"))
     }
 
-    /// `git lfs fetch --all` into the mirror.
-    pub fn lfs_fetch(&self, dir: &Path) -> Result<(), GitError> {
-        self.attempts("fetching LFS objects", || {
+    /// `git lfs fetch --all` into the mirror of `url`. The endpoint's access
+    /// mode is given in the environment, so git-lfs does not record it in
+    /// the mirror's config after its first 401.
+    pub fn lfs_fetch(&self, dir: &Path, url: &str) -> Result<(), GitError> {
+        let endpoint = match url.strip_suffix(".git") {
+            Some(_) => format!("{url}/info/lfs"),
+            None => format!("{url}.git/info/lfs"),
+        };
+        Self::attempts("fetching LFS objects", || {
             self.cmd()
+                .env("GIT_CONFIG_COUNT", "4")
+                .env("GIT_CONFIG_KEY_3", format!("lfs.{endpoint}.access"))
+                .env("GIT_CONFIG_VALUE_3", "basic")
                 .current_dir(dir)
                 .args(["lfs", "fetch", "--all", "origin"])
                 .run()

@@ -88,7 +88,9 @@ pub fn mtime_is(path: &Path, secs: i64) -> bool {
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .is_some_and(|d| u64::try_from(secs).is_ok_and(|s| d.as_secs() == s && d.subsec_nanos() == 0))
+        .is_some_and(|d| {
+            u64::try_from(secs).is_ok_and(|s| d.as_secs() == s && d.subsec_nanos() == 0)
+        })
 }
 
 /// Set atime and mtime to `secs` unless the mtime already is (Deltaic's
@@ -142,7 +144,10 @@ pub fn set_xattr(path: &Path, name: &str, value: &str) -> std::io::Result<()> {
 /// Remove from `root` every file not in `valid`, and every directory not in
 /// `valid` that ends up empty (Deltaic's `gc_directory_tree`). Prints
 /// `- PATH` for each; returns how many were removed.
-pub fn gc_tree(root: &Path, valid: &HashSet<PathBuf>) -> std::io::Result<u64> {
+pub fn gc_tree<S: std::hash::BuildHasher>(
+    root: &Path,
+    valid: &HashSet<PathBuf, S>,
+) -> std::io::Result<u64> {
     let mut removed = 0;
     if !root.is_dir() {
         return Ok(0);
@@ -186,7 +191,10 @@ mod tests {
 
     #[test]
     fn timestamps_and_users_as_deltaic() {
-        assert_eq!(ts(&json!("2024-02-02T10:00:00Z")), json!("2024-02-02T10:00:00+00:00"));
+        assert_eq!(
+            ts(&json!("2024-02-02T10:00:00Z")),
+            json!("2024-02-02T10:00:00+00:00")
+        );
         assert_eq!(
             ts(&json!("2024-02-02T12:00:00+02:00")),
             json!("2024-02-02T10:00:00+00:00")
@@ -205,7 +213,10 @@ mod tests {
             write_json(&p, &json!({"b": 1, "a": "é"}), Some(1_700_000_000)).unwrap(),
             Written::Created
         );
-        assert_eq!(std::fs::read(&p).unwrap(), b"{\"a\": \"\\u00e9\", \"b\": 1}\n");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            b"{\"a\": \"\\u00e9\", \"b\": 1}\n"
+        );
         assert!(mtime_is(&p, 1_700_000_000));
         let before = std::fs::metadata(&p).unwrap().modified().unwrap();
         assert_eq!(
@@ -219,14 +230,23 @@ mod tests {
     fn gc_keeps_valid_paths_and_removes_emptied_directories() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("releases");
-        for f in ["v1/info.json", "v1/assets/a", "old/info.json", "old/assets/b"] {
+        for f in [
+            "v1/info.json",
+            "v1/assets/a",
+            "old/info.json",
+            "old/assets/b",
+        ] {
             let p = root.join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, b"x").unwrap();
         }
-        let valid: HashSet<PathBuf> = [root.clone(), root.join("v1/info.json"), root.join("v1/assets/a")]
-            .into_iter()
-            .collect();
+        let valid: HashSet<PathBuf> = [
+            root.clone(),
+            root.join("v1/info.json"),
+            root.join("v1/assets/a"),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(gc_tree(&root, &valid).unwrap(), 4);
         assert!(root.join("v1/assets/a").is_file());
         assert!(!root.join("old").exists());

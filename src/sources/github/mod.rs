@@ -37,6 +37,7 @@ use api::{Api, ApiError};
 use cache::CacheFile;
 use git::{Git, GitError, Mirrored};
 use layout::Written;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +119,7 @@ impl Tally {
             api::NOT_304.load(std::sync::atomic::Ordering::Relaxed),
         );
         if check == Check::Scrub {
-            summary.push_str(&format!("; scrub repaired {}", self.repaired));
+            let _ = write!(summary, "; scrub repaired {}", self.repaired);
         }
         for n in &self.notes {
             summary.push_str("; ");
@@ -147,7 +148,10 @@ pub fn token(config: &Config) -> Result<String, GithubError> {
 
 /// The API client of the config.
 pub fn api(config: &Config) -> Result<Api, GithubError> {
-    Ok(Api::new(&config.settings.github.api_url, Some(token(config)?)))
+    Ok(Api::new(
+        &config.settings.github.api_url,
+        Some(token(config)?),
+    ))
 }
 
 /// The configured organization `org`.

@@ -94,7 +94,12 @@ fn project_name(v: &Value) -> Value {
 /// sorted by lower-cased name as Deltaic.
 pub fn list_repos(api: &Api, org: &str, cache: &mut CacheFile) -> Result<Vec<String>, GithubError> {
     let url = api.url(&format!("/orgs/{org}/repos"));
-    let l = api.list(&url, cache.get("repos"), Conditional::UseEtags, &project_name)?;
+    let l = api.list(
+        &url,
+        cache.get("repos"),
+        Conditional::UseEtags,
+        &project_name,
+    )?;
     let mut names: Vec<String> = l
         .items
         .iter()
@@ -206,7 +211,10 @@ pub fn backup(
         );
     }
     let p = dir.join("teams.json");
-    tally.count(check, write_json(&p, &Value::Object(out), None).map_err(io)?);
+    tally.count(
+        check,
+        write_json(&p, &Value::Object(out), None).map_err(io)?,
+    );
 
     let mut members = Map::new();
     for (role, label) in [("member", "member"), ("admin", "admin")] {
@@ -224,7 +232,10 @@ pub fn backup(
         }
     }
     let p = dir.join("members.json");
-    tally.count(check, write_json(&p, &Value::Object(members), None).map_err(io)?);
+    tally.count(
+        check,
+        write_json(&p, &Value::Object(members), None).map_err(io)?,
+    );
     Ok(())
 }
 
@@ -242,7 +253,12 @@ mod tests {
             second.gone,
             BTreeMap::from([("b".to_owned(), 200), ("c".to_owned(), 100)])
         );
-        let back = next_listing(Some(&second), vec!["a".into(), "b".into(), "c".into()], &stored, 300);
+        let back = next_listing(
+            Some(&second),
+            vec!["a".into(), "b".into(), "c".into()],
+            &stored,
+            300,
+        );
         assert!(back.gone.is_empty());
         assert_eq!(back.listed_at, 300);
     }

@@ -2,7 +2,7 @@
 //! Deltaic wrote every JSON file of a github unit in, which strata must
 //! reproduce so that its first run over a Deltaic root rewrites nothing.
 //!
-//! The rules (CPython's `json` encoder with its defaults): `", "` between
+//! The rules (`CPython`'s `json` encoder with its defaults): `", "` between
 //! items and `": "` after keys; keys sorted by code point; every character
 //! outside printable ASCII (space to `~`) escaped, `\n` `\r` `\t` `\b` `\f`
 //! `\"` `\\` by name, the rest as `\uXXXX` in lower-case hex, characters
@@ -208,7 +208,7 @@ mod tests {
             (f64::NEG_INFINITY, "-Infinity"),
             (f64::NAN, "NaN"),
             (12.0, "12.0"),
-            (3.14159, "3.14159"),
+            (1.234_567, "1.234567"),
         ];
         for (f, want) in cases {
             assert_eq!(float_repr(*f), *want, "{f:e}");

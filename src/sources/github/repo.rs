@@ -80,9 +80,9 @@ pub fn backup(job: &mut RepoJob) -> Result<(), GithubError> {
     let dir = job.dir.clone();
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let url = job.api.url(&format!("/repos/{}/{}", job.org, job.repo));
-    let (item, rec) = job
-        .api
-        .object(&url, job.cache.page("repo"), cond(job.check), &project_repo)?;
+    let (item, rec) =
+        job.api
+            .object(&url, job.cache.page("repo"), cond(job.check), &project_repo)?;
     let repo = match item {
         Item::Fresh(v) | Item::Kept(v) => v,
     };
@@ -141,7 +141,7 @@ fn mirror_git(job: &mut RepoJob, clone_url: &str, repo: &Value) -> Result<(), Gi
         LfsMode::Auto => job.git.has_lfs() && job.git.uses_lfs(&mirror),
     };
     if lfs {
-        job.git.lfs_fetch(&mirror)?;
+        job.git.lfs_fetch(&mirror, clone_url)?;
     }
     if repo.get("has_wiki").and_then(Value::as_bool) == Some(true) {
         // why: as Deltaic, `.git` becomes `.wiki`; a wiki the API claims but
@@ -178,7 +178,8 @@ fn listing(
     {
         Ok(l) => Ok(Some(l)),
         Err(Unavailable { status, message }) => {
-            job.tally.note(format!("{name}: HTTP {status} ({message}); skipped"));
+            job.tally
+                .note(format!("{name}: HTTP {status} ({message}); skipped"));
             Ok(None)
         }
     }
@@ -206,7 +207,13 @@ fn all(job: &RepoJob, url: &str) -> Result<Vec<Value>, ApiError> {
 fn issues(job: &mut RepoJob, base: &str) -> Result<(), GithubError> {
     let dir = job.dir.join("issues");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let Some(l) = listing(job, "issues", &format!("{base}/issues?state=all"), &number_of)? else {
+    let Some(l) = listing(
+        job,
+        "issues",
+        &format!("{base}/issues?state=all"),
+        &number_of,
+    )?
+    else {
         return Ok(());
     };
     let mut valid: HashSet<PathBuf> = HashSet::from([dir.clone()]);
@@ -284,7 +291,12 @@ fn milestones(job: &mut RepoJob, base: &str) -> Result<(), GithubError> {
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     // why: Deltaic asked state=all, which github3.py 0.9 dropped, so it kept
     // open milestones only; strata keeps the closed ones too
-    let Some(l) = listing(job, "milestones", &format!("{base}/milestones?state=all"), &number_of)?
+    let Some(l) = listing(
+        job,
+        "milestones",
+        &format!("{base}/milestones?state=all"),
+        &number_of,
+    )?
     else {
         return Ok(());
     };
@@ -333,7 +345,13 @@ fn commit_comment(c: &Value) -> Value {
 fn commit_comments(job: &mut RepoJob, base: &str) -> Result<(), GithubError> {
     let dir = job.dir.join("comments");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let Some(l) = listing(job, "comments", &format!("{base}/comments"), &commit_comment)? else {
+    let Some(l) = listing(
+        job,
+        "comments",
+        &format!("{base}/comments"),
+        &commit_comment,
+    )?
+    else {
         return Ok(());
     };
     if !l.changed {
@@ -389,7 +407,13 @@ fn project_release(r: &Value) -> Value {
 fn releases(job: &mut RepoJob, base: &str) -> Result<(), GithubError> {
     let dir = job.dir.join("releases");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let Some(l) = listing(job, "releases", &format!("{base}/releases"), &project_release)? else {
+    let Some(l) = listing(
+        job,
+        "releases",
+        &format!("{base}/releases"),
+        &project_release,
+    )?
+    else {
         return Ok(());
     };
     let mut valid: HashSet<PathBuf> = HashSet::from([dir.clone()]);
@@ -403,7 +427,9 @@ fn releases(job: &mut RepoJob, base: &str) -> Result<(), GithubError> {
             continue;
         };
         if !safe_name(name) {
-            job.tally.note(format!("release {name:?}: not a safe directory name; skipped"));
+            job.tally.note(format!(
+                "release {name:?}: not a safe directory name; skipped"
+            ));
             continue;
         }
         let rdir = dir.join(name);
@@ -440,7 +466,11 @@ fn safe_name(s: &str) -> bool {
 }
 
 fn asset_file(job: &mut RepoJob, rdir: &Path, asset: &Value) -> Result<(), GithubError> {
-    let Some(name) = asset.get("name").and_then(Value::as_str).filter(|n| safe_name(n)) else {
+    let Some(name) = asset
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| safe_name(n))
+    else {
         return Ok(());
     };
     let adir = rdir.join("assets");
@@ -462,7 +492,8 @@ fn asset_file(job: &mut RepoJob, rdir: &Path, asset: &Value) -> Result<(), Githu
         .prefix(".strata-tmp-")
         .tempfile_in(&adir)
         .map_err(io(&adir))?;
-    job.api.download(url, |r| std::io::copy(r, tmp.as_file_mut()))?;
+    job.api
+        .download(url, |r| std::io::copy(r, tmp.as_file_mut()))?;
     let got = tmp.as_file().metadata().map_err(io(&path))?.len();
     if size.is_some_and(|s| s != got) {
         return Err(GithubError::AssetSize {

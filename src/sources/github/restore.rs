@@ -17,6 +17,7 @@ use super::layout::ATTR_CONTENT_TYPE;
 use crate::exec::ExecError;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +121,7 @@ pub fn encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -149,7 +150,9 @@ pub fn restore(
     let repo_url = api.url(&format!("/repos/{owner}/{name}"));
     let target = api.get_json(&repo_url)?;
     let clone_url = target["clone_url"].as_str().unwrap_or_default().to_owned();
-    let base = target["url"].as_str().map_or(repo_url.clone(), str::to_owned);
+    let base = target["url"]
+        .as_str()
+        .map_or(repo_url.clone(), str::to_owned);
 
     let mirror = unit_dir.join("repo");
     if mirror.is_dir() {
@@ -238,12 +241,13 @@ pub fn restore(
         let pull = read_json(&unit_dir.join("pulls").join(format!("{n}.json"))).ok();
         let mut header = quote_header(&i["user"], &i["created_at"], &format!("Originally #{n}"));
         if let Some(p) = &pull {
-            header.push_str(&format!(
+            let _ = write!(
+                header,
                 "> (a pull request from `{}` at {} into `{}`)\n\n",
                 p["head"]["ref"].as_str().unwrap_or("?"),
                 p["head"]["sha"].as_str().unwrap_or("?"),
                 p["base"]["ref"].as_str().unwrap_or("?")
-            ));
+            );
         }
         let body = format!("{header}{}", i["body"].as_str().unwrap_or(""));
         let mut req = json!({"title": i["title"], "body": body});
@@ -258,7 +262,9 @@ pub fn restore(
         let made = api.write_json("POST", &format!("{base}/issues"), &req)?;
         let new = made["number"].as_u64().unwrap_or(*n);
         if new != *n {
-            r.skipped.push(format!("issue #{n} became #{new} (the repository was not empty of issues)"));
+            r.skipped.push(format!(
+                "issue #{n} became #{new} (the repository was not empty of issues)"
+            ));
         }
         r.issues += 1;
         for c in i["comments"].as_array().into_iter().flatten() {
@@ -296,7 +302,11 @@ pub fn restore(
     for rd in rels {
         let info = read_json(&rd.join("info.json"))?;
         let tag = info["tag_name"].as_str().map_or_else(
-            || rd.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            || {
+                rd.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            },
             str::to_owned,
         );
         let mut body = json!({
@@ -330,14 +340,21 @@ pub fn restore(
         files.sort();
         for f in files {
             let Some(up) = &upload else {
-                r.skipped.push(format!("{}: the release has no upload_url", f.display()));
+                r.skipped
+                    .push(format!("{}: the release has no upload_url", f.display()));
                 continue;
             };
-            let fname = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let fname = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let ct = xattr::get(&f, ATTR_CONTENT_TYPE)
                 .ok()
                 .flatten()
-                .map_or_else(|| "application/octet-stream".to_owned(), |v| String::from_utf8_lossy(&v).into_owned());
+                .map_or_else(
+                    || "application/octet-stream".to_owned(),
+                    |v| String::from_utf8_lossy(&v).into_owned(),
+                );
             api.upload(&format!("{up}?name={}", encode(&fname)), &ct, &f)?;
             r.assets += 1;
         }

@@ -14,6 +14,7 @@
 
 pub mod ceph;
 pub mod env;
+pub mod github;
 pub mod sshd;
 pub mod tree_builder;
 pub mod treecmp;

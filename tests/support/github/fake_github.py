@@ -774,7 +774,7 @@ class Handler(BaseHTTPRequestHandler):
         what = rest[0]
         state = q.get("state", ["open"])[0]
         if what == "issues":
-            if not r.get("has_issues", True):
+            if not r.get("has_issues", True) or r.get("issues_410"):
                 raise Gone()
             issues = sorted(r.get("issues", []), key=lambda i: -i["number"])
             if len(rest) == 1:
