@@ -766,3 +766,62 @@ fn github_auth_checks_a_pasted_token_and_the_device_flow() {
         format!("{TOKEN}\n")
     );
 }
+
+#[test]
+fn github_a_hung_git_server_fails_the_unit_and_an_unlistable_org_is_reported() {
+    let Some(s) = setup(false) else { return };
+    let cfg = s.config(&s.root, "", "  ghost: {}\n");
+    let first = s.strata(&cfg, &["run", "--no-snapshot"]);
+    let said = format!("{}{}", text(&first.stdout), text(&first.stderr));
+    // The org the API does not know fails as `github/ghost`; acme's units go on.
+    assert_eq!(first.status.code(), Some(1), "{said}");
+    assert!(said.contains("github/ghost"), "{said}");
+    assert!(
+        s.root.join("github/acme/widgets/repo/HEAD").is_file(),
+        "{said}"
+    );
+    let ls = s.strata(&cfg, &["github", "ls", "acme"]);
+    assert_eq!(text(&ls.stdout), "big\nempty\nlfs\nwidgets\n");
+
+    // widgets' git server now accepts requests and never answers.
+    s.fake.control(
+        "fault",
+        &json!({"kind": "git_hang", "path": "/acme/widgets.git", "secs": 120}),
+    );
+    s.fake.control(
+        "mutate",
+        &json!({"op": "edit_issue", "org": "acme", "repo": "widgets", "number": 3,
+                "set": {"title": "Question, edited", "updated_at": "2024-03-01T00:00:00Z"}}),
+    );
+    let refs_before = refs(&s.home, &s.root.join("github/acme/widgets/repo"));
+    let t = std::time::Instant::now();
+    let out = strata(&s.home)
+        .arg("-c")
+        .arg(&cfg)
+        .args(["github", "backup", "acme", "widgets"])
+        .env("STRATA_ALLOW_ROOT", "1")
+        .env("STRATA_GITHUB_GIT_STALL_SECS", "2")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a hung git server did not fail the unit"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(90),
+        "the unit took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        text(&out.stderr).contains("after 5 attempts"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The metadata was still saved, the mirror kept as it was.
+    let three = read_json(&s.root.join("github/acme/widgets/issues/3.json"));
+    assert_eq!(three["title"], "Question, edited");
+    assert_eq!(
+        refs(&s.home, &s.root.join("github/acme/widgets/repo")),
+        refs_before
+    );
+}

@@ -157,14 +157,26 @@ impl Git {
                 Ok(())
             }
         };
-        let result = Self::attempts(&format!("cloning {url}"), || {
+        let clone = || {
             let _ = std::fs::remove_dir_all(&tmp);
             self.cmd()
                 .args(["clone", "--mirror", "--quiet", url])
                 .arg(&tmp)
                 .run()
                 .map(drop)
-        });
+        };
+        // why: as Deltaic, a clone that may fail (a wiki nobody created) is
+        // tried once: most repositories claim a wiki they do not have
+        let result = if absent_ok {
+            println!("git: cloning {url} (once: it may not exist)");
+            clone().map_err(|source| GitError::Attempts {
+                what: format!("cloning {url}"),
+                attempts: 1,
+                source,
+            })
+        } else {
+            Self::attempts(&format!("cloning {url}"), clone)
+        };
         match result {
             Ok(()) => {
                 std::fs::rename(&tmp, dir).map_err(|source| GitError::Io {

@@ -6,7 +6,7 @@
 //! Units are discovered when a run starts: `github/<org>/@organization`
 //! (with `organization-metadata`) and one `github/<org>/<repo>` per
 //! repository the API lists, less the org's `exclude` globs. The listing is
-//! recorded under `<root>/.strata/github/<org>/repos.json`, from which
+//! recorded under `<root>/.strata/github/<org>/@listing.json`, from which
 //! `status` tells, without the network, which stored repositories are gone
 //! upstream. A run never deletes a repository; `github forget` does.
 //!

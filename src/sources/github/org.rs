@@ -28,10 +28,11 @@ pub struct RepoListing {
     pub gone: BTreeMap<String, i64>,
 }
 
-/// `<state>/github/<org>/repos.json`.
+/// `<state>/github/<org>/@listing.json` (`@`: no repository name starts
+/// with it, so it cannot meet a unit's cache file).
 #[must_use]
 pub fn listing_path(state_dir: &Path, org: &str) -> PathBuf {
-    state_dir.join("github").join(org).join("repos.json")
+    state_dir.join("github").join(org).join("@listing.json")
 }
 
 /// The recorded listing, if any.

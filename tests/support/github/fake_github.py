@@ -20,6 +20,7 @@ Control API (no token needed), under /_control/:
                   create_repo (an empty repository to restore into)
   POST fault      {"kind": "secondary", "path": SUBSTR, "count": N,
                   "retry_after": S} | {"kind": "exhaust", "reset_in": S}
+                  | {"kind": "git_hang", "path": SUBSTR, "secs": S}
   GET  stats      counters: requests, not_304, by status, the request log
   POST reset      zero the counters and the log
   GET  dump?org=O&repo=R   the repository's world entry (what restore made)
@@ -626,7 +627,7 @@ class Handler(BaseHTTPRequestHandler):
             exhaust = STATE["exhaust_until"]
             fault = None
             for f in STATE["faults"]:
-                if f["path"] in path and f.get("count", 1) > 0:
+                if f["kind"] == "secondary" and f["path"] in path and f.get("count", 1) > 0:
                     f["count"] = f.get("count", 1) - 1
                     fault = f
                     break
@@ -932,6 +933,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404, b"not found", ctype="text/plain")
         org, repo, wiki, _, rest = m.groups()
         disk = "%s%s.git" % (repo, wiki or "")
+        with LOCK:
+            hang = next((f for f in STATE["faults"] if f["kind"] == "git_hang" and f["path"] in path), None)
+        if hang is not None:
+            # a server that accepts the request and never answers
+            self.record(0, False)
+            time.sleep(hang.get("secs", 120))
+            return self.send(500, b"", ctype="text/plain")
         if not self.basic_ok():
             self.record(401, False)
             return self.send(401, b"auth required", {"WWW-Authenticate": 'Basic realm="GitHub"',
