@@ -568,6 +568,45 @@ fn github_round_trip_restores_refs_labels_milestones_issues_releases() {
             .any(|r| r["draft"] == true && r["name"] == "Draft")
     );
 
+    // The LFS repository: its objects come back from the mirror.
+    let store = s.fake.git_root.join("lfs-store");
+    let oids: Vec<PathBuf> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(oids.len(), 1);
+    let object = std::fs::read(&oids[0]).unwrap();
+    std::fs::remove_file(&oids[0]).unwrap();
+    s.fake.control(
+        "mutate",
+        &json!({"op": "create_repo", "org": "acme", "repo": "lfs2"}),
+    );
+    let lfs = s.strata(
+        &cfg,
+        &[
+            "github",
+            "restore",
+            s.root.join("github/acme/lfs").to_str().unwrap(),
+            "acme/lfs2",
+        ],
+    );
+    assert!(
+        lfs.status.success(),
+        "{}\n{}",
+        text(&lfs.stdout),
+        text(&lfs.stderr)
+    );
+    assert!(
+        text(&lfs.stdout).contains("with LFS objects"),
+        "{}",
+        text(&lfs.stdout)
+    );
+    assert_eq!(
+        std::fs::read(&oids[0]).unwrap(),
+        object,
+        "the LFS object was not pushed back"
+    );
+
     // Restoring again is refused: the repository is no longer empty.
     let again = s.strata(
         &cfg,
@@ -824,4 +863,50 @@ fn github_a_hung_git_server_fails_the_unit_and_an_unlistable_org_is_reported() {
         refs(&s.home, &s.root.join("github/acme/widgets/repo")),
         refs_before
     );
+}
+
+#[test]
+fn github_a_backup_killed_at_each_step_is_finished_by_the_next() {
+    let Some(s) = setup(false) else { return };
+    let clean = s.home.join("clean-root");
+    std::fs::create_dir_all(&clean).unwrap();
+    let clean_cfg = s.config(&clean, "", "");
+    let ok = s.strata(&clean_cfg, &["github", "backup", "acme", "widgets"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let cfg = s.config(&s.root, "", "");
+    for step in [
+        "github-cloned",
+        "github-issues-written",
+        "github-asset-downloaded",
+    ] {
+        let killed = strata(&s.home)
+            .arg("-c")
+            .arg(&cfg)
+            .args(["github", "backup", "-c", "acme", "widgets"])
+            .env("STRATA_ALLOW_ROOT", "1")
+            .env("STRATA_FAULT_KILL_AT", step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&killed.status),
+            Some(9),
+            "{step}: not killed: {}",
+            text(&killed.stderr)
+        );
+    }
+    let again = s.strata(&cfg, &["github", "backup", "acme", "widgets"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let data = |root: &Path| -> BTreeMap<String, Vec<u8>> {
+        files(&root.join("github/acme/widgets"))
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("repo/") && !k.starts_with("wiki/"))
+            .map(|(k, v)| (k, v.0))
+            .collect()
+    };
+    assert_eq!(data(&s.root), data(&clean));
+    assert_eq!(
+        refs(&s.home, &s.root.join("github/acme/widgets/repo")),
+        refs(&s.home, &clean.join("github/acme/widgets/repo"))
+    );
+    assert!(!s.root.join("github/acme/widgets/.strata-tmp-repo").exists());
 }

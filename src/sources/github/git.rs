@@ -179,6 +179,7 @@ impl Git {
         };
         match result {
             Ok(()) => {
+                crate::fault::point("github-cloned");
                 std::fs::rename(&tmp, dir).map_err(|source| GitError::Io {
                     path: dir.to_owned(),
                     source,
@@ -245,20 +246,27 @@ impl Git {
     /// mode is given in the environment, so git-lfs does not record it in
     /// the mirror's config after its first 401.
     pub fn lfs_fetch(&self, dir: &Path, url: &str) -> Result<(), GitError> {
-        let endpoint = match url.strip_suffix(".git") {
-            Some(_) => format!("{url}/info/lfs"),
-            None => format!("{url}.git/info/lfs"),
-        };
         Self::attempts("fetching LFS objects", || {
-            self.cmd()
-                .env("GIT_CONFIG_COUNT", "4")
-                .env("GIT_CONFIG_KEY_3", format!("lfs.{endpoint}.access"))
-                .env("GIT_CONFIG_VALUE_3", "basic")
+            self.lfs_cmd(url)
                 .current_dir(dir)
                 .args(["lfs", "fetch", "--all", "origin"])
                 .run()
                 .map(drop)
         })
+    }
+
+    /// A git command for git-lfs talking to the LFS endpoint of `url`, with
+    /// the endpoint's access mode given (git-lfs records it in the
+    /// repository's config otherwise).
+    fn lfs_cmd(&self, url: &str) -> Cmd {
+        let endpoint = match url.strip_suffix(".git") {
+            Some(_) => format!("{url}/info/lfs"),
+            None => format!("{url}.git/info/lfs"),
+        };
+        self.cmd()
+            .env("GIT_CONFIG_COUNT", "4")
+            .env("GIT_CONFIG_KEY_3", format!("lfs.{endpoint}.access"))
+            .env("GIT_CONFIG_VALUE_3", "basic")
     }
 
     /// Every ref of the mirror but `refs/pull/*` (GitHub refuses them).
@@ -292,7 +300,7 @@ impl Git {
 
     /// `git lfs push --all URL` from the mirror.
     pub fn lfs_push(&self, dir: &Path, url: &str) -> Result<(), ExecError> {
-        self.cmd()
+        self.lfs_cmd(url)
             .current_dir(dir)
             .args(["lfs", "push", "--all", url])
             .run()

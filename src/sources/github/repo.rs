@@ -282,6 +282,7 @@ fn issues(job: &mut RepoJob, base: &str) -> Result<(), GithubError> {
         let w = write_json(&path, &info, updated).map_err(io(&path))?;
         job.tally.count(job.check, w);
     }
+    crate::fault::point("github-issues-written");
     job.tally.removed += gc_tree(&dir, &valid).map_err(io(&dir))?;
     save(job, "issues", l, &dir)
 }
@@ -502,6 +503,7 @@ fn asset_file(job: &mut RepoJob, rdir: &Path, asset: &Value) -> Result<(), Githu
             got,
         });
     }
+    crate::fault::point("github-asset-downloaded");
     let existed = path.exists();
     let stats = crate::backup_root::BlockUpdate::apply(
         &path,

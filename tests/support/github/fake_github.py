@@ -128,7 +128,7 @@ def repo_obj(org, name, r):
         "name": name,
         "full_name": "%s/%s" % (org, name),
         "private": r.get("private", False),
-        "owner": {"login": org, "id": o.get("id", 1), "type": "Organization",
+        "owner": {"login": org, "id": o.setdefault("id", next_id()), "type": "Organization",
                   "url": "%s/orgs/%s" % (api(), org)},
         "html_url": "%s/%s/%s" % (base(), org, name),
         "description": r.get("description"),
@@ -440,6 +440,13 @@ class Handler(BaseHTTPRequestHandler):
     # ---- plumbing -------------------------------------------------------
 
     def body_bytes(self):
+        # why: read once per request and kept, so that a request answered
+        # without looking at its body still leaves the connection clean
+        if getattr(self, "_body", None) is None:
+            self._body = self.read_body()
+        return self._body
+
+    def read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             out = b""
             while True:
@@ -516,6 +523,8 @@ class Handler(BaseHTTPRequestHandler):
         self.route("PUT")
 
     def route(self, method):
+        self._body = None
+        self.body_bytes()
         u = urllib.parse.urlsplit(self.path)
         path, q = u.path, urllib.parse.parse_qs(u.query)
         try:
