@@ -6,12 +6,16 @@ adaptations that change no byte it writes: github3.py is pointed at the fake
 (GitHub Enterprise style, BASE_URL/api/v3), and Deltaic's `dt-askpass`
 helper, which its installed package provides, is provided here."""
 
-import collections
-import collections.abc
-import os
-import stat
 import sys
-import tempfile
+
+# why: the fixture is part of the repository; no __pycache__ beside it
+sys.dont_write_bytecode = True
+
+import collections  # noqa: E402
+import collections.abc  # noqa: E402
+import os  # noqa: E402
+import stat  # noqa: E402
+import tempfile  # noqa: E402
 
 # why: github3.py 0.9.6 imports these aliases, which Python 3.10 removed
 for _name in ("Callable", "Iterator", "Iterable", "Mapping", "MutableMapping", "Sequence"):
