@@ -25,6 +25,12 @@
 //! | `coda-apply` | during the apply, about half the entries applied |
 //! | `coda-applied` | the stored copy updated, the stage not yet removed |
 //!
+//! Of a github repository's backup ([`crate::sources::github`]):
+//! `github-cloned` (a first clone complete under its temporary name, not
+//! renamed into place), `github-issues-written` (every issue file written,
+//! the listing's ETags not yet recorded), `github-asset-downloaded` (a
+//! release asset whole in its temporary file, the stored copy not updated).
+//!
 //! And of an archive upload to the `local` archiver
 //! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
 //! in the store under a temporary name, not yet renamed into place.

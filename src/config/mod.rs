@@ -70,7 +70,7 @@ pub use archivers::{
 pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;
 pub use dump::{DumpCommand, DumpSettings, DumpUnit};
-pub use github::{GithubOrg, GithubSettings};
+pub use github::{GithubOrg, GithubSettings, LfsMode};
 pub use rbd::{RbdItem, RbdPool, RbdSettings};
 pub use reader::KeyPath;
 pub use rgw::{RgwBucket, RgwSettings};

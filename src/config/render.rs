@@ -147,6 +147,8 @@ pub fn to_yaml(c: &Config) -> String {
     );
     o.kv(2, "github-git-path", &q(&s.github.git_path));
     o.kv(2, "github-workers", &s.github.workers.to_string());
+    o.kv(2, "github-api-url", &q(&s.github.api_url));
+    o.opt(2, "github-client-id", s.github.client_id.as_deref());
     o.kv(2, "rbd-scrub-probability", &num(s.rbd.scrub_probability));
     o.kv(2, "rbd-workers", &s.rbd.workers.to_string());
     o.opt(2, "rgw-server", s.rgw.server.as_deref());
@@ -335,6 +337,11 @@ pub fn to_yaml(c: &Config) -> String {
                 "organization-metadata",
                 &g.organization_metadata.to_string(),
             );
+            if !g.exclude.is_empty() {
+                let globs: Vec<String> = g.exclude.iter().map(|p| q(p.as_str())).collect();
+                o.kv(4, "exclude", &format!("[{}]", globs.join(", ")));
+            }
+            o.kv(4, "lfs", g.lfs.as_str());
         }
     }
     if !c.rbd.is_empty() {

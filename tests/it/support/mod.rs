@@ -17,6 +17,7 @@
 pub mod ceph;
 pub mod coda;
 pub mod env;
+pub mod github;
 pub mod googledrive;
 pub mod sshd;
 pub mod system_user;
