@@ -54,7 +54,9 @@ pub enum ArchiveError {
     NoSpool,
     #[error("archiver profile `{name}` is not defined under settings.archivers (known: {known})")]
     NoProfile { name: String, known: String },
-    #[error("the {0} archiver is not supported by this build of strata; use `local` or `s3`")]
+    #[error(
+        "the {0} archiver is not supported by this build of strata; use `local`, `s3` or `aws`"
+    )]
     Unsupported(&'static str),
     #[error("{}: {source}", path.display())]
     Io {
@@ -154,6 +156,8 @@ pub enum ArchiveError {
         "{unit} is stored in a cold storage class and its restore is still in progress; try again later"
     )]
     RestorePending { unit: String },
+    #[error("aws: {0}")]
+    Aws(Box<archivers::aws::AwsError>),
     #[error("there is no snapshot to archive")]
     NoSnapshot,
     #[error("there is no archive set to resume")]

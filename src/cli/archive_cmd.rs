@@ -320,6 +320,10 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&lines)?);
             } else {
                 for l in &lines {
+                    if let Some(p) = &l.peak {
+                        print_peak_pricing(l, p);
+                        continue;
+                    }
                     println!(
                         "{:<14} {:6} archives {:>10}  ${:.2}/month  ${:.2} to retrieve all",
                         l.class,
@@ -357,31 +361,45 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             }
             std::fs::create_dir_all(&env.spool).with_context(|| env.spool.display().to_string())?;
             let limit = RateLimit::new(&env.spool, profile, rate);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            // why: a positive rate, far below 2^64 bytes
+            let bytes_per_hour = (rate * 3600.0) as u64;
             std::fs::create_dir_all(destdir).with_context(|| destdir.display().to_string())?;
             let archives = archiver.list_set_archives(set.as_str())?;
             let mut failed = false;
+            let mut wanted = Vec::new();
             for unit in units {
-                let r = archives
-                    .get(unit)
-                    .ok_or_else(|| ArchiveError::no_such_archive(set.as_str(), unit))
-                    .and_then(|meta| {
-                        retrieve::retrieve_one(
-                            archiver.as_ref(),
-                            set.as_str(),
-                            unit,
-                            meta,
-                            destdir,
-                            Some(&limit),
-                        )
+                if let Some(meta) = archives.get(unit) {
+                    wanted.push(retrieve::Wanted {
+                        set: set.as_str().to_owned(),
+                        unit: unit.clone(),
+                        meta: meta.clone(),
                     });
-                match r {
-                    Ok(path) => println!("{}", path.display()),
-                    Err(e) => {
-                        eprintln!("strata: {unit}: {e}");
-                        failed = true;
-                    }
+                } else {
+                    eprintln!(
+                        "strata: {unit}: {}",
+                        ArchiveError::no_such_archive(set.as_str(), unit)
+                    );
+                    failed = true;
                 }
             }
+            let rate = retrieve::Rate {
+                stream: Some(&limit),
+                bytes_per_hour,
+            };
+            retrieve::retrieve_many(
+                archiver.as_ref(),
+                &wanted,
+                destdir,
+                rate,
+                &mut |w, r| match r {
+                    Ok(path) => println!("{}", path.display()),
+                    Err(e) => {
+                        eprintln!("strata: {}: {e}", w.unit);
+                        failed = true;
+                    }
+                },
+            )?;
             Ok(if failed {
                 ExitCode::Failed
             } else {
@@ -437,6 +455,26 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             drill(ctx, profile, unit.as_deref())
         }
     }
+}
+
+/// Deltaic's report of a Glacier vault's costs.
+fn print_peak_pricing(l: &archivers::CostLine, p: &archivers::PeakPricing) {
+    println!(
+        "The {} currently in storage ({} archives) costs ${:.2}/month.\n\n\
+         You can retrieve around {} for free today (in UTC), provided that your\n\
+         retrievals occur at a constant rate during all hours in which you are\n\
+         retrieving.  If you exceed this amount, your bill will be determined by your\n\
+         maximum hourly retrieval rate for the month.  Each additional GB/hour of\n\
+         retrieval bandwidth costs ${:.2}, but is then available for the whole month\n\
+         at no additional charge.  The maximum retrieval rate this month has been\n\
+         {}/hour.",
+        output::size(l.bytes),
+        l.archives,
+        l.monthly,
+        output::size(p.free_today),
+        p.per_gib_hour,
+        output::size(p.month_peak)
+    );
 }
 
 fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -63,8 +63,8 @@ mod settings;
 
 pub use crate::names::{UnitPath, UnitPathError};
 pub use archivers::{
-    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
-    RestoreTier, S3Price, S3Profile,
+    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, AwsProfile, COMPRESSIONS,
+    Compression, RestoreTier, S3Price, S3Profile,
 };
 pub use coda::{CodaSettings, CodaVolume};
 pub use document::Config;

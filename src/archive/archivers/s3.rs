@@ -286,12 +286,24 @@ impl S3Archiver {
     }
 }
 
-/// A blocking reader over an S3 object body.
-struct BlockingBody {
+/// A blocking reader over an AWS SDK body (an S3 object, a Glacier job's
+/// output).
+pub(crate) struct BlockingBody {
     rt: Arc<Runtime>,
     inner: Pin<Box<dyn tokio::io::AsyncRead + Send>>,
     /// A read that waits longer than this fails (a stalled server).
     stall: Duration,
+}
+
+impl BlockingBody {
+    /// Read `inner` on `rt`, failing a read that waits longer than `stall`.
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        inner: Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+        stall: Duration,
+    ) -> BlockingBody {
+        BlockingBody { rt, inner, stall }
+    }
 }
 
 impl Read for BlockingBody {
@@ -564,6 +576,7 @@ impl Archiver for S3Archiver {
                     bytes,
                     monthly: gb * storage,
                     retrieval: gb * retrieval,
+                    peak: None,
                 }
             })
             .collect())

@@ -1,7 +1,8 @@
 //! Fixtures shared by the integration tests: the test environment and
 //! prerequisites (`env`), a real sshd on 127.0.0.1 (`sshd`), the hostile
 //! source tree (`tree_builder`) and the attribute-by-attribute tree
-//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`).
+//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`), the fake
+//! Glacier + `SimpleDB` server (`fake_aws`).
 //!
 //! Owns no strata logic: fixtures drive real programs (sshd, ssh-keygen,
 //! setfacl) and real syscalls, and never mock them. Every fixture tears down
@@ -14,6 +15,7 @@
 
 pub mod ceph;
 pub mod env;
+pub mod fake_aws;
 pub mod sshd;
 pub mod tree_builder;
 pub mod treecmp;
