@@ -361,9 +361,11 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             }
             std::fs::create_dir_all(&env.spool).with_context(|| env.spool.display().to_string())?;
             let limit = RateLimit::new(&env.spool, profile, rate);
+            // why: from the flag itself, not through the per-second rate, so that -r 0.25 is exactly 256 MiB/hour
+            let per_hour = bytes_per_sec.map_or(max_rate * f64::from(1u32 << 30), |b| b * 3600.0);
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            // why: a positive rate, far below 2^64 bytes
-            let bytes_per_hour = (rate * 3600.0) as u64;
+            // why: positive, far below 2^64 bytes
+            let bytes_per_hour = per_hour.round() as u64;
             std::fs::create_dir_all(destdir).with_context(|| destdir.display().to_string())?;
             let archives = archiver.list_set_archives(set.as_str())?;
             let mut failed = false;

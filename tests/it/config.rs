@@ -106,6 +106,8 @@ const APPENDIX_A_KEYS: &[&str] = &[
     "aws-region",
     "aws-namespace",
     "aws-storage-cost",
+    "aws-glacier-endpoint",
+    "aws-sdb-endpoint",
     "local-path",
     "s3-bucket",
     "s3-prefix",

@@ -19,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 const UNIT: &str = "dump/u";
-const UNITS: &str = "  u:\n    command: [printf, 'hello\\n']\n    file: out\n";
+pub(super) const UNITS: &str = "  u:\n    command: [printf, 'hello\\n']\n    file: out\n";
 
 /// A world whose unit `dump/u` is the hostile tree (xattrs, ACLs, hard
 /// links, sparse files, devices, odd names) plus the dump's own file.

@@ -701,6 +701,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def check_expected(self, p, attrs):
         exp = self.indexed(p, "Expected")
+        # why: boto (Deltaic) sends Expected.1.Name, botocore's model Expected.Name; SimpleDB takes both
+        flat = {k[len("Expected."):]: v for k, v in p.items()
+                if k in ("Expected.Name", "Expected.Value", "Expected.Exists")}
+        if flat:
+            if exp:
+                raise AwsError(400, "InvalidParameterValue", "Expected given twice")
+            exp = {1: flat}
         if len(exp) > 1:
             raise AwsError(400, "InvalidParameterValue", "only one Expected condition is allowed")
         for cond in exp.values():

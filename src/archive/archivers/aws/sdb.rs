@@ -581,29 +581,35 @@ pub fn parse_select(text: &str) -> Result<SelectPage, String> {
     Ok(page)
 }
 
-/// The code and message of an error document
-/// (`<Response><Errors><Error><Code/><Message/>...`).
+/// The code and message of an error document: `SimpleDB`'s
+/// (`<Response><Errors><Error><Code/><Message/>...`) or the generic AWS query
+/// form (`<ErrorResponse><Error>...`), which botocore also reads.
 #[must_use]
 pub fn parse_error(text: &str) -> Option<(String, String)> {
+    fn error(el: &mut ScopedDecoder) -> Option<(String, String)> {
+        let (mut code, mut message) = (None, String::new());
+        while let Some(mut f) = el.next_tag() {
+            if f.start_el().matches("Code") {
+                code = text_of(&mut f).ok();
+            } else if f.start_el().matches("Message") {
+                message = text_of(&mut f).unwrap_or_default();
+            }
+        }
+        code.map(|c| (c, message))
+    }
     let mut doc = Document::new(text);
     let mut root = doc.root_element().ok()?;
-    while let Some(mut errors) = root.next_tag() {
-        if !errors.start_el().matches("Errors") {
+    while let Some(mut child) = root.next_tag() {
+        if child.start_el().matches("Error") {
+            return error(&mut child);
+        }
+        if !child.start_el().matches("Errors") {
             continue;
         }
-        while let Some(mut error) = errors.next_tag() {
-            if !error.start_el().matches("Error") {
-                continue;
+        while let Some(mut e) = child.next_tag() {
+            if e.start_el().matches("Error") {
+                return error(&mut e);
             }
-            let (mut code, mut message) = (None, String::new());
-            while let Some(mut f) = error.next_tag() {
-                if f.start_el().matches("Code") {
-                    code = text_of(&mut f).ok();
-                } else if f.start_el().matches("Message") {
-                    message = text_of(&mut f).unwrap_or_default();
-                }
-            }
-            return code.map(|c| (c, message));
         }
     }
     None
@@ -712,6 +718,11 @@ mod tests {
                 "ConditionalCheckFailed".into(),
                 "Conditional check failed. Attribute (aws-aid) value exists".into()
             ))
+        );
+        let generic = r#"<ErrorResponse xmlns="http://sdb.amazonaws.com/doc/2009-04-15/"><Error><Type>Sender</Type><Code>NoSuchDomain</Code><Message>The specified domain does not exist.</Message></Error><RequestId>x</RequestId></ErrorResponse>"#;
+        assert_eq!(
+            parse_error(generic).map(|(c, _)| c).as_deref(),
+            Some("NoSuchDomain")
         );
         assert!(parse_error("<html>busy</html>").is_none());
     }
