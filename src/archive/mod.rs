@@ -6,7 +6,8 @@
 //! Owns: packing ([`pack`]), verifying and unpacking ([`unpack`]), the gpg
 //! argument vectors and status parsing ([`gpg`]), compression codecs
 //! ([`codec`]), the hashing writer, the spool, the shared retrieval rate
-//! limit ([`rate`]), retrieval ([`retrieve`]), set selection and pruning plans
+//! limit ([`rate`]), retrieval ([`retrieve`]), copying sets between profiles
+//! ([`migrate`]), set selection and pruning plans
 //! ([`sets`]), the drill's tree comparison ([`compare`]) and the archivers
 //! behind one trait ([`archivers`]).
 //!
@@ -31,6 +32,7 @@ pub mod codec;
 pub mod compare;
 pub mod drill;
 pub mod gpg;
+pub mod migrate;
 pub mod pack;
 pub mod rate;
 pub mod retrieve;
@@ -158,6 +160,10 @@ pub enum ArchiveError {
     RestorePending { unit: String },
     #[error("aws: {0}")]
     Aws(Box<archivers::aws::AwsError>),
+    #[error(
+        "{location}: the copy did not arrive whole: {what}; it was deleted (run again to copy it again)"
+    )]
+    ArrivedWrong { location: String, what: String },
     #[error("there is no snapshot to archive")]
     NoSnapshot,
     #[error("there is no archive set to resume")]

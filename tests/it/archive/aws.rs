@@ -922,3 +922,156 @@ fn the_fake_refuses_bad_signatures_hashes_ranges_and_conditions() {
         "an expired job is unknown"
     );
 }
+
+#[test]
+fn a_deltaic_set_migrates_to_s3_resumably_untouched_at_the_source_and_unpacks_from_there() {
+    let Some(mut w) = World::new(super::UNITS, true, true, |_| {}) else {
+        return;
+    };
+    let Some(python) = venv_python() else { return };
+    if !w.start_aws() {
+        return;
+    }
+    let fake = w.aws.as_ref().unwrap();
+    let droot = w.home.join("deltaic-root");
+    build_hostile_tree(&droot.join("rsync/hosta"), 5);
+    std::fs::create_dir_all(droot.join("rsync/hostb")).unwrap();
+    std::fs::write(droot.join("rsync/hostb/notes"), "kept offsite since 2014\n").unwrap();
+    std::fs::create_dir_all(droot.join("rsync/hostc")).unwrap();
+    let mut big = vec![0u8; 7 << 20];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut big);
+    std::fs::write(droot.join("rsync/hostc/big"), &big).unwrap();
+    let old = "2024-01-01T05:06:07.123456+00:00".to_owned();
+    deltaic_write(
+        &w,
+        fake,
+        &python,
+        "deltaic",
+        &droot,
+        &Deltaic {
+            archives: vec![
+                DeltaicArchive("20240101-1", "rsync/hosta", "gzip", false, old.clone()),
+                DeltaicArchive("20240101-1", "rsync/hostb", "lzop", true, old.clone()),
+                DeltaicArchive("20240101-1", "rsync/hostc", "none", false, old.clone()),
+                DeltaicArchive("20240201-1", "rsync/hostb", "gzip", false, old),
+            ],
+            complete: &["20240101-1"],
+            bandwidth: serde_json::Value::Null,
+        },
+    );
+    let endpoint = w.moto.as_ref().unwrap().endpoint.clone();
+    let profiles = format!(
+        "{}    cold:\n      archiver: s3\n      s3-bucket: strata\n      s3-prefix: migrated/\n      s3-endpoint: {endpoint}\n      s3-access-key-id: testing\n      s3-secret-access-key: testing\n      s3-storage-class: GLACIER\n      s3-restore-tier: expedited\n      s3-prices:\n        GLACIER: {{storage: 0.004, retrieval: 0.01}}\n",
+        fake.profile("deltaic", "deltaic", "gzip")
+    );
+    let plain = w.config("plain", false, &profiles);
+    let enc = w.config("enc", true, &profiles);
+    let migrate = |fault: Option<&str>, extra: &[&str]| {
+        let mut c = w.cmd(&plain);
+        // why: 5 MiB parts make the 7 MiB archive an upload in parts, each with its checksum
+        c.env("STRATA_S3_PART_SIZE", "5242880")
+            .args(["archive", "-p", "deltaic", "migrate", "--to", "cold"])
+            .args(extra);
+        if let Some(f) = fault {
+            c.env(strata::fault::FAULT_ENV, f);
+        }
+        c.output().unwrap()
+    };
+    let untouched = |fake: &FakeAws| {
+        let items: Vec<_> = fake
+            .items("deltaic")
+            .into_iter()
+            .filter(|(name, _)| name != "/bandwidth")
+            .collect();
+        (items, fake.archives("deltaic"))
+    };
+    let before = untouched(fake);
+
+    // --plan: what, how long, how much; nothing requested.
+    let out = migrate(None, &["--plan"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("total: 4 archives to copy"), "{said}");
+    assert!(said.contains("cost: retrieval about $"), "{said}");
+    assert!(said.contains("storage at cold: $"), "{said}");
+    assert!(fake.range_jobs().is_empty(), "--plan requests nothing");
+    assert!(
+        w.ok(&plain, &["archive", "-p", "cold", "ls", "-s"])
+            .trim()
+            .is_empty()
+    );
+
+    // Killed after the first archive is copied; the rerun copies the rest
+    // with the retrieval jobs the first run requested.
+    let out = migrate(Some("migrate-copied"), &[]);
+    assert_eq!(out.status.code(), None, "killed: {}", text(&out.stderr));
+    let jobs = fake.range_jobs().len();
+    assert_eq!(jobs, 4, "one job per archive (each within one budget slot)");
+    let out = migrate(None, &[]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("migrated: 3 archives copied, 1 sets complete at cold, 0 failed"),
+        "{said}"
+    );
+    assert_eq!(fake.range_jobs().len(), jobs, "nothing was requested twice");
+    let sets = set_lines(&w.ok(&plain, &["archive", "-p", "cold", "ls", "-s"]));
+    assert_eq!(sets["20240101-1"], (3, true, true));
+    assert_eq!(sets["20240201-1"].0, 1);
+    assert!(!sets["20240201-1"].1, "an incomplete set stays incomplete");
+    assert_eq!(untouched(fake), before, "the source is left untouched");
+    let out = migrate(None, &[]);
+    assert!(
+        text(&out.stdout).contains("migrated: 0 archives copied"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Retrieved from S3 (a cold class: restored first) and unpacked.
+    let ret = w.home.join("ret");
+    let got = w
+        .cmd(&plain)
+        .env("STRATA_S3_RESTORE_POLL_SECS", "1")
+        .args([
+            "archive",
+            "-p",
+            "cold",
+            "retrieve",
+            "20240101-1",
+            ret.to_str().unwrap(),
+        ])
+        .args(["rsync/hosta", "rsync/hostb", "rsync/hostc"])
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{}", text(&got.stderr));
+    let out = w.home.join("out");
+    w.ok(
+        &plain,
+        &[
+            "archive",
+            "unpack",
+            "--devices",
+            "--setuid",
+            out.to_str().unwrap(),
+            ret.join("20240101-1:rsync-hosta").to_str().unwrap(),
+            ret.join("20240101-1:rsync-hostc").to_str().unwrap(),
+        ],
+    );
+    w.ok(
+        &enc,
+        &[
+            "archive",
+            "unpack",
+            out.to_str().unwrap(),
+            ret.join("20240101-1:rsync-hostb").to_str().unwrap(),
+        ],
+    );
+    for u in ["rsync/hosta", "rsync/hostb", "rsync/hostc"] {
+        compare(&droot.join(u), &out.join(u));
+    }
+}
