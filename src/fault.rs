@@ -18,7 +18,12 @@
 //!
 //! And of an archive upload to the `local` archiver
 //! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
-//! in the store under a temporary name, not yet renamed into place.
+//! in the store under a temporary name, not yet renamed into place. Of the
+//! `aws` archiver: `aws-part-uploaded` (after each part of an upload in
+//! parts), `aws-archive-uploaded` (the archive in the vault, its catalogue
+//! item not yet written), `aws-range-retrieved` (a retrieved range written
+//! and recorded); of `archive migrate`: `migrate-copied` (an archive copied
+//! and checked, its local copy removed).
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).

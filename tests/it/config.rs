@@ -260,6 +260,12 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3 or local)",
     ),
     (
+        "an aws namespace no vault and domain may have",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    old:\n      archiver: aws\n      aws-access-key-id: k\n      aws-secret-access-key: s\n      aws-region: us-east-1\n      aws-namespace: my vault\n",
+        10,
+        "settings.archivers.old.aws-namespace: \"my vault\" is not a Glacier vault and SimpleDB domain name",
+    ),
+    (
         "unit twice (YAML key)",
         "settings:\n  snapshot-store: dir\n  root: R\nrsync:\n  h: {mounts: [/]}\n  h: {mounts: [/]}\n",
         6,

@@ -428,6 +428,23 @@ fn sigkill_mid_upload_and_after_it_then_run_r_and_resync_leave_one_archive_per_u
     );
     let listed = w.ok(&config, &["archive", "-p", "aws-none", "ls"]);
     assert_eq!(listed.matches("dump/big").count(), 2, "{listed}");
+
+    // A part failing more often than the SDK retries is sent again by strata.
+    w.ok(&config, &["run"]);
+    let before = fake.calls("UploadMultipartPart");
+    fake.fail("UploadMultipartPart", 4, 503);
+    let out = run(&w, &["archive", "-p", "aws-none", "run"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        fake.calls("UploadMultipartPart") - before,
+        4 + 4,
+        "4 parts, 4 refusals"
+    );
+    let log: String = std::fs::read_dir(w.root.join("Logs/Archive/aws-none/dump/big"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(log.contains("part 1 failed (attempt 1)"), "{log}");
 }
 
 /// The archive-retrieval jobs of `aid`: (start, length), in order.
@@ -916,6 +933,28 @@ fn the_fake_refuses_bad_signatures_hashes_ranges_and_conditions() {
         vault.job(job.job_id().unwrap()).unwrap().unwrap().status,
         JobStatus::InProgress
     );
+    // Job output with a Range: the bytes asked for, and a tree hash when they are a node.
+    fake.config(&json!({"job_delay": 0}));
+    let done = ranged("1048576-3145727").unwrap();
+    let part_of = |range: &str| {
+        let out = rt
+            .block_on(
+                raw.get_job_output()
+                    .vault_name("refusals")
+                    .job_id(done.job_id().unwrap())
+                    .range(range)
+                    .send(),
+            )
+            .unwrap();
+        let hash = out.checksum().map(str::to_owned);
+        let body = rt.block_on(out.body.collect()).unwrap().into_bytes();
+        (body.len(), hash)
+    };
+    let one = strata::archive::archivers::aws::treehash::to_hex(
+        &strata::archive::archivers::aws::treehash::tree_hash(&vec![1u8; 1 << 20]),
+    );
+    assert_eq!(part_of("bytes=1048576-2097151"), (1 << 20, Some(one)));
+    assert_eq!(part_of("bytes=10-19"), (10, None));
     fake.expire_jobs();
     assert!(
         vault.job(job.job_id().unwrap()).unwrap().is_none(),

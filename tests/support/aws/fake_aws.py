@@ -999,6 +999,7 @@ class Handler(BaseHTTPRequestHandler):
     def g_ListVaults(self, parts, body, url):
         with self.st.lock:
             vl = [{"VaultName": n, "VaultARN": self.arn(n), "CreationDate": iso(v["created"]),
+                   "LastInventoryDate": v.get("inventory_date"),
                    "NumberOfArchives": len(v["archives"]),
                    "SizeInBytes": sum(a["size"] for a in v["archives"].values())}
                   for n, v in sorted(self.st.vaults.items())]
@@ -1017,6 +1018,7 @@ class Handler(BaseHTTPRequestHandler):
             v = self.vault(parts[2])
             self.json_reply(200, {"VaultName": parts[2], "VaultARN": self.arn(parts[2]),
                                   "CreationDate": iso(v["created"]),
+                                  "LastInventoryDate": v.get("inventory_date"),
                                   "NumberOfArchives": len(v["archives"]),
                                   "SizeInBytes": sum(a["size"] for a in v["archives"].values())})
 
@@ -1281,6 +1283,7 @@ class Handler(BaseHTTPRequestHandler):
                                         "SHA256TreeHash": a["tree_hash"]}
                                        for aid, a in v["archives"].items()]}
                 job["inventory"] = json.dumps(inv).encode()
+                v["inventory_date"] = iso(now)
                 self.st.job_log.append({"time": now, "type": kind})
             else:
                 raise AwsError(400, "InvalidParameterValueException", "Invalid job type: %s" % kind)
