@@ -37,6 +37,11 @@
 //! And of a resumable upload to the `googledrive` archiver:
 //! `googledrive-chunk`, right after Drive acknowledged a chunk (the session
 //! URL and the archive's bytes kept under the spool, the file not yet made).
+//! Of the `aws` archiver: `aws-part-uploaded` (after each part of an upload in
+//! parts), `aws-archive-uploaded` (the archive in the vault, its catalogue
+//! item not yet written), `aws-range-retrieved` (a retrieved range written
+//! and recorded); of `archive migrate`: `migrate-copied` (an archive copied
+//! and checked, its local copy removed).
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).

@@ -64,8 +64,8 @@ mod settings;
 
 pub use crate::names::{UnitPath, UnitPathError};
 pub use archivers::{
-    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
-    GoogledriveProfile, RestoreTier, S3Price, S3Profile,
+    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, AwsProfile, COMPRESSIONS,
+    Compression, GoogledriveProfile, RestoreTier, S3Price, S3Profile,
 };
 pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;

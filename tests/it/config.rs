@@ -137,6 +137,8 @@ const APPENDIX_A_KEYS: &[&str] = &[
     "aws-region",
     "aws-namespace",
     "aws-storage-cost",
+    "aws-glacier-endpoint",
+    "aws-sdb-endpoint",
     "local-path",
     "s3-bucket",
     "s3-prefix",
@@ -312,6 +314,12 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    d:\n      archiver: local\n      local-path: /x\n      googledrive-credentials-file: /c.json\n",
         8,
         "settings.archivers.d.googledrive-credentials-file: `googledrive-credentials-file` belongs to archiver `googledrive`",
+    ),
+    (
+        "an aws namespace no vault and domain may have",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    old:\n      archiver: aws\n      aws-access-key-id: k\n      aws-secret-access-key: s\n      aws-region: us-east-1\n      aws-namespace: my vault\n",
+        10,
+        "settings.archivers.old.aws-namespace: \"my vault\" is not a Glacier vault and SimpleDB domain name",
     ),
     (
         "unit twice (YAML key)",
