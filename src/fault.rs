@@ -25,6 +25,12 @@
 //! | `coda-apply` | during the apply, about half the entries applied |
 //! | `coda-applied` | the stored copy updated, the stage not yet removed |
 //!
+//! Of a github repository's backup ([`crate::sources::github`]):
+//! `github-cloned` (a first clone complete under its temporary name, not
+//! renamed into place), `github-issues-written` (every issue file written,
+//! the listing's ETags not yet recorded), `github-asset-downloaded` (a
+//! release asset whole in its temporary file, the stored copy not updated).
+//!
 //! And of an archive upload ([`crate::archive::archivers`]): `archive-upload`,
 //! to the `local` archiver the archive's bytes in the store under a
 //! temporary name, not yet renamed into place; to `s3` before the archive's
@@ -32,6 +38,11 @@
 //! And of a resumable upload to the `googledrive` archiver:
 //! `googledrive-chunk`, right after Drive acknowledged a chunk (the session
 //! URL and the archive's bytes kept under the spool, the file not yet made).
+//! Of the `aws` archiver: `aws-part-uploaded` (after each part of an upload in
+//! parts), `aws-archive-uploaded` (the archive in the vault, its catalogue
+//! item not yet written), `aws-range-retrieved` (a retrieved range written
+//! and recorded); of `archive migrate`: `migrate-copied` (an archive copied
+//! and checked, its local copy removed).
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).

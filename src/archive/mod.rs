@@ -6,7 +6,8 @@
 //! Owns: packing ([`pack`]), verifying and unpacking ([`unpack`]), the gpg
 //! argument vectors and status parsing ([`gpg`]), compression codecs
 //! ([`codec`]), the hashing writer, the spool, the shared retrieval rate
-//! limit ([`rate`]), retrieval ([`retrieve`]), set selection and pruning plans
+//! limit ([`rate`]), retrieval ([`retrieve`]), copying sets between profiles
+//! ([`migrate`]), set selection and pruning plans
 //! ([`sets`]), the drill's tree comparison ([`compare`]) and the archivers
 //! behind one trait ([`archivers`]).
 //!
@@ -32,6 +33,7 @@ pub mod codec;
 pub mod compare;
 pub mod drill;
 pub mod gpg;
+pub mod migrate;
 pub mod pack;
 pub mod rate;
 pub mod retrieve;
@@ -57,10 +59,6 @@ pub enum ArchiveError {
     NoSpool,
     #[error("archiver profile `{name}` is not defined under settings.archivers (known: {known})")]
     NoProfile { name: String, known: String },
-    #[error(
-        "the {0} archiver is not supported by this build of strata; use `local`, `s3` or `googledrive`"
-    )]
-    Unsupported(&'static str),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -170,6 +168,12 @@ pub enum ArchiveError {
         "{unit} is stored in a cold storage class and its restore is still in progress; try again later"
     )]
     RestorePending { unit: String },
+    #[error("aws: {0}")]
+    Aws(Box<archivers::aws::AwsError>),
+    #[error(
+        "{location}: the copy did not arrive whole: {what}; it was deleted (run again to copy it again)"
+    )]
+    ArrivedWrong { location: String, what: String },
     #[error("there is no snapshot to archive")]
     NoSnapshot,
     #[error("there is no archive set to resume")]

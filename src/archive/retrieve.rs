@@ -13,12 +13,19 @@
 //! Crash behaviour: `kill -9` or a dropped connection leaves the `.part`
 //! file, which the next retrieve continues.
 //!
-//! A diff is fetched with its chain ([`retrieve_chain`]): the full and
+//! Archivers whose archives come back only through retrieval jobs (a
+//! Glacier vault: [`super::archivers::JobRetrieval`]) fill the `.part`
+//! files themselves, range by range at their offsets, against an hourly
+//! budget, and keep their own record of the jobs beside each file; the
+//! checks, xattrs and rename above are the same ([`retrieve_many`]).
+//!
+//! A diff is fetched with its chain ([`retrieve_chains`]): the full and
 //! every diff after it, in order, each a file of its own; an archive of the
 //! chain already in DESTDIR with its size and sha256 (another snapshot of
 //! the same chain retrieved before) is used as it is.
 
-use super::chain::{self, ChainMember};
+use super::archivers::PartTarget;
+use super::chain;
 use super::rate::RateLimit;
 use super::unpack::{write_meta, write_origin};
 use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
@@ -94,26 +101,104 @@ pub fn retrieve_one(
     }
     file.sync_all().map_err(ArchiveError::io(&part))?;
     drop(file);
-    let (sha, size) = super::hash_file(&part)?;
+    finish_part(&part, &out, set, unit, meta)
+}
+
+/// Check a whole `.part` file against `meta` (a mismatching one is
+/// deleted), record the metadata and origin on it and rename it to `out`.
+pub fn finish_part(
+    part: &Path,
+    out: &Path,
+    set: &str,
+    unit: &str,
+    meta: &ArchiveMeta,
+) -> Result<PathBuf, ArchiveError> {
+    let (sha, size) = super::hash_file(part)?;
     if size != meta.size {
         return Err(ArchiveError::SizeMismatch {
-            file: part,
+            file: part.to_owned(),
             expected: meta.size,
             actual: size,
         });
     }
     if sha != meta.sha256 {
-        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(part);
         return Err(ArchiveError::Sha256Mismatch {
-            file: part,
+            file: part.to_owned(),
             expected: meta.sha256.clone(),
             actual: sha,
         });
     }
-    write_meta(&part, meta)?;
-    write_origin(&part, set, unit)?;
-    std::fs::rename(&part, &out).map_err(ArchiveError::io(&out))?;
-    Ok(out)
+    write_meta(part, meta)?;
+    write_origin(part, set, unit)?;
+    std::fs::rename(part, out).map_err(ArchiveError::io(out))?;
+    Ok(out.to_owned())
+}
+
+/// One archive to retrieve.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub set: String,
+    pub unit: String,
+    pub meta: ArchiveMeta,
+}
+
+/// How fast a retrieve may go.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate<'a> {
+    /// The shared limit of streamed downloads (`None`: unlimited).
+    pub stream: Option<&'a RateLimit>,
+    /// What a job-based archiver may reserve per hour.
+    pub bytes_per_hour: u64,
+}
+
+/// Retrieve every archive of `wanted` into `dest`, as `retrieve_one` does
+/// for each (streamed, one after the other) or through the archiver's
+/// retrieval jobs (all requested in order, finished in any order);
+/// `report` is told each archive's outcome. An `Err` is a failure that
+/// stopped the job retrieval as a whole (run again to resume).
+pub fn retrieve_many(
+    archiver: &dyn Archiver,
+    wanted: &[Wanted],
+    dest: &Path,
+    rate: Rate<'_>,
+    report: &mut dyn FnMut(&Wanted, Result<PathBuf, ArchiveError>),
+) -> Result<(), ArchiveError> {
+    let Some(jobs) = archiver.job_retrieval() else {
+        for w in wanted {
+            report(
+                w,
+                retrieve_one(archiver, &w.set, &w.unit, &w.meta, dest, rate.stream),
+            );
+        }
+        return Ok(());
+    };
+    let mut chosen: Vec<(&Wanted, PathBuf, PathBuf)> = Vec::new();
+    for w in wanted {
+        let out = dest.join(retrieved_name(&w.set, &w.unit));
+        if out.symlink_metadata().is_ok() {
+            report(w, Err(ArchiveError::AlreadyExists(out)));
+            continue;
+        }
+        let part = dest.join(format!("{}.part", retrieved_name(&w.set, &w.unit)));
+        chosen.push((w, part, out));
+    }
+    let targets: Vec<PartTarget<'_>> = chosen
+        .iter()
+        .map(|(w, part, _)| PartTarget {
+            set: &w.set,
+            unit: &w.unit,
+            meta: &w.meta,
+            part,
+        })
+        .collect();
+    jobs.retrieve_parts(&targets, rate.bytes_per_hour, &mut |i, r| {
+        let (w, part, out) = &chosen[i];
+        report(
+            w,
+            r.and_then(|()| finish_part(part, out, &w.set, &w.unit, &w.meta)),
+        );
+    })
 }
 
 /// Whether `path` is a retrieved archive of `set` and `unit` with `meta`'s
@@ -126,24 +211,64 @@ fn already_retrieved(path: &Path, set: &str, unit: &str, meta: &ArchiveMeta) -> 
         && rec(xattrs::ARCHIVE_UNIT).as_deref() == Some(unit)
 }
 
-/// Fetch the archives that restore `unit` as of `set` into `dest`: its
-/// chain, full first; returns the files in the order to unpack them.
-pub fn retrieve_chain(
+/// The outcome of one unit's chain: its files in the order to unpack them.
+pub type ChainFetched = Result<Vec<PathBuf>, ArchiveError>;
+
+/// One unit's chain as planned: each archive's set and where it goes.
+type ChainFiles = Result<Vec<(String, PathBuf)>, ArchiveError>;
+
+/// Fetch into `dest` the archives that restore each of `units` as of `set`:
+/// each unit's chain, full first, all through one [`retrieve_many`] (an
+/// archiver that retrieves by jobs requests them together); `report` is
+/// told each unit's files in the order to unpack them, or why not.
+pub fn retrieve_chains(
     archiver: &dyn Archiver,
     set: &str,
-    unit: &str,
+    units: &[String],
     dest: &Path,
-    rate: Option<&RateLimit>,
-) -> Result<Vec<PathBuf>, ArchiveError> {
-    let members: Vec<ChainMember> = chain::resolve(archiver, set, unit)?;
-    let mut out = Vec::with_capacity(members.len());
-    for m in members {
-        let path = dest.join(retrieved_name(&m.set, unit));
-        if already_retrieved(&path, &m.set, unit, &m.meta) {
-            out.push(path);
-            continue;
+    rate: Rate<'_>,
+    report: &mut dyn FnMut(&str, ChainFetched),
+) -> Result<(), ArchiveError> {
+    let mut plans: Vec<(&String, ChainFiles)> = Vec::new();
+    let mut wanted = Vec::new();
+    for unit in units {
+        let members = match chain::resolve(archiver, set, unit) {
+            Ok(m) => m,
+            Err(e) => {
+                plans.push((unit, Err(e)));
+                continue;
+            }
+        };
+        let mut files = Vec::with_capacity(members.len());
+        for m in members {
+            let path = dest.join(retrieved_name(&m.set, unit));
+            if !already_retrieved(&path, &m.set, unit, &m.meta) {
+                wanted.push(Wanted {
+                    set: m.set.clone(),
+                    unit: unit.clone(),
+                    meta: m.meta,
+                });
+            }
+            files.push((m.set, path));
         }
-        out.push(retrieve_one(archiver, &m.set, unit, &m.meta, dest, rate)?);
+        plans.push((unit, Ok(files)));
     }
-    Ok(out)
+    let mut outcomes: std::collections::BTreeMap<(String, String), Result<PathBuf, ArchiveError>> =
+        std::collections::BTreeMap::new();
+    retrieve_many(archiver, &wanted, dest, rate, &mut |w, r| {
+        outcomes.insert((w.set.clone(), w.unit.clone()), r);
+    })?;
+    for (unit, plan) in plans {
+        let fetched = plan.and_then(|files| {
+            files
+                .into_iter()
+                .map(|(s, path)| match outcomes.remove(&(s, unit.clone())) {
+                    Some(r) => r,
+                    None => Ok(path),
+                })
+                .collect()
+        });
+        report(unit, fetched);
+    }
+    Ok(())
 }

@@ -91,7 +91,6 @@ pub fn incomplete_sets(config: &Config) -> IncompleteSets {
                     .filter_map(|(n, _)| SnapshotName::parse(&n).ok())
                     .map(|n| (n, profile.clone())),
             ),
-            Err(ArchiveError::Unsupported(_)) => {}
             Err(e) => unreadable.push((profile.clone(), e)),
         }
     }

@@ -97,13 +97,7 @@ pub enum KeepPolicy {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "archiver")]
 pub enum ArchiverKind {
-    Aws {
-        access_key_id: String,
-        secret_access_key: Secret,
-        region: String,
-        namespace: String,
-        storage_cost: f64,
-    },
+    Aws(AwsProfile),
     Googledrive(GoogledriveProfile),
     S3(S3Profile),
     Local {
@@ -112,6 +106,22 @@ pub enum ArchiverKind {
     /// Packs as a real run would and stores nothing (PALHM's null backend):
     /// `archive run` then reports what it would have uploaded.
     Null,
+}
+
+/// Deltaic's Glacier vault + `SimpleDB` domain, both named `namespace`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AwsProfile {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub region: String,
+    pub namespace: String,
+    /// $ per GiB-month stored (Deltaic's `aws-storage-cost`).
+    pub storage_cost: f64,
+    /// strata's: the Glacier endpoint [AWS's for the region].
+    pub glacier_endpoint: Option<String>,
+    /// strata's: the `SimpleDB` endpoint [AWS's for the region].
+    pub sdb_endpoint: Option<String>,
 }
 
 /// A googledrive profile's own keys; each overrides the setting of the same
@@ -225,6 +235,8 @@ const AWS_KEYS: &[&str] = &[
     "aws-region",
     "aws-namespace",
     "aws-storage-cost",
+    "aws-glacier-endpoint",
+    "aws-sdb-endpoint",
 ];
 const S3_KEYS: &[&str] = &[
     "s3-bucket",
@@ -361,24 +373,39 @@ fn profile(
                 "aws-secret-access-key-file",
             );
             let region = required(r, &mut f, "aws-region");
-            let namespace = required(r, &mut f, "aws-namespace");
+            let namespace = required(r, &mut f, "aws-namespace").and_then(|ns| {
+                // why: one name serves as a SimpleDB domain and a Glacier vault; only what both accept
+                let ok = (3..=255).contains(&ns.len())
+                    && ns
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                if !ok {
+                    let (n, p) = f.get("aws-namespace").expect("required above");
+                    r.error(n.line, &p, format!("{ns:?} is not a Glacier vault and SimpleDB domain name (3 to 255 of a-z, A-Z, 0-9, `_`, `-`, `.`)"));
+                }
+                ok.then_some(ns)
+            });
             let storage_cost = match f.get("aws-storage-cost") {
                 Some((n, p)) => r.number_in(n, &p, 0.0, 1e6, "a price"),
                 None => Some(0.01),
             };
+            let glacier_endpoint = get_string(r, &mut f, "aws-glacier-endpoint");
+            let sdb_endpoint = get_string(r, &mut f, "aws-sdb-endpoint");
             let secret_access_key = if let Some(s) = secret? {
                 Some(s)
             } else {
                 r.error(f.line(), &path.key("aws-secret-access-key"), "missing required key `aws-secret-access-key` (or `aws-secret-access-key-file`)");
                 None
             };
-            ArchiverKind::Aws {
+            ArchiverKind::Aws(AwsProfile {
                 access_key_id: access_key_id?,
                 secret_access_key: secret_access_key?,
                 region: region?,
                 namespace: namespace?,
                 storage_cost: storage_cost?,
-            }
+                glacier_endpoint: glacier_endpoint?,
+                sdb_endpoint: sdb_endpoint?,
+            })
         }
         K::Googledrive => {
             let credentials_file = get_path(r, ctx, &mut f, "googledrive-credentials-file");

@@ -64,13 +64,13 @@ mod settings;
 
 pub use crate::names::{UnitPath, UnitPathError};
 pub use archivers::{
-    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
-    GoogledriveProfile, KeepPolicy, RestoreTier, S3Price, S3Profile, parse_size,
+    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, AwsProfile, COMPRESSIONS,
+    Compression, GoogledriveProfile, KeepPolicy, RestoreTier, S3Price, S3Profile, parse_size,
 };
 pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;
 pub use dump::{DumpCommand, DumpSettings, DumpUnit};
-pub use github::{GithubOrg, GithubSettings};
+pub use github::{GithubOrg, GithubSettings, LfsMode};
 pub use rbd::{RbdItem, RbdPool, RbdSettings};
 pub use reader::KeyPath;
 pub use rgw::{RgwBucket, RgwSettings};

@@ -283,7 +283,8 @@ mod tests {
     fn crontab_comments_archive_jobs() {
         let c = crontab(&Target::reference(), Some("ops@example.org")).unwrap();
         assert!(c.contains("MAILTO=ops@example.org\n"));
-        assert!(c.contains("\n0 2 * * * /usr/bin/strata -q run\n"));
-        assert!(c.contains("\n#0 12 * * 6 /usr/bin/strata -q archive run\n"));
+        assert!(c.contains("\n0 0 * * * /usr/bin/strata -q run\n"));
+        assert!(c.contains("\n#0 0 1 1,4,7,10 * /usr/bin/strata -q archive run\n"));
+        assert!(c.contains("\n#0 3 30 6,12 * /usr/bin/strata -q archive resync\n"));
     }
 }

@@ -7,6 +7,7 @@ mod archive;
 mod coda;
 mod config;
 mod deltaic_compat;
+mod github;
 mod mkconf;
 mod modules;
 mod package;

@@ -312,6 +312,7 @@ impl Archiver for LocalArchiver {
             bytes: sets.values().map(|s| s.size).sum::<u64>() + states,
             monthly: 0.0,
             retrieval: 0.0,
+            peak: None,
         }])
     }
 

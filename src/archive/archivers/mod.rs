@@ -1,8 +1,8 @@
 //! Archivers: where archive sets live, behind one trait (DESIGN §6), chosen
 //! by [`open`] from the profile. One file (or folder) per archiver:
-//! `local.rs` (a directory), `s3.rs` (any S3-compatible store) and
-//! `googledrive/` (Drive v3, Deltaic's layout); `aws` (Glacier vault +
-//! `SimpleDB`) fits the same trait and is not in this build.
+//! `local.rs` (a directory), `s3.rs` (any S3-compatible store), `aws/`
+//! (Deltaic's Glacier vault + `SimpleDB` catalogue) and `googledrive/`
+//! (Drive v3, Deltaic's layout).
 //!
 //! Contract every archiver keeps:
 //! - `upload_archive` stores the data first and the metadata last; an
@@ -15,7 +15,10 @@
 //!   (marker and metadata), then removes the data.
 //! - `download_archive(offset)` returns the stored bytes from `offset`, so an
 //!   interrupted retrieval resumes with a ranged read; `prepare_download`
-//!   blocks until the archive can be read (cold storage restores).
+//!   blocks until the archive can be read (cold storage restores). An
+//!   archiver whose bytes come back only through retrieval jobs (a Glacier
+//!   vault) offers [`JobRetrieval`] instead, which fills `.part` files at
+//!   offsets and resumes from its own record of the jobs.
 //! - Metadata read back is untrusted: it is parsed by
 //!   [`ArchiveMeta::from_fields`] and only checked bytes reach `unpack`.
 //! - An archiver that keeps uploads resumable across processes (googledrive)
@@ -39,6 +42,7 @@
 //! `archive unit` refuse `diffs: N > 0` on it, and every archive it holds
 //! is a full one.
 
+pub mod aws;
 pub mod googledrive;
 pub mod local;
 pub mod null;
@@ -72,6 +76,48 @@ pub struct CostLine {
     pub monthly: f64,
     /// $ to retrieve all of them once.
     pub retrieval: f64,
+    /// Glacier vault retrieval pricing (the aws archiver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak: Option<PeakPricing>,
+}
+
+/// Glacier vault retrieval pricing as Deltaic reports it: a free daily
+/// allowance, beyond which the month's bill is set by its peak hourly
+/// retrieval rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeakPricing {
+    /// Bytes retrievable free today (5% of what is stored, per month,
+    /// spread over its days), at a constant rate through the hours used.
+    pub free_today: u64,
+    /// $ per GiB/hour of the month's peak retrieval rate.
+    pub per_gib_hour: f64,
+    /// The month's peak hourly reservation so far, bytes per hour.
+    pub month_peak: u64,
+}
+
+/// One archive for [`JobRetrieval`] to fetch into its `.part` file.
+#[derive(Debug, Clone, Copy)]
+pub struct PartTarget<'a> {
+    pub set: &'a str,
+    pub unit: &'a str,
+    pub meta: &'a ArchiveMeta,
+    pub part: &'a Path,
+}
+
+/// Archives that come back through retrieval jobs taking hours (a Glacier
+/// vault), requested in ranges against a rate budget.
+pub trait JobRetrieval {
+    /// Fill each target's `part` file with its archive, reserving at most
+    /// `bytes_per_hour`, resuming what an earlier call left (its jobs and
+    /// the ranges already written); `done(i, result)` once per target, when
+    /// its file is whole (and about to be checked by the caller) or failed.
+    /// An `Err` ends the call early; calling again resumes.
+    fn retrieve_parts(
+        &self,
+        targets: &[PartTarget<'_>],
+        bytes_per_hour: u64,
+        done: &mut dyn FnMut(usize, Result<(), ArchiveError>),
+    ) -> Result<(), ArchiveError>;
 }
 
 /// A place that stores archive sets.
@@ -140,6 +186,10 @@ pub trait Archiver: Send + Sync {
         unit: &str,
         offset: u64,
     ) -> Result<Box<dyn Read + Send>, ArchiveError>;
+    /// The job-based retrieval of archivers that have no streamed download.
+    fn job_retrieval(&self) -> Option<&dyn JobRetrieval> {
+        None
+    }
     /// Repair index/data disagreements; returns what it did, one line each.
     fn resync(&self) -> Result<Vec<String>, ArchiveError>;
     /// Stored bytes and prices.
@@ -208,7 +258,7 @@ pub fn open(
 ) -> Result<Box<dyn Archiver>, ArchiveError> {
     match &profile.archiver {
         ArchiverKind::Local { path } => Ok(Box::new(local::LocalArchiver::new(path))),
-        ArchiverKind::Aws { .. } => Err(ArchiveError::Unsupported("aws")),
+        ArchiverKind::Aws(s) => Ok(Box::new(aws::AwsArchiver::new(s)?)),
         ArchiverKind::Googledrive(p) => Ok(Box::new(googledrive::GoogleDriveArchiver::open(
             settings,
             &profile.name,

@@ -3,7 +3,8 @@
 //! system user (`system_user`), a fake Coda server's tools installed for
 //! that sshd to run (`coda`), the hostile
 //! source tree (`tree_builder`) and the attribute-by-attribute tree
-//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`).
+//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`), the fake
+//! Glacier + `SimpleDB` server (`fake_aws`).
 //!
 //! Owns no strata logic: fixtures drive real programs (sshd, ssh-keygen,
 //! setfacl) and real syscalls, and never mock them. Every fixture tears down
@@ -17,6 +18,8 @@
 pub mod ceph;
 pub mod coda;
 pub mod env;
+pub mod fake_aws;
+pub mod github;
 pub mod googledrive;
 pub mod sshd;
 pub mod system_user;

@@ -1012,6 +1012,7 @@ impl Archiver for GoogleDriveArchiver {
             bytes,
             monthly: monthly_price(bytes),
             retrieval: 0.0,
+            peak: None,
         }])
     }
 }
