@@ -31,9 +31,10 @@
 //! the listing's ETags not yet recorded), `github-asset-downloaded` (a
 //! release asset whole in its temporary file, the stored copy not updated).
 //!
-//! And of an archive upload to the `local` archiver
-//! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
-//! in the store under a temporary name, not yet renamed into place.
+//! And of an archive upload ([`crate::archive::archivers`]): `archive-upload`,
+//! to the `local` archiver the archive's bytes in the store under a
+//! temporary name, not yet renamed into place; to `s3` before the archive's
+//! object is written (with a chain, its state is stored already).
 //! And of a resumable upload to the `googledrive` archiver:
 //! `googledrive-chunk`, right after Drive acknowledged a chunk (the session
 //! URL and the archive's bytes kept under the spool, the file not yet made).

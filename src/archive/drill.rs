@@ -1,6 +1,7 @@
 //! `archive drill`: a restore, tried. A random (or the named) unit of the
-//! newest complete set is retrieved into the spool, unpacked, and compared
-//! with the snapshot it came from, attribute by attribute.
+//! newest complete set is retrieved into the spool (with its chain, when it
+//! is a diff), unpacked (the chain in order), and compared with the
+//! snapshot it came from, attribute by attribute.
 //!
 //! The snapshot is mounted for the comparison by a [`MountedSnapshot`]
 //! guard, so it is unmounted on every path, error paths included (unless
@@ -17,8 +18,10 @@ use rand::seq::SliceRandom;
 pub struct DrillReport {
     pub set: String,
     pub unit: String,
-    /// The archive's size.
+    /// The bytes retrieved: the archive's, with its chain.
     pub size: u64,
+    /// How many archives restored it (its chain: 1 for a full).
+    pub archives: usize,
     /// Every difference between the restored unit and the snapshot; empty
     /// means equal.
     pub differences: Vec<String>,
@@ -60,27 +63,28 @@ pub fn drill(
                 .clone()
         }
     };
-    let meta = archiver.archive_meta(&set, &unit)?;
-    started(&set, &unit, meta.size);
+    let chain = super::chain::resolve(archiver, &set, &unit)?;
+    let size: u64 = chain.iter().map(|m| m.meta.size).sum();
+    started(&set, &unit, size);
     std::fs::create_dir_all(&env.spool).map_err(ArchiveError::io(&env.spool))?;
     let work = tempfile::Builder::new()
         .prefix(&format!("drill-{}-", std::process::id()))
         .tempdir_in(&env.spool)
         .map_err(ArchiveError::io(&env.spool))?;
-    let wanted = [retrieve::Wanted {
-        set: set.clone(),
-        unit: unit.clone(),
-        meta: meta.clone(),
-    }];
     // why: the default rate of `retrieve` (1 GiB/hour) for archivers that retrieve by jobs; streams are not limited
     let rate = retrieve::Rate {
         stream: None,
         bytes_per_hour: 1 << 30,
     };
     let mut fetched = None;
-    retrieve::retrieve_many(archiver, &wanted, work.path(), rate, &mut |_, r| {
-        fetched = Some(r);
-    })?;
+    retrieve::retrieve_chains(
+        archiver,
+        &set,
+        std::slice::from_ref(&unit),
+        work.path(),
+        rate,
+        &mut |_, r| fetched = Some(r),
+    )?;
     let fetched = fetched.unwrap_or_else(|| Err(ArchiveError::no_such_archive(&set, &unit)))?;
     let out = work.path().join("tree");
     // why: everything, as the snapshot has it, to compare; into the drill's own 0700 directory, removed after
@@ -89,7 +93,7 @@ pub fn drill(
         privileges: unpack::Privileges::Restore,
         ..unpack::UnpackOptions::default()
     };
-    unpack::unpack(env, &fetched, &out, opts)?;
+    unpack::unpack_all(env, &fetched, &out, opts)?;
     let name = SnapshotName::parse(&set).map_err(|e| ArchiveError::BadSetName {
         name: set.clone(),
         reason: e.to_string(),
@@ -103,7 +107,8 @@ pub fn drill(
     Ok(DrillReport {
         set,
         unit,
-        size: meta.size,
+        size,
+        archives: fetched.len(),
         differences,
     })
 }

@@ -200,6 +200,23 @@ pub fn migrate(
     plan: &[PlannedSet],
     said: &mut dyn FnMut(String),
 ) -> Result<Outcome, ArchiveError> {
+    // why: a diff is worth nothing without its link and chain state, which are not copied
+    if m.source.supports_chains() {
+        for s in plan {
+            if let Some((unit, _)) = m
+                .source
+                .chain_links(&s.set)?
+                .into_iter()
+                .find(|(_, l)| l.base.is_some())
+            {
+                return Err(ArchiveError::BrokenChain {
+                    set: s.set.clone(),
+                    unit,
+                    reason: "archive migrate copies archives, not the incremental chains (diffs) they form; migrate a profile without diffs".into(),
+                });
+            }
+        }
+    }
     std::fs::create_dir_all(&m.work).map_err(ArchiveError::io(&m.work))?;
     let mut out = Outcome::default();
     let mut wanted = Vec::new();

@@ -28,6 +28,7 @@
 //!   completion marker is stored, which `archive run` does after every unit.
 
 pub mod archivers;
+pub mod chain;
 pub mod codec;
 pub mod compare;
 pub mod drill;
@@ -38,6 +39,8 @@ pub mod rate;
 pub mod retrieve;
 pub mod run;
 pub mod sets;
+pub mod tarwalk;
+pub mod unit;
 pub mod unpack;
 
 pub use archivers::{Archiver, SetInfo};
@@ -183,6 +186,14 @@ pub enum ArchiveError {
     NoCompleteSet(String),
     #[error("archiving failed for {}; the set stays incomplete: resume with `strata archive run -r`", .0.join(", "))]
     UnitsFailed(Vec<String>),
+    #[error("the {0} archiver cannot store incremental chains; set `diffs: 0` on this profile")]
+    ChainsUnsupported(&'static str),
+    #[error("the chain of {unit} in set {set} is broken: {reason}")]
+    BrokenChain {
+        set: String,
+        unit: String,
+        reason: String,
+    },
     #[error("another `archive run` of profile {profile} is in progress ({source})")]
     Locked {
         profile: String,

@@ -1,7 +1,14 @@
 //! Pack one unit of a mounted snapshot into a spool file:
 //! `tar` (GNU, sparse, xattrs, ACLs, numeric owners, volume label
 //! `"<snapshot> <unit>"`) -> compression in Rust -> optional `gpg -se` ->
-//! sha256 + byte count -> spool file.
+//! sha256 + byte count -> spool file. With a snapshot file, tar writes an
+//! incremental archive (`--listed-incremental`, see [`super::chain`]).
+//!
+//! The same snapshot packs to the same bytes (unless the unit holds sparse
+//! files, whose member names carry tar's PID, or the archive is encrypted):
+//! no access times are stored (reading a file changes its atime) and the
+//! label's header is dated 1970. So the `null` archiver's sums are what a
+//! real run stores.
 //!
 //! Memory is bounded: 1 MiB copy buffers and the codec's window; nothing is
 //! held whole. With gpg, our thread writes tar's compressed stream into gpg's
@@ -28,7 +35,9 @@ pub struct Packed {
     pub meta: ArchiveMeta,
 }
 
-/// The tar command that writes `unit` (a path relative to `mount`) to stdout.
+/// The tar command that writes `unit` (a path relative to `mount`) to
+/// stdout; with `snar`, an incremental archive against that snapshot file,
+/// which tar then rewrites.
 #[must_use]
 pub fn tar_create(
     env: &ArchiveEnv,
@@ -36,6 +45,7 @@ pub fn tar_create(
     mount: &Path,
     unit: &str,
     c: Compression,
+    snar: Option<&Path>,
 ) -> Cmd {
     let mut cmd = Cmd::new(&env.tar).args([
         "-c",
@@ -46,9 +56,17 @@ pub fn tar_create(
         "--xattrs-include=*",
         "--acls",
         "--numeric-owner",
-        "-V",
+        // why: an atime changes when a file is read, so storing it would make two packs of one snapshot differ
+        "--pax-option=delete=atime,globexthdr.mtime=0",
     ]);
+    if let Some(snar) = snar {
+        // why: each snapshot is a device of its own; directories are known by inode (see chain.rs)
+        let mut flag = std::ffi::OsString::from("--listed-incremental=");
+        flag.push(snar);
+        cmd = cmd.arg("--no-check-device").arg(flag);
+    }
     cmd = cmd
+        .arg("-V")
         .arg(super::volume_label(snapshot, unit))
         .arg("-C")
         .arg(mount);
@@ -74,13 +92,15 @@ fn pump(r: &mut impl Read, w: &mut impl Write) -> std::io::Result<u64> {
     }
 }
 
-/// Pack `unit` of snapshot `snapshot` mounted at `mount`.
+/// Pack `unit` of snapshot `snapshot` mounted at `mount`; with `snar`, as
+/// an incremental archive against (and updating) that snapshot file.
 pub fn pack(
     env: &ArchiveEnv,
     snapshot: &str,
     mount: &Path,
     unit: &str,
     compression: Compression,
+    snar: Option<&Path>,
 ) -> Result<Packed, ArchiveError> {
     let spool = env.spool_file("archive-")?;
     let out = spool
@@ -96,7 +116,7 @@ pub fn pack(
         }
     };
 
-    let mut tar = tar_create(env, snapshot, mount, unit, compression).spawn_reader()?;
+    let mut tar = tar_create(env, snapshot, mount, unit, compression, snar).spawn_reader()?;
     let (sink, sha256, size) = match (env.encryption(), env.signing_key.as_deref()) {
         (Encryption::None, _) => {
             let mut enc = Encoder::new(compression, sink).map_err(stage("compression"))?;

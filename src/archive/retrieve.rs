@@ -18,11 +18,18 @@
 //! files themselves, range by range at their offsets, against an hourly
 //! budget, and keep their own record of the jobs beside each file; the
 //! checks, xattrs and rename above are the same ([`retrieve_many`]).
+//!
+//! A diff is fetched with its chain ([`retrieve_chains`]): the full and
+//! every diff after it, in order, each a file of its own; an archive of the
+//! chain already in DESTDIR with its size and sha256 (another snapshot of
+//! the same chain retrieved before) is used as it is.
 
 use super::archivers::PartTarget;
+use super::chain;
 use super::rate::RateLimit;
 use super::unpack::{write_meta, write_origin};
 use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
+use crate::backup_root::xattrs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -192,4 +199,76 @@ pub fn retrieve_many(
             r.and_then(|()| finish_part(part, out, &w.set, &w.unit, &w.meta)),
         );
     })
+}
+
+/// Whether `path` is a retrieved archive of `set` and `unit` with `meta`'s
+/// size and sha256 (as recorded by a finished retrieve).
+fn already_retrieved(path: &Path, set: &str, unit: &str, meta: &ArchiveMeta) -> bool {
+    let rec = |name: &str| xattrs::get_text(path, name).ok().flatten();
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == meta.size)
+        && rec(xattrs::ARCHIVE_SHA256).as_deref() == Some(meta.sha256.as_str())
+        && rec(xattrs::ARCHIVE_SET).as_deref() == Some(set)
+        && rec(xattrs::ARCHIVE_UNIT).as_deref() == Some(unit)
+}
+
+/// The outcome of one unit's chain: its files in the order to unpack them.
+pub type ChainFetched = Result<Vec<PathBuf>, ArchiveError>;
+
+/// One unit's chain as planned: each archive's set and where it goes.
+type ChainFiles = Result<Vec<(String, PathBuf)>, ArchiveError>;
+
+/// Fetch into `dest` the archives that restore each of `units` as of `set`:
+/// each unit's chain, full first, all through one [`retrieve_many`] (an
+/// archiver that retrieves by jobs requests them together); `report` is
+/// told each unit's files in the order to unpack them, or why not.
+pub fn retrieve_chains(
+    archiver: &dyn Archiver,
+    set: &str,
+    units: &[String],
+    dest: &Path,
+    rate: Rate<'_>,
+    report: &mut dyn FnMut(&str, ChainFetched),
+) -> Result<(), ArchiveError> {
+    let mut plans: Vec<(&String, ChainFiles)> = Vec::new();
+    let mut wanted = Vec::new();
+    for unit in units {
+        let members = match chain::resolve(archiver, set, unit) {
+            Ok(m) => m,
+            Err(e) => {
+                plans.push((unit, Err(e)));
+                continue;
+            }
+        };
+        let mut files = Vec::with_capacity(members.len());
+        for m in members {
+            let path = dest.join(retrieved_name(&m.set, unit));
+            if !already_retrieved(&path, &m.set, unit, &m.meta) {
+                wanted.push(Wanted {
+                    set: m.set.clone(),
+                    unit: unit.clone(),
+                    meta: m.meta,
+                });
+            }
+            files.push((m.set, path));
+        }
+        plans.push((unit, Ok(files)));
+    }
+    let mut outcomes: std::collections::BTreeMap<(String, String), Result<PathBuf, ArchiveError>> =
+        std::collections::BTreeMap::new();
+    retrieve_many(archiver, &wanted, dest, rate, &mut |w, r| {
+        outcomes.insert((w.set.clone(), w.unit.clone()), r);
+    })?;
+    for (unit, plan) in plans {
+        let fetched = plan.and_then(|files| {
+            files
+                .into_iter()
+                .map(|(s, path)| match outcomes.remove(&(s, unit.clone())) {
+                    Some(r) => r,
+                    None => Ok(path),
+                })
+                .collect()
+        });
+        report(unit, fetched);
+    }
+    Ok(())
 }

@@ -45,6 +45,8 @@ pub struct RunOptions {
 #[derive(Debug, Default)]
 pub struct RunSummary {
     pub archived: Vec<String>,
+    /// What each archived unit's child reported, in the order they ended.
+    pub reports: Vec<(String, Archived)>,
     pub already: usize,
     pub failed: Vec<(String, String)>,
     /// Units left for later because the store refuses uploads for now.
@@ -63,6 +65,14 @@ pub struct Archived {
     pub compression: String,
     pub encryption: String,
     pub sha256: String,
+    /// Seconds spent packing (tar, compression, gpg).
+    #[serde(default)]
+    pub pack_secs: f64,
+    /// The chain level (0 a full) and base, when the profile has diffs.
+    #[serde(default)]
+    pub level: Option<u32>,
+    #[serde(default)]
+    pub base: Option<String>,
     /// Not archived: the store refuses uploads until this time (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_until: Option<String>,
@@ -76,7 +86,20 @@ impl Archived {
             compression: meta.compression.name().to_owned(),
             encryption: meta.encryption.name().to_owned(),
             sha256: meta.sha256.clone(),
+            pack_secs: 0.0,
+            level: None,
+            base: None,
             paused_until: None,
+        }
+    }
+
+    /// The chain position in words: `full`, `diff 2 onto SET`, or nothing.
+    #[must_use]
+    pub fn chain_words(&self) -> String {
+        match (self.level, &self.base) {
+            (Some(0), _) => "full".to_owned(),
+            (Some(l), Some(b)) => format!("diff {l} onto {b}"),
+            _ => String::new(),
         }
     }
 
@@ -88,6 +111,9 @@ impl Archived {
             compression: String::new(),
             encryption: String::new(),
             sha256: String::new(),
+            pack_secs: 0.0,
+            level: None,
+            base: None,
             paused_until: Some(until.to_owned()),
         }
     }
@@ -95,13 +121,18 @@ impl Archived {
 
 impl JobReport for Archived {
     fn summary(&self) -> String {
-        match &self.paused_until {
-            Some(until) => format!("paused: uploads refused until {until}"),
-            None => format!(
-                "{} bytes, {} {}",
-                self.size, self.compression, self.encryption
-            ),
+        if let Some(until) = &self.paused_until {
+            return format!("paused: uploads refused until {until}");
         }
+        let chain = self.chain_words();
+        format!(
+            "{} bytes, {} {}{}{}",
+            self.size,
+            self.compression,
+            self.encryption,
+            if chain.is_empty() { "" } else { ", " },
+            chain
+        )
     }
     fn bytes(&self) -> u64 {
         self.size
@@ -183,16 +214,37 @@ fn run_mounted(
         archiver.prepare_set(set)?;
     }
     let root = BackupRoot::new(&config.settings.root);
+    // why: a diff's base is in a complete set; one listing here spares every unit its own
+    let complete: Option<String> = if config
+        .settings
+        .archivers
+        .get(&opts.profile)
+        .is_some_and(|p| p.diffs > 0)
+    {
+        let names: Vec<String> = archiver
+            .list_sets()?
+            .into_iter()
+            .filter(|(_, info)| info.complete)
+            .map(|(n, _)| n)
+            .collect();
+        Some(names.join(","))
+    } else {
+        None
+    };
     let jobs: Vec<Job> = all
         .into_iter()
         .filter(|u| !existing.contains_key(u))
         .map(|unit| {
-            let mut cmd = Cmd::new(&opts.exe)
-                .arg("-c")
-                .arg(&opts.config_path)
-                .args(["archive", "-p", &opts.profile, "unit", set])
-                .arg(mount)
-                .arg(&unit);
+            let mut cmd = Cmd::new(&opts.exe).arg("-c").arg(&opts.config_path).args([
+                "archive",
+                "-p",
+                &opts.profile,
+                "unit",
+            ]);
+            if let Some(c) = &complete {
+                cmd = cmd.arg(format!("--complete-sets={c}"));
+            }
+            cmd = cmd.arg(set).arg(mount).arg(&unit);
             if opts.allow_root {
                 cmd = cmd.env("STRATA_ALLOW_ROOT", "1");
             }
@@ -224,12 +276,18 @@ fn run_mounted(
     };
     let ran = runner.run(&jobs, &|_: &Job, _: &Outcome<Archived>| {});
     for o in ran.outcomes {
-        match (o.failure, o.report.and_then(|r| r.paused_until)) {
+        let paused = o.report.as_ref().and_then(|r| r.paused_until.clone());
+        match (o.failure, paused) {
             (None, Some(until)) => {
                 summary.paused.push(o.name);
                 summary.paused_until = Some(until);
             }
-            (None, None) => summary.archived.push(o.name),
+            (None, None) => {
+                if let Some(r) = o.report {
+                    summary.reports.push((o.name.clone(), r));
+                }
+                summary.archived.push(o.name);
+            }
             (Some(why), _) => summary.failed.push((o.name, why)),
         }
     }

@@ -16,6 +16,15 @@
 //!    DESTDIR), to a directory or to nothing, no directory member over a
 //!    symlink, no label or continuation with a bad name, no type strata
 //!    never writes.
+//!    An incremental archive (one of a chain, `diffs: N`) is also read by
+//!    strata itself ([`super::tarwalk`]), member by member in step with
+//!    tar's listing, for the dumpdir of each directory: the list of names
+//!    the directory keeps, which `tar --incremental` applies by removing
+//!    the rest first. The plan applies the same removals (to names earlier
+//!    archives of the call made and to what DESTDIR holds), refuses rename
+//!    records (strata never writes them) and a kept name that nothing
+//!    holds (an incomplete chain). Archives whose set is recorded are taken
+//!    oldest first, so a chain applies in order.
 //! 5. Only when every archive passed, tar extracts the same verified bytes,
 //!    archive after archive, spawned from a thread that Landlock confines to
 //!    writing beneath DESTDIR ([`confined`]): whatever the plan missed, no
@@ -28,11 +37,12 @@
 //! extracted tree in DESTDIR, which a second unpack overwrites.
 
 use super::codec::{self, Decoder};
+use super::tarwalk::{DumpEntry, Walked, Walker, parse_dumpdir};
 use super::{ArchiveEnv, ArchiveError, ArchiveMeta, Encryption, MetaFields, gpg};
 use crate::backup_root::xattrs;
 use crate::config::Compression;
 use crate::exec::Cmd;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -335,11 +345,39 @@ pub type Refusal = (String, &'static str);
 #[derive(Default)]
 pub struct ExtractionPlan {
     names: HashMap<Vec<u8>, Node>,
+    /// The names of `names` under each directory name (`b""` for the top).
+    children: HashMap<Vec<u8>, HashSet<Vec<u8>>>,
     disk: HashMap<Vec<u8>, OnDisk>,
     devices: Devices,
     privileges: Privileges,
     /// Members left out (normalised names), and why.
     skipped: HashMap<Vec<u8>, Skip>,
+    /// Names an incremental archive's purge removed (with all below them),
+    /// whatever DESTDIR had there.
+    gone: HashSet<Vec<u8>>,
+    /// Each directory's purges so far, in order: what DESTDIR held in it
+    /// survives only what every one of them keeps.
+    purges: HashMap<Vec<u8>, Vec<HashMap<Vec<u8>, DumpEntry>>>,
+}
+
+/// The parent of a normalised name (`b""` for a top-level name).
+fn parent_of(name: &[u8]) -> &[u8] {
+    name.iter()
+        .rposition(|b| *b == b'/')
+        .map_or(&name[..0], |i| &name[..i])
+}
+
+/// Whether a purge that lists `listing` keeps an entry named `child` of
+/// type `is_dir` (GNU tar's rule, on `lstat`: removed when unlisted, when
+/// listed as a directory but not one, when listed as a dumped file but a
+/// directory).
+fn purge_keeps(listing: &HashMap<Vec<u8>, DumpEntry>, child: &[u8], is_dir: bool) -> bool {
+    match listing.get(child) {
+        None => false,
+        Some(DumpEntry::Dir) => is_dir,
+        Some(DumpEntry::Written) => !is_dir,
+        Some(DumpEntry::Kept) => true,
+    }
 }
 
 /// Why a member is left out.
@@ -370,11 +408,126 @@ impl ExtractionPlan {
         }
     }
 
-    fn on_disk(&mut self, rel: &[u8], disk: &mut impl FnMut(&[u8]) -> OnDisk) -> OnDisk {
+    /// What DESTDIR had at `rel` before the call, cached.
+    fn raw_disk(&mut self, rel: &[u8], disk: &mut impl FnMut(&[u8]) -> OnDisk) -> OnDisk {
         *self
             .disk
             .entry(rel.to_vec())
             .or_insert_with_key(|k| disk(k))
+    }
+
+    /// What DESTDIR still has at `rel` of what it had before the call, once
+    /// the purges so far have run: absent if a purge removed it or a name
+    /// above it.
+    fn on_disk(&mut self, rel: &[u8], disk: &mut impl FnMut(&[u8]) -> OnDisk) -> OnDisk {
+        if self.gone.is_empty() && self.purges.is_empty() {
+            return self.raw_disk(rel, disk);
+        }
+        let mut prefix = rel;
+        loop {
+            if self.gone.contains(prefix) {
+                return OnDisk::Absent;
+            }
+            if prefix.is_empty() || !prefix.contains(&b'/') {
+                break;
+            }
+            prefix = parent_of(prefix);
+        }
+        let raw = self.raw_disk(rel, disk);
+        if raw == OnDisk::Absent {
+            return raw;
+        }
+        let parent = parent_of(rel).to_vec();
+        if !parent.is_empty() && self.on_disk(&parent, disk) != OnDisk::Dir {
+            return OnDisk::Absent;
+        }
+        let child = &rel[parent.len() + usize::from(!parent.is_empty())..];
+        if let Some(listings) = self.purges.get(&parent)
+            && !listings
+                .iter()
+                .all(|l| purge_keeps(l, child, raw == OnDisk::Dir))
+        {
+            return OnDisk::Absent;
+        }
+        raw
+    }
+
+    /// Record that a member (or tar, on the way) makes `name` a `node`.
+    fn set_name(&mut self, name: Vec<u8>, node: Node) {
+        self.children
+            .entry(parent_of(&name).to_vec())
+            .or_default()
+            .insert(name.clone());
+        self.names.insert(name, node);
+    }
+
+    /// Forget `name` and everything the plan knew below it: a purge
+    /// removed it.
+    fn remove_tree(&mut self, name: &[u8]) {
+        let mut stack = vec![name.to_vec()];
+        while let Some(n) = stack.pop() {
+            if let Some(kids) = self.children.remove(&n) {
+                stack.extend(kids);
+            }
+            self.names.remove(&n);
+            self.skipped.remove(&n);
+        }
+        if let Some(siblings) = self.children.get_mut(parent_of(name)) {
+            siblings.remove(name);
+        }
+        self.gone.insert(name.to_vec());
+    }
+
+    /// An incremental archive's directory member `dir` (already checked)
+    /// and its dumpdir: `tar --incremental` will first remove from the
+    /// directory what the dumpdir does not keep. Refuses a dumpdir strata
+    /// never writes, and one that keeps from an earlier archive a file that
+    /// neither the archives before nor DESTDIR have (an incomplete chain).
+    pub fn purge(
+        &mut self,
+        dir: &[u8],
+        dumpdir: &[u8],
+        disk: &mut impl FnMut(&[u8]) -> OnDisk,
+    ) -> Result<(), Refusal> {
+        let refuse = |why: &'static str| (shown(dir), why);
+        let listing = parse_dumpdir(dumpdir).map_err(refuse)?;
+        let (dir, _) = normalise(dir);
+        // why: what the plan knows in the directory goes now; what only DESTDIR holds goes lazily (on_disk)
+        let known: Vec<Vec<u8>> = self
+            .children
+            .get(&dir)
+            .map(|c| c.iter().cloned().collect())
+            .unwrap_or_default();
+        for name in known {
+            let child = &name[dir.len() + usize::from(!dir.is_empty())..];
+            let is_dir = self.names.get(&name) == Some(&Node::Dir);
+            if !purge_keeps(&listing, child, is_dir) {
+                self.remove_tree(&name);
+            }
+        }
+        self.purges
+            .entry(dir.clone())
+            .or_default()
+            .push(listing.clone());
+        for (child, entry) in &listing {
+            if *entry != DumpEntry::Kept {
+                continue;
+            }
+            let mut name = dir.clone();
+            if !name.is_empty() {
+                name.push(b'/');
+            }
+            name.extend_from_slice(child);
+            let present =
+                self.names.contains_key(&name) || self.on_disk(&name, disk) != OnDisk::Absent;
+            if !present {
+                return Err((
+                    shown(&name),
+                    "is kept from an earlier archive of its chain, which neither DESTDIR nor the archives before it in this unpack hold: unpack the whole chain, full first (retrieve fetches it)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `Err(why)` unless every ancestor in `ancestors` will be a real
@@ -398,7 +551,7 @@ impl ExtractionPlan {
             }
             match self.on_disk(a, disk) {
                 OnDisk::Absent | OnDisk::Dir => {
-                    self.names.insert(a.clone(), Node::Dir);
+                    self.set_name(a.clone(), Node::Dir);
                 }
                 OnDisk::Symlink => {
                     return Err("would be written through a symbolic link already in DESTDIR");
@@ -505,7 +658,7 @@ impl ExtractionPlan {
                 ));
             }
             self.skipped.insert(name.clone(), why);
-            self.names.insert(name, Node::Other);
+            self.set_name(name, Node::Other);
             return Ok(Checked::Skipped(why));
         }
         let node = match m.kind {
@@ -513,7 +666,7 @@ impl ExtractionPlan {
             'l' => Node::Symlink,
             _ => Node::Other,
         };
-        self.names.insert(name, node);
+        self.set_name(name, node);
         Ok(Checked::Member)
     }
 }
@@ -573,7 +726,45 @@ fn verify(
     env: &ArchiveEnv,
     file: &Path,
 ) -> Result<(ArchiveMeta, Verified, Option<String>), ArchiveError> {
-    let meta = read_meta(file)?;
+    verify_meta(env, file, read_meta(file)?)
+}
+
+/// Check a stored chain state (`file`, downloaded, with the metadata its
+/// link gives) as an archive is checked, and return its plain bytes.
+pub fn read_verified(
+    env: &ArchiveEnv,
+    file: &Path,
+    meta: &ArchiveMeta,
+) -> Result<Vec<u8>, ArchiveError> {
+    if meta.compression != Compression::None {
+        return Err(ArchiveError::BadMetadata {
+            file: file.to_owned(),
+            reason: format!(
+                "a chain state is never compressed, this one says {}",
+                meta.compression.name()
+            ),
+        });
+    }
+    let size = std::fs::metadata(file)
+        .map_err(ArchiveError::io(file))?
+        .len();
+    if size != meta.size {
+        return Err(ArchiveError::SizeMismatch {
+            file: file.to_owned(),
+            expected: meta.size,
+            actual: size,
+        });
+    }
+    let (_, v, _) = verify_meta(env, file, meta.clone())?;
+    std::fs::read(v.path()).map_err(ArchiveError::io(v.path()))
+}
+
+/// Steps 2-3 for `file` whose metadata is `meta`.
+fn verify_meta(
+    env: &ArchiveEnv,
+    file: &Path,
+    meta: ArchiveMeta,
+) -> Result<(ArchiveMeta, Verified, Option<String>), ArchiveError> {
     let expected = env.encryption();
     if meta.encryption != expected {
         return Err(ArchiveError::EncryptionMismatch {
@@ -753,6 +944,28 @@ pub fn confined<T: Send>(
 
 /// Stream the decompressed plain tar of `v` into `cmd`'s stdin; `cmd`'s stdout
 /// goes to `stdout`. Returns the command's stderr on success.
+/// Something shown every chunk written (strata's own reading of a stream).
+type Tap<'a> = &'a mut dyn FnMut(&[u8]);
+
+/// A writer that shows what it wrote to `tap` as well.
+struct TapWriter<'a, W> {
+    inner: W,
+    tap: Option<Tap<'a>>,
+}
+
+impl<W: Write> Write for TapWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(t) = self.tap.as_mut() {
+            t(&buf[..n]);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn feed_tar(
     v: &Verified,
     c: Compression,
@@ -760,6 +973,7 @@ fn feed_tar(
     stdout: Stdio,
     file: &Path,
     progress: Option<&str>,
+    tap: Option<Tap>,
 ) -> Result<Vec<u8>, ArchiveError> {
     let f = File::open(v.path()).map_err(ArchiveError::io(v.path()))?;
     let size = f.metadata().map(|m| m.len()).ok();
@@ -770,9 +984,11 @@ fn feed_tar(
     };
     let mut dec = Decoder::new(c, BufReader::with_capacity(1 << 20, bar.reader(f)))
         .map_err(ArchiveError::io(file))?;
-    let mut tar = cmd.spawn_writer(stdout)?;
-    let copied = std::io::copy(&mut dec, &mut tar);
-    let _ = tar.flush();
+    let tar = cmd.spawn_writer(stdout)?;
+    let mut tapped = TapWriter { inner: tar, tap };
+    let copied = std::io::copy(&mut dec, &mut tapped);
+    let _ = tapped.flush();
+    let tar = tapped.inner;
     drop(dec);
     bar.finish();
     match copied {
@@ -831,6 +1047,9 @@ struct Checked1 {
 struct Listed {
     /// Members that tar creates.
     members: usize,
+    /// Whether it is an incremental archive (directories with dumpdirs):
+    /// extracted with `--incremental`, which applies them.
+    incremental: bool,
     /// Exact names of the members tar must leave out.
     exclude: Vec<Vec<u8>>,
     skipped: Skipped,
@@ -864,12 +1083,54 @@ fn list_and_check(
     }
     let privileges = plan.privileges;
     let (pipe_r, pipe_w) = std::io::pipe().map_err(ArchiveError::io(file))?;
+    let (walked_tx, walked) = std::sync::mpsc::channel::<Result<Walked, String>>();
+    let refuse = |member: &[u8], why: &'static str| ArchiveError::UnsafeMember {
+        file: file.to_owned(),
+        member: shown(member),
+        why,
+    };
+    let bad_walk = |why: String| ArchiveError::BadListing {
+        file: file.to_owned(),
+        line: format!("strata's own reading of the archive: {why}"),
+    };
+    let (line_tx, lines) = std::sync::mpsc::channel::<std::io::Result<Vec<u8>>>();
     let (checked, listed) = std::thread::scope(|s| {
+        // why: tar's listing is drained as it comes, whatever the checker waits for, so tar never
+        // blocks on it: the feeding (and strata's own reading behind it) always goes on
+        s.spawn(move || {
+            for line in BufReader::new(pipe_r).split(b'\n') {
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let checker = s.spawn(|| -> Result<Listed, ArchiveError> {
+            // why: moved into this thread (a receiver is not shared between threads)
+            let walked = walked;
+            let lines = lines;
             let mut out = Listed::default();
             let mut first = true;
             let mut disk = |rel: &[u8]| on_disk(dest, rel);
-            for line in BufReader::new(pipe_r).split(b'\n') {
+            // why: the same bytes, read by strata too: a dumpdir is taken from this reading only when it names the member tar lists
+            let next_walked = |m: &Member| -> Result<Walked, ArchiveError> {
+                let w = match walked.recv() {
+                    Ok(Ok(w)) => w,
+                    Ok(Err(why)) => return Err(bad_walk(why)),
+                    Err(_) => return Err(refuse(&m.name, "is listed by tar but not where strata reads the archive")),
+                };
+                let trim = |n: &[u8]| {
+                    let end = n.iter().rposition(|b| *b != b'/').map_or(0, |i| i + 1);
+                    n[..end].to_vec()
+                };
+                if w.kind.listing_char() != m.kind || trim(&w.name) != trim(&m.name) {
+                    return Err(refuse(
+                        &m.name,
+                        "is not the member strata reads at this place of the archive: tar and strata read it differently",
+                    ));
+                }
+                Ok(w)
+            };
+            for line in &lines {
                 let line = line.map_err(ArchiveError::io(file))?;
                 if line.starts_with(b"  x: ") && line.ends_with(b" security.capability") {
                     if privileges == Privileges::Skip {
@@ -901,8 +1162,29 @@ fn list_and_check(
                         expected: shown(want),
                     });
                 }
-                match plan.check(&m, &mut disk) {
-                    Ok(Checked::Member) => out.members += 1,
+                // why: the plan first, so that a member it refuses is refused with its own reason
+                let checked = plan.check(&m, &mut disk);
+                let w = match &checked {
+                    Ok(_) => next_walked(&m)?,
+                    Err(_) => Walked {
+                        kind: super::tarwalk::WalkKind::File,
+                        name: Vec::new(),
+                        dumpdir: None,
+                    },
+                };
+                match checked {
+                    Ok(Checked::Member) => {
+                        out.members += 1;
+                        if let Some(dumpdir) = &w.dumpdir {
+                            out.incremental = true;
+                            plan.purge(&m.name, dumpdir, &mut disk)
+                                .map_err(|(member, why)| ArchiveError::UnsafeMember {
+                                    file: file.to_owned(),
+                                    member,
+                                    why,
+                                })?;
+                        }
+                    }
                     Ok(Checked::Label(_)) => {}
                     Ok(Checked::Skipped(why)) => {
                         match why {
@@ -920,16 +1202,62 @@ fn list_and_check(
                     }
                 }
             }
-            Ok(out)
+            // why: the reading ends when the feeding does; a member strata read and tar did not list is a disagreement too
+            match walked.recv() {
+                Ok(Ok(w)) => Err(refuse(&w.name, "is in the archive but not in tar's listing: tar and strata read it differently")),
+                Ok(Err(why)) => Err(bad_walk(why)),
+                Err(_) => Ok(out),
+            }
         });
-        let listed = feed_tar(
-            verified,
-            meta.compression,
-            &list,
-            Stdio::from(pipe_w),
-            file,
-            None,
-        );
+        let mut walker = Walker::new(move |m| {
+            // why: a checker that stopped early (a refusal) no longer listens
+            let _ = walked_tx.send(m);
+        });
+        let listed = if meta.compression == Compression::Lzop {
+            // why: tar decompresses lzop itself, so strata's reading goes through an lzop of its own
+            match unlzop(file) {
+                Ok((mut lzop, lzop_out)) => {
+                    let reader = s.spawn(move || {
+                        let mut r = lzop_out;
+                        let mut buf = vec![0u8; 1 << 16];
+                        loop {
+                            match r.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => walker.feed(&buf[..n]),
+                            }
+                        }
+                        walker.finish();
+                    });
+                    let listed = feed_tar(
+                        verified,
+                        meta.compression,
+                        &list,
+                        Stdio::from(pipe_w),
+                        file,
+                        None,
+                        Some(&mut |b: &[u8]| {
+                            let _ = lzop.write_all(b);
+                        }),
+                    );
+                    let ended = lzop.finish();
+                    let _ = reader.join();
+                    listed.and(ended.map(|_| Vec::new()).map_err(ArchiveError::from))
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let listed = feed_tar(
+                verified,
+                meta.compression,
+                &list,
+                Stdio::from(pipe_w),
+                file,
+                None,
+                Some(&mut |b: &[u8]| walker.feed(b)),
+            );
+            walker.finish();
+            listed
+        };
         let checked = checker.join().unwrap_or_else(|_| {
             Err(ArchiveError::BadListing {
                 file: file.to_owned(),
@@ -944,6 +1272,15 @@ fn list_and_check(
     Ok(out)
 }
 
+/// An `lzop -d` reading its stdin, and the read end of its stdout.
+fn unlzop(file: &Path) -> Result<(crate::exec::ChildWriter, std::io::PipeReader), ArchiveError> {
+    let (r, w) = std::io::pipe().map_err(ArchiveError::io(file))?;
+    let child = Cmd::new("lzop")
+        .args(["-d", "-c", "-q"])
+        .spawn_writer(Stdio::from(w))?;
+    Ok((child, r))
+}
+
 /// Verify every file, list and check every member of all of them as one
 /// extraction into `dest`, and only then extract them in order: a refusal,
 /// whichever archive it is in, comes before anything is written.
@@ -953,9 +1290,20 @@ pub fn unpack_all(
     dest: &Path,
     opts: UnpackOptions,
 ) -> Result<Vec<Unpacked>, ArchiveError> {
+    // why: the archives of one unit's chain go oldest first (set names sort by date), whatever order they were given in
+    let mut files: Vec<PathBuf> = files.to_vec();
+    let sets: Vec<Option<String>> = files
+        .iter()
+        .map(|f| xattrs::get_text(f, xattrs::ARCHIVE_SET).ok().flatten())
+        .collect();
+    if sets.iter().all(Option::is_some) {
+        let mut order: Vec<(Option<String>, PathBuf)> = sets.into_iter().zip(files).collect();
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+        files = order.into_iter().map(|(_, f)| f).collect();
+    }
     // Steps 1-3 for all, then step 4 for all.
     let mut verified = Vec::with_capacity(files.len());
-    for file in files {
+    for file in &files {
         let label = expected_label(file, opts.label)?;
         let (meta, v, note) = verify(env, file)?;
         verified.push((file, meta, v, note, label));
@@ -996,6 +1344,10 @@ pub fn unpack_all(
         if opts.privileges == Privileges::Skip {
             x = x.arg("--xattrs-exclude=security.capability");
         }
+        if c.listed.incremental {
+            // why: an archive of a chain records deletions in its directories' dumpdirs, which tar applies only so
+            x = x.arg("--incremental");
+        }
         // why: kept until tar is done with it
         let mut exclude_file = None;
         if !c.listed.exclude.is_empty() {
@@ -1018,6 +1370,7 @@ pub fn unpack_all(
                 Stdio::null(),
                 &c.file,
                 Some(&format!("unpacking {}", c.file.display())),
+                None,
             )
         })?;
         let stderr = stderr?;
@@ -1320,6 +1673,131 @@ crw-r--r-- 0/0             1,3 2026-11-22 01:39 "u/null"
                 Some(why) => assert!(
                     r.as_ref().is_err_and(|(_, w)| w.contains(why)),
                     "{members:?} on {disk:?}: {r:?}, wanted {why:?}"
+                ),
+            }
+        }
+    }
+
+    /// One step of a chain's extraction plan: a member, or a directory's
+    /// purge by its dumpdir.
+    enum Step {
+        M(Member),
+        P(&'static str, &'static [u8]),
+    }
+
+    fn chain_plan(disk: &[(&str, OnDisk)], steps: Vec<Step>) -> Result<(), Refusal> {
+        let mut plan = ExtractionPlan::default();
+        let mut look = |rel: &[u8]| {
+            disk.iter()
+                .find(|(n, _)| n.as_bytes() == rel)
+                .map_or(OnDisk::Absent, |(_, d)| *d)
+        };
+        for st in steps {
+            match st {
+                Step::M(mm) => {
+                    plan.check(&mm, &mut look)?;
+                }
+                Step::P(dir, dd) => plan.purge(dir.as_bytes(), dd, &mut look)?,
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_chain_purges_what_its_directories_no_longer_list() {
+        use OnDisk::{Dir, Other, Symlink};
+        use Step::{M, P};
+        type Case<'a> = (&'a [(&'a str, OnDisk)], Vec<Step>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            // a directory replaced by a file in the next archive of the chain
+            (
+                &[],
+                vec![
+                    M(m('d', "u/", None)),
+                    M(m('d', "u/x/", None)),
+                    M(m('-', "u/x/f", None)),
+                    P("u/", b"Yx\0\0"),
+                    M(m('d', "u/", None)),
+                    M(m('-', "u/x", None)),
+                ],
+                None,
+            ),
+            // without the purge it would replace a directory members used
+            (
+                &[],
+                vec![
+                    M(m('d', "u/x/", None)),
+                    M(m('-', "u/x/f", None)),
+                    P("u/", b"Dx\0\0"),
+                    M(m('-', "u/x", None)),
+                ],
+                Some("replace a directory"),
+            ),
+            // a symlink of an earlier archive, unlisted, is gone: a directory may take its name
+            (
+                &[],
+                vec![
+                    M(m('l', "u/s", Some("/etc"))),
+                    P("u/", b"Ds\0\0"),
+                    M(m('d', "u/s/", None)),
+                    M(m('-', "u/s/passwd", None)),
+                ],
+                None,
+            ),
+            // ... but one the dumpdir keeps ('N') stays a symlink, and no member goes through it
+            (
+                &[],
+                vec![
+                    M(m('l', "u/s", Some("/etc"))),
+                    P("u/", b"Ns\0\0"),
+                    M(m('-', "u/s/passwd", None)),
+                ],
+                Some("symbolic link"),
+            ),
+            // a symlink DESTDIR holds goes the same way, lazily
+            (
+                &[("u", Dir), ("u/run", Symlink), ("u/old", Other)],
+                vec![
+                    P("u", b"Drun\0\0"),
+                    M(m('d', "u/run/", None)),
+                    M(m('-', "u/run/x", None)),
+                ],
+                None,
+            ),
+            (
+                &[("u", Dir), ("u/run", Symlink)],
+                vec![P("u", b"Yrun\0\0"), M(m('-', "u/run/x", None))],
+                Some("symbolic link"),
+            ),
+            // a hard link to a file the purge removed points at nothing
+            (
+                &[("u", Dir), ("u/old", Other)],
+                vec![P("u", b"Yh\0\0"), M(m('h', "u/h", Some("u/old")))],
+                Some("neither"),
+            ),
+            // a kept file that nothing holds: the chain is incomplete
+            (
+                &[("u", Dir)],
+                vec![P("u", b"Nmissing\0\0")],
+                Some("earlier archive of its chain"),
+            ),
+            (&[("u", Dir), ("u/f", Other)], vec![P("u", b"Nf\0\0")], None),
+            // what lies below a purged directory is gone with it
+            (
+                &[("u", Dir), ("u/d", Dir), ("u/d/f", Other)],
+                vec![P("u", b"\0"), M(m('h', "u/h", Some("u/d/f")))],
+                Some("neither"),
+            ),
+            // rename records are never strata's
+            (&[], vec![P("u", b"Rold\0Tnew\0\0")], Some("rename")),
+        ];
+        for (i, (disk, steps, want)) in cases.into_iter().enumerate() {
+            let r = chain_plan(disk, steps);
+            match want {
+                None => assert!(r.is_ok(), "case {i}: {r:?}"),
+                Some(why) => assert!(
+                    r.as_ref().is_err_and(|(_, w)| w.contains(why)),
+                    "case {i}: {r:?}, wanted {why:?}"
                 ),
             }
         }

@@ -5,7 +5,7 @@ use super::{Ctx, output, refuse_root};
 use crate::archive::{
     self, ArchiveEnv, ArchiveError, Archiver, archivers,
     drill::{self, DrillUnit},
-    migrate, pack,
+    migrate,
     rate::RateLimit,
     retrieve,
     sets::{self, RunTarget, SetMark},
@@ -56,6 +56,11 @@ enum ArchiveCmd {
     Resync,
     /// Low level: pack and upload one unit of a mounted snapshot
     Unit {
+        /// The complete sets of the profile (comma-separated), as `archive
+        /// run` listed them, where a diff's base is looked for; listed here
+        /// when not given
+        #[arg(long, hide = true, value_delimiter = ',', value_name = "SET,...")]
+        complete_sets: Option<Vec<String>>,
         snapshot: String,
         mountpoint: PathBuf,
         unit: String,
@@ -144,6 +149,52 @@ fn open_archiver(ctx: &Ctx, profile: &str) -> anyhow::Result<Box<dyn Archiver>> 
     Ok(archivers::open(&ctx.config.settings.archive, p)?)
 }
 
+/// `diffs: N > 0` needs an archiver that stores chains: refuse the profile
+/// before anything is packed.
+fn refuse_diffs(ctx: &Ctx, profile: &str, archiver: &dyn Archiver) -> anyhow::Result<()> {
+    let diffs = ctx.config.settings.archivers[profile].diffs;
+    if diffs > 0 && !archiver.supports_chains() {
+        return Err(UsageError(format!(
+            "profile {profile} has diffs: {diffs}, but the {} archiver cannot store incremental chains; set diffs: 0 on it",
+            archiver.kind()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// What a run on an archiver that stores nothing would have uploaded.
+fn dry_report(profile: &str, kind: &str, s: &archive::run::RunSummary) {
+    println!(
+        "dry run: the {kind} archiver of profile {profile} stored nothing; a real run would upload:"
+    );
+    let mut reports = s.reports.clone();
+    reports.sort_by(|a, b| a.0.cmp(&b.0));
+    for (unit, r) in &reports {
+        let chain = r.chain_words();
+        println!(
+            "  {unit}: {} bytes ({}), {} {}, sha256 {}, packed in {:.2}s{}{chain}",
+            r.size,
+            output::size(r.size),
+            r.compression,
+            r.encryption,
+            r.sha256,
+            r.pack_secs,
+            if chain.is_empty() { "" } else { ", " }
+        );
+    }
+    let bytes: u64 = reports.iter().map(|(_, r)| r.size).sum();
+    let secs: f64 = reports.iter().map(|(_, r)| r.pack_secs).sum();
+    println!(
+        "total: {} archives, {bytes} bytes ({}), packing took {secs:.2}s",
+        reports.len(),
+        output::size(bytes)
+    );
+    for (unit, why) in &s.failed {
+        println!("  {unit}: FAILED: {why}");
+    }
+}
+
 fn env(ctx: &Ctx) -> anyhow::Result<ArchiveEnv> {
     ArchiveEnv::from_config(&ctx.config).map_err(|e| UsageError(e.to_string()).into())
 }
@@ -161,6 +212,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             ctx.root()?;
             let env = env(ctx)?;
             let archiver = open_archiver(ctx, profile)?;
+            refuse_diffs(ctx, profile, archiver.as_ref())?;
             let store = snapshot::open(&ctx.config)?;
             let target = match (snapshot, resume) {
                 (Some(_), true) => {
@@ -206,8 +258,11 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     "archive run interrupted by signal {sig}; the set stays incomplete: resume with `strata archive run -r`"
                 ));
             }
+            if !archiver.stores() {
+                dry_report(profile, archiver.kind(), &s);
+            }
             if s.completed {
-                if !cli.g.quiet {
+                if !cli.g.quiet && archiver.stores() {
                     println!(
                         "set {name} complete: {} archived now, {} already in",
                         s.archived.len(),
@@ -232,6 +287,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             }
         }
         ArchiveCmd::Unit {
+            complete_sets,
             snapshot,
             mountpoint,
             unit,
@@ -242,6 +298,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let unit_path =
                 UnitPath::parse(unit).map_err(|e| UsageError(format!("{unit:?}: {e}")))?;
             let archiver = open_archiver(ctx, profile)?;
+            refuse_diffs(ctx, profile, archiver.as_ref())?;
             let root = BackupRoot::new(ctx.root()?);
             // why: one archiving of a unit per profile at a time, whoever started it (an `archive run` or a person)
             let lock = PidLock::archive_unit(&root.state_dir(), profile, &unit_path)?;
@@ -257,31 +314,54 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
                 r => r.with_context(|| format!("resuming the upload of {unit}"))?,
             };
-            let (meta, packed) = if let Some(meta) = resumed {
+            if let Some(meta) = resumed {
                 println!("{unit}: finished the upload an earlier process left");
-                (meta, None)
-            } else {
-                let compression = archive::unit_compression(&ctx.config, profile, unit);
-                let packed = pack::pack(&env, name.as_str(), mountpoint, unit, compression)
-                    .with_context(|| format!("packing {unit}"))?;
-                match archiver.upload_archive(name.as_str(), unit, &packed.meta, packed.file.path())
-                {
-                    Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
-                    r => r.with_context(|| format!("uploading {unit}"))?,
-                }
-                (packed.meta.clone(), Some(packed.file))
+                println!(
+                    "archived {unit}: {} {} {} sha256 {}",
+                    output::size(meta.size),
+                    meta.compression.name(),
+                    meta.encryption.name(),
+                    meta.sha256
+                );
+                crate::jobs::child::report(&archive::run::Archived::of(&meta))?;
+                let _ = lock.close();
+                return Ok(ExitCode::Ok);
+            }
+            let compression = archive::unit_compression(&ctx.config, profile, unit);
+            let job = archive::unit::UnitJob {
+                profile,
+                set: name.as_str(),
+                mount: mountpoint,
+                unit,
+                compression,
+                diffs: ctx.config.settings.archivers[profile].diffs,
+                complete_sets: complete_sets.clone(),
+            };
+            let done = match archive::unit::archive_unit(&env, archiver.as_ref(), &job) {
+                Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
+                r => r.with_context(|| format!("archiving {unit}"))?,
+            };
+            for n in &done.notes {
+                eprintln!("{n}");
+            }
+            let mut report = archive::run::Archived::of(&done.meta);
+            report.pack_secs = done.pack_secs;
+            report.level = done.link.as_ref().map(|l| l.level);
+            report.base = done.link.as_ref().and_then(|l| l.base.clone());
+            let chain = match (&done.full_because, report.chain_words()) {
+                (Some(why), words) => format!(", {words} ({why})"),
+                (None, words) if words.is_empty() => String::new(),
+                (None, words) => format!(", {words}"),
             };
             println!(
-                "archived {unit}: {} {} {} sha256 {}",
-                output::size(meta.size),
-                meta.compression.name(),
-                meta.encryption.name(),
-                meta.sha256
+                "archived {unit}: {} {} {} sha256 {}, packed in {:.1}s{chain}",
+                output::size(done.meta.size),
+                done.meta.compression.name(),
+                done.meta.encryption.name(),
+                done.meta.sha256,
+                done.pack_secs,
             );
-            crate::jobs::child::report(&archive::run::Archived::of(&meta))?;
-            if let Some(file) = packed {
-                file.close().context("removing the spool file")?;
-            }
+            crate::jobs::child::report(&report)?;
             let _ = lock.close();
             Ok(ExitCode::Ok)
         }
@@ -305,12 +385,24 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     let mut m = serde_json::Map::new();
                     for (n, _) in chosen {
-                        let a: std::collections::BTreeMap<String, archive::MetaFields> = archiver
-                            .list_set_archives(n)?
-                            .into_iter()
-                            .map(|(u, meta)| (u, meta.fields()))
-                            .collect();
-                        m.insert(n.clone(), serde_json::to_value(a)?);
+                        let links = archiver.chain_links(n)?;
+                        let mut a = serde_json::Map::new();
+                        for (u, meta) in archiver.list_set_archives(n)? {
+                            let mut v = serde_json::to_value(meta.fields())?;
+                            if let (Some(link), serde_json::Value::Object(o)) =
+                                (links.get(&u), &mut v)
+                            {
+                                o.insert("level".into(), link.level.into());
+                                o.insert(
+                                    "base".into(),
+                                    link.base
+                                        .clone()
+                                        .map_or(serde_json::Value::Null, Into::into),
+                                );
+                            }
+                            a.insert(u, v);
+                        }
+                        m.insert(n.clone(), serde_json::Value::Object(a));
                     }
                     serde_json::Value::Object(m)
                 };
@@ -335,8 +427,16 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                         if info.protected { "protected" } else { "" }
                     );
                 } else {
+                    let links = archiver.chain_links(n)?;
                     for (unit, size) in archiver.list_set_units(n)? {
-                        println!("{n} {:>10} {unit}", output::size(size));
+                        let chain = match links.get(&unit) {
+                            Some(l) => match &l.base {
+                                Some(b) => format!("  diff {} onto {b}", l.level),
+                                None => "  full".to_owned(),
+                            },
+                            None => String::new(),
+                        };
+                        println!("{n} {:>10} {unit}{chain}", output::size(size));
                     }
                 }
             }
@@ -345,39 +445,96 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
         ArchiveCmd::Prune { dry_run } => {
             refuse_root(cli, "archive prune")?;
             let archiver = open_archiver(ctx, profile)?;
-            let keep = ctx.config.settings.archivers[profile].keep_count;
+            let rules = sets::KeepRules::of(&ctx.config.settings.archivers[profile]);
             let all = archiver.list_sets()?;
-            for (name, mark) in sets::plan_prune(&all, keep) {
-                let incomplete = if all[&name].complete {
+            let bases = archive::chain::set_bases(archiver.as_ref(), all.keys().cloned())?;
+            let plan = sets::plan_prune(&all, rules, &bases);
+            if cli.g.json {
+                output::json(
+                    "archive-prune",
+                    "",
+                    serde_json::json!({"dry_run": dry_run, "sets": plan.sets, "over_keep_bytes": plan.over_keep_bytes}),
+                )?;
+            }
+            // why: newest first, so that a set is never left without the base its diffs apply onto
+            for sp in plan.sets.iter().rev() {
+                let name = &sp.name;
+                let incomplete = if all[name].complete {
                     ""
                 } else {
                     " incomplete"
                 };
-                match mark {
-                    SetMark::Keep => {}
+                let why = &sp.reason;
+                match sp.mark {
+                    SetMark::Keep => {
+                        if cli.g.verbose && !cli.g.json {
+                            println!("keeping{incomplete} archive set {name} ({why})");
+                        }
+                    }
                     SetMark::Protected => {
-                        if cli.g.verbose || *dry_run {
+                        if (cli.g.verbose || *dry_run) && !cli.g.json {
                             println!("keeping protected{incomplete} archive set {name}");
                         }
                     }
                     SetMark::Remove => {
-                        println!(
-                            "{}{incomplete} archive set {name}",
-                            if *dry_run { "would prune" } else { "pruning" }
-                        );
+                        if !cli.g.json {
+                            println!(
+                                "{}{incomplete} archive set {name} ({why})",
+                                if *dry_run { "would prune" } else { "pruning" }
+                            );
+                        }
                         if !dry_run {
-                            archiver.delete_set(&name)?;
+                            archiver.delete_set(name)?;
                         }
                     }
                 }
+            }
+            if let (Some(total), Some(max)) = (plan.over_keep_bytes, rules.max_bytes) {
+                eprintln!(
+                    "strata: warning: profile {profile} keeps {} in sets that must stay (the newest complete set, its chain, protected sets), above keep-bytes {}",
+                    output::size(total),
+                    output::size(max)
+                );
             }
             Ok(ExitCode::Ok)
         }
         ArchiveCmd::Cost => {
             let archiver = open_archiver(ctx, profile)?;
             let lines = archiver.report_cost()?;
+            let newest = archiver
+                .list_sets()?
+                .into_iter()
+                .rev()
+                .find(|(_, s)| s.complete)
+                .map(|(n, _)| n);
+            let restore = match &newest {
+                Some(set) => Some((
+                    set.clone(),
+                    archive::chain::restore_size(archiver.as_ref(), set)?,
+                )),
+                None => None,
+            };
+            // why: a chain's archives may sit in several classes; the profile's average retrieval price per byte
+            let (bytes, dollars) = lines
+                .iter()
+                .fold((0u64, 0.0f64), |(b, d), l| (b + l.bytes, d + l.retrieval));
+            #[allow(clippy::cast_precision_loss)] // why: dollars
+            let per_byte = if bytes == 0 {
+                0.0
+            } else {
+                dollars / bytes as f64
+            };
             if cli.g.json {
-                output::json("archive-cost", "classes", serde_json::to_value(&lines)?)?;
+                let restore = restore.map(|(set, (archives, b))| {
+                    #[allow(clippy::cast_precision_loss)] // why: dollars
+                    let cost = per_byte * b as f64;
+                    serde_json::json!({"set": set, "archives": archives, "bytes": b, "retrieval": cost})
+                });
+                output::json(
+                    "archive-cost",
+                    "",
+                    serde_json::json!({"classes": lines, "restore_newest": restore}),
+                )?;
             } else {
                 for l in &lines {
                     if let Some(p) = &l.peak {
@@ -391,6 +548,14 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                         output::size(l.bytes),
                         l.monthly,
                         l.retrieval
+                    );
+                }
+                if let Some((set, (archives, b))) = restore {
+                    #[allow(clippy::cast_precision_loss)] // why: dollars
+                    let cost = per_byte * b as f64;
+                    println!(
+                        "restoring set {set} retrieves {archives} archives, {} (chains included), about ${cost:.2}",
+                        output::size(b)
                     );
                 }
             }
@@ -427,37 +592,26 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             // why: positive, far below 2^64 bytes
             let bytes_per_hour = per_hour.round() as u64;
             std::fs::create_dir_all(destdir).with_context(|| destdir.display().to_string())?;
-            let archives = archiver.list_set_archives(set.as_str())?;
             let mut failed = false;
-            let mut wanted = Vec::new();
-            for unit in units {
-                if let Some(meta) = archives.get(unit) {
-                    wanted.push(retrieve::Wanted {
-                        set: set.as_str().to_owned(),
-                        unit: unit.clone(),
-                        meta: meta.clone(),
-                    });
-                } else {
-                    eprintln!(
-                        "strata: {unit}: {}",
-                        ArchiveError::no_such_archive(set.as_str(), unit)
-                    );
-                    failed = true;
-                }
-            }
+            let wanted = units.clone();
             let rate = retrieve::Rate {
                 stream: Some(&limit),
                 bytes_per_hour,
             };
-            retrieve::retrieve_many(
+            retrieve::retrieve_chains(
                 archiver.as_ref(),
+                set.as_str(),
                 &wanted,
                 destdir,
                 rate,
-                &mut |w, r| match r {
-                    Ok(path) => println!("{}", path.display()),
+                &mut |unit, r| match r {
+                    Ok(paths) => {
+                        for path in paths {
+                            println!("{}", path.display());
+                        }
+                    }
                     Err(e) => {
-                        eprintln!("strata: {}: {e}", w.unit);
+                        eprintln!("strata: {unit}: {e}");
                         failed = true;
                     }
                 },
@@ -721,14 +875,20 @@ fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCod
         &mut rand::thread_rng(),
         |set, unit, size| {
             println!(
-                "drill: {profile} set {set} unit {unit} ({})",
+                "drill: {profile} set {set} unit {unit} ({} with its chain)",
                 output::size(size)
             );
         },
     )
     .context("drill")?;
     if r.differences.is_empty() {
-        println!("drill: {} of {} is equal to the snapshot", r.unit, r.set);
+        println!(
+            "drill: {} of {} is equal to the snapshot ({} archive{} unpacked)",
+            r.unit,
+            r.set,
+            r.archives,
+            if r.archives == 1 { "" } else { "s" }
+        );
         Ok(ExitCode::Ok)
     } else {
         println!(

@@ -72,11 +72,13 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|g| glob::Pattern::new(g).map_err(|e| UsageError(format!("--only {g:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let store = if args.skips_snapshot() {
-        None
-    } else {
-        Some(store(ctx)?)
-    };
+    // why: the free-space rule runs before the units, snapshot or not
+    let store =
+        if args.skips_snapshot() && ctx.config.settings.retention.free_space_rule().is_none() {
+            None
+        } else {
+            Some(store(ctx)?)
+        };
     let opts = RunOptions {
         snapshot: if args.skips_snapshot() {
             SnapshotMode::Skip
@@ -242,26 +244,34 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
             PruneEvent::FreeSpace {
                 name,
                 data,
+                meta,
                 min_free,
+                free_bytes,
+                min_free_bytes,
                 done,
-                ..
             } => {
+                let why = snapshot::prune::shortage(
+                    *data,
+                    *meta,
+                    *min_free,
+                    *free_bytes,
+                    *min_free_bytes,
+                );
                 if *done {
-                    println!(
-                        "removed {name}: free space {data:.1}% was below gc-min-free-percent {min_free}%"
-                    );
+                    println!("removed {name}: {why}");
                 } else {
-                    println!(
-                        "would remove {name} (free space {data:.1}% below gc-min-free-percent {min_free}%)"
-                    );
+                    println!("would remove {name} ({why})");
                 }
             }
             PruneEvent::FreeSpaceExhausted {
                 data,
                 meta,
                 min_free,
+                free_bytes,
+                min_free_bytes,
             } => eprintln!(
-                "strata: free space {data:.1}% / metadata {meta:.1}% is below gc-min-free-percent {min_free}%, and no more snapshots may be removed (gc-min-keep)"
+                "strata: {}, and no more snapshots may be removed (gc-min-keep)",
+                snapshot::prune::shortage(*data, *meta, *min_free, *free_bytes, *min_free_bytes)
             ),
             PruneEvent::Log { path, done } => {
                 if !done {

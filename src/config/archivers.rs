@@ -7,7 +7,7 @@ use super::entries::each_entry;
 use super::fields::{
     Ctx, get_bool, get_count, get_path, get_secret, get_string, get_string_or, get_strings,
 };
-use super::node::Node;
+use super::node::{Node, Value};
 use super::reader::{Fields, KeyPath, Reader, closest};
 use super::secret::Secret;
 use crate::names::UnitPath;
@@ -69,6 +69,29 @@ pub struct ArchiverProfile {
     pub compression: Compression,
     pub keep_count: u32,
     pub workers: u32,
+    /// `diffs`: archives between two fulls of a unit that hold only what
+    /// changed since the unit's previous archive (0: every archive is full).
+    pub diffs: u32,
+    /// `keep-policy`: which complete sets prune keeps.
+    pub keep_policy: KeepPolicy,
+    /// `keep-discs`: how many sets the Hanoi rotation keeps.
+    pub keep_discs: u32,
+    /// `keep-oldest`: with the Hanoi rotation, keep every set that leaves
+    /// its oldest disc (s3napback's `ArchiveOldestDisc`).
+    pub keep_oldest: bool,
+    /// `keep-bytes`: prune drops the oldest complete sets while the
+    /// profile's sets hold more than this many bytes.
+    pub keep_bytes: Option<u64>,
+}
+
+/// Which complete archive sets `archive prune` keeps (`keep-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepPolicy {
+    /// The newest `keep-count` (Deltaic's rule, the default).
+    Count,
+    /// s3napback's Tower-of-Hanoi rotation over `keep-discs` discs.
+    Hanoi,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +100,12 @@ pub enum ArchiverKind {
     Aws(AwsProfile),
     Googledrive(GoogledriveProfile),
     S3(S3Profile),
-    Local { path: PathBuf },
+    Local {
+        path: PathBuf,
+    },
+    /// Packs as a real run would and stores nothing (PALHM's null backend):
+    /// `archive run` then reports what it would have uploaded.
+    Null,
 }
 
 /// Deltaic's Glacier vault + `SimpleDB` domain, both named `namespace`.
@@ -117,6 +145,9 @@ pub struct S3Profile {
     pub access_key_id: Option<Secret>,
     pub secret_access_key: Option<Secret>,
     pub storage_class: String,
+    /// The class a set's archives are moved to (server-side copy) once the
+    /// set is complete; `None` leaves them in `storage_class`.
+    pub final_storage_class: Option<String>,
     pub restore_tier: RestoreTier,
     pub restore_days: u32,
     /// storage class -> prices
@@ -217,6 +248,7 @@ const S3_KEYS: &[&str] = &[
     "s3-secret-access-key",
     "s3-secret-access-key-file",
     "s3-storage-class",
+    "s3-final-storage-class",
     "s3-restore-tier",
     "s3-restore-days",
     "s3-prices",
@@ -261,11 +293,21 @@ fn profile(
         Googledrive,
         S3,
         Local,
+        Null,
     }
     let mut f = r.fields(node, path)?;
     let kind = f
-        .require(r, f.line(), "archiver", "aws, googledrive, s3 or local")
+        .require(
+            r,
+            f.line(),
+            "archiver",
+            "aws, googledrive, s3, local or null",
+        )
         .and_then(|(n, p)| {
+            // why: YAML reads a bare `null` as no value; `archiver: null` means the null archiver
+            if matches!(n.value, Value::Null) && n.raw().is_some_and(is_yaml_null_word) {
+                return Some(K::Null);
+            }
             r.choice(
                 n,
                 &p,
@@ -274,6 +316,7 @@ fn profile(
                     ("googledrive", K::Googledrive),
                     ("s3", K::S3),
                     ("local", K::Local),
+                    ("null", K::Null),
                 ],
             )
         });
@@ -283,6 +326,21 @@ fn profile(
     };
     let keep_count = get_count(r, &mut f, "keep-count", 1, 1);
     let workers = get_count(r, &mut f, "workers", 8, 1);
+    let diffs = get_count(r, &mut f, "diffs", 0, 0);
+    let keep_policy = match f.get("keep-policy") {
+        Some((n, p)) => r.choice(
+            n,
+            &p,
+            &[("count", KeepPolicy::Count), ("hanoi", KeepPolicy::Hanoi)],
+        ),
+        None => Some(KeepPolicy::Count),
+    };
+    let keep_discs = get_count(r, &mut f, "keep-discs", 5, 1);
+    let keep_oldest = get_bool(r, &mut f, "keep-oldest", false);
+    let keep_bytes = match f.get("keep-bytes") {
+        Some((n, p)) => size(r, n, &p).map(Some),
+        None => Some(None),
+    };
     let kind = kind?;
     // Keys of another archiver kind are a mistake worth naming precisely.
     for (keys, k, label) in [
@@ -359,6 +417,7 @@ fn profile(
                 token_url: token_url?,
             })
         }
+        K::Null => ArchiverKind::Null,
         K::Local => {
             let p = required(r, &mut f, "local-path")?;
             ArchiverKind::Local { path: ctx.path(&p) }
@@ -378,20 +437,12 @@ fn profile(
                 "s3-secret-access-key-file",
             );
             let storage_class = match f.get("s3-storage-class") {
-                Some((n, p)) => r.choice(
-                    n,
-                    &p,
-                    &[
-                        ("STANDARD", "STANDARD"),
-                        ("STANDARD_IA", "STANDARD_IA"),
-                        ("ONEZONE_IA", "ONEZONE_IA"),
-                        ("INTELLIGENT_TIERING", "INTELLIGENT_TIERING"),
-                        ("GLACIER", "GLACIER"),
-                        ("GLACIER_IR", "GLACIER_IR"),
-                        ("DEEP_ARCHIVE", "DEEP_ARCHIVE"),
-                    ],
-                ),
+                Some((n, p)) => r.choice(n, &p, S3_CLASSES),
                 None => Some("STANDARD"),
+            };
+            let final_storage_class = match f.get("s3-final-storage-class") {
+                Some((n, p)) => r.choice(n, &p, S3_CLASSES).map(Some),
+                None => Some(None),
             };
             let restore_tier = match f.get("s3-restore-tier") {
                 Some((n, p)) => r.choice(
@@ -418,6 +469,7 @@ fn profile(
                 access_key_id: access_key_id?,
                 secret_access_key: secret_access_key?,
                 storage_class: storage_class?.to_owned(),
+                final_storage_class: final_storage_class?.map(str::to_owned),
                 restore_tier: restore_tier?,
                 restore_days: restore_days?,
                 prices: prices?,
@@ -431,7 +483,84 @@ fn profile(
         compression: compression?,
         keep_count: keep_count?,
         workers: workers?,
+        diffs: diffs?,
+        keep_policy: keep_policy?,
+        keep_discs: keep_discs?,
+        keep_oldest: keep_oldest?,
+        keep_bytes: keep_bytes?,
     })
+}
+
+/// The S3 storage classes a profile may name.
+const S3_CLASSES: &[(&str, &str)] = &[
+    ("STANDARD", "STANDARD"),
+    ("STANDARD_IA", "STANDARD_IA"),
+    ("ONEZONE_IA", "ONEZONE_IA"),
+    ("INTELLIGENT_TIERING", "INTELLIGENT_TIERING"),
+    ("GLACIER", "GLACIER"),
+    ("GLACIER_IR", "GLACIER_IR"),
+    ("DEEP_ARCHIVE", "DEEP_ARCHIVE"),
+];
+
+/// Whether a scalar's text is one of YAML's spellings of null.
+fn is_yaml_null_word(raw: &str) -> bool {
+    matches!(raw, "null" | "Null" | "NULL")
+}
+
+/// A size in bytes: a whole number, or a number with a unit: `K`, `M`,
+/// `G`, `T`, `P` and their `KiB`... forms are powers of 1024, `KB`, `MB`,
+/// `GB`, `TB`, `PB` powers of 1000, `B` bytes (`500G`, `1.5 TiB`, `800 GB`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let factor: f64 = match unit {
+        "" | "B" => 1.0,
+        "K" | "KiB" => 1024.0,
+        "M" | "MiB" => 1024.0 * 1024.0,
+        "G" | "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "T" | "TiB" => 1024f64.powi(4),
+        "P" | "PiB" => 1024f64.powi(5),
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        "PB" => 1e15,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: expected a number of bytes, or a number with K, M, G, T, P (powers of 1024) or KB, MB, GB, TB, PB (powers of 1000)"
+            ));
+        }
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: `{num}` is not a number"))?;
+    let bytes = (n * factor).round();
+    // why: 2^64 as f64 is exact; anything at or past it does not fit
+    if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(format!("`{text}` is too large"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // why: range checked above
+    Ok(bytes as u64)
+}
+
+/// A size key (see [`parse_size`]); a plain YAML integer is bytes.
+pub(super) fn size(r: &mut Reader, node: &Node, path: &KeyPath) -> Option<u64> {
+    let text = match &node.value {
+        Value::Int(i) if *i >= 0 => return u64::try_from(*i).ok(),
+        Value::Str(s) => s.clone(),
+        _ => r.string(node, path)?,
+    };
+    match parse_size(&text) {
+        Ok(n) => Some(n),
+        Err(msg) => {
+            r.error(node.line, path, msg);
+            None
+        }
+    }
 }
 
 fn s3_prices(r: &mut Reader, node: &Node, path: &KeyPath) -> Option<BTreeMap<String, S3Price>> {
@@ -517,4 +646,131 @@ pub(super) fn unit_overrides(r: &mut Reader, node: &Node, path: &KeyPath) -> Uni
         out.by_profile.insert(pk.name.clone(), units);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigError, DumpCommand, parse};
+    use std::path::Path;
+
+    #[test]
+    fn sizes_read_as_bytes_or_with_units() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("1234", Some(1234)),
+            ("1K", Some(1024)),
+            ("1KiB", Some(1024)),
+            ("1KB", Some(1000)),
+            ("500G", Some(500 << 30)),
+            ("1.5 T", Some(3 << 39)),
+            ("800 GB", Some(800_000_000_000)),
+            ("2 TiB", Some(2 << 40)),
+            ("7B", Some(7)),
+            ("1P", Some(1 << 50)),
+            ("", None),
+            ("G", None),
+            ("12 parsecs", None),
+            ("-5G", None),
+            ("1.2.3G", None),
+            ("99999999999P", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_size(text).ok(), *want, "{text:?}");
+        }
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, Path::new("/nonexistent/c.yaml")) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => problems
+                .iter()
+                .map(|p| format!("{}: {}", p.path.as_str(), p.message))
+                .collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn the_keys_of_issue_15_read_and_refuse() {
+        let base = "settings:\n  root: /nonexistent\n  snapshot-store: dir\n";
+        let c = parse(
+            &format!(
+                "{base}  gc-min-free-bytes: 2G\n  archivers:\n    dry:\n      archiver: null\n    hq:\n      archiver: \"null\"\n      diffs: 3\n      keep-policy: hanoi\n      keep-discs: 7\n      keep-oldest: true\n      keep-bytes: 1T\ndump:\n  db:\n    pipeline:\n      - [pg_dump, db]\n      - [zstd]\n"
+            ),
+            Path::new("/nonexistent/c.yaml"),
+        )
+        .unwrap();
+        assert_eq!(c.settings.retention.min_free_bytes, Some(2 << 30));
+        let dry = &c.settings.archivers["dry"];
+        assert!(matches!(dry.archiver, ArchiverKind::Null));
+        assert_eq!(
+            (dry.diffs, dry.keep_policy, dry.keep_bytes),
+            (0, KeepPolicy::Count, None)
+        );
+        let hq = &c.settings.archivers["hq"];
+        assert_eq!(
+            (
+                hq.diffs,
+                hq.keep_policy,
+                hq.keep_discs,
+                hq.keep_oldest,
+                hq.keep_bytes
+            ),
+            (3, KeepPolicy::Hanoi, 7, true, Some(1 << 40))
+        );
+        assert_eq!(
+            c.dump[0].command,
+            DumpCommand::Pipeline(vec![
+                vec!["pg_dump".into(), "db".into()],
+                vec!["zstd".into()]
+            ])
+        );
+        let cases: &[(&str, &str)] = &[
+            (
+                "  archivers:\n    p:\n      archiver: local\n      local-path: /x\n      keep-bytes: lots\n",
+                "settings.archivers.p.keep-bytes: `lots` is not a size",
+            ),
+            (
+                "  archivers:\n    p:\n      archiver: local\n      local-path: /x\n      keep-policy: tower\n",
+                "settings.archivers.p.keep-policy: `tower` is not one of count, hanoi",
+            ),
+            (
+                "  archivers:\n    p:\n      archiver:\n",
+                "settings.archivers.p.archiver: expected a string",
+            ),
+            (
+                "  archivers:\n    p:\n      archiver: local\n      local-path: /x\n      s3-final-storage-class: GLACIER\n",
+                "`s3-final-storage-class` belongs to archiver `s3`",
+            ),
+            (
+                "dump:\n  d:\n    command: [a]\n    pipeline: [[a]]\n",
+                "dump.d.pipeline: give either `command` or `pipeline`, not both",
+            ),
+            (
+                "dump:\n  d:\n    pipeline: [a, b]\n",
+                "dump.d.pipeline[0]: a stage is the program and its arguments, as a list",
+            ),
+            (
+                "dump:\n  d:\n    pipeline: []\n",
+                "dump.d.pipeline: the pipeline has no stage",
+            ),
+            (
+                "dump:\n  d:\n    pipeline: [[]]\n",
+                "dump.d.pipeline[0]: the stage is empty",
+            ),
+            (
+                "  gc-min-free-bytes: -3\n",
+                "settings.gc-min-free-bytes: `-3` is not a size",
+            ),
+        ];
+        for (extra, want) in cases {
+            let (settings, rest) = match extra.find("dump:") {
+                Some(0) => ("", *extra),
+                _ => (*extra, ""),
+            };
+            let got = problems(&format!("{base}{settings}{rest}"));
+            assert!(got.iter().any(|p| p.contains(want)), "{extra:?}: {got:?}");
+        }
+    }
 }

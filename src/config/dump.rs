@@ -24,6 +24,9 @@ pub enum DumpCommand {
     Argv(Vec<String>),
     /// One string, run by `/bin/sh -c` (the deliberate exception of STYLE rule 2).
     Shell(String),
+    /// `pipeline:` argument vectors run as one pipeline, each stage's stdout
+    /// the next one's stdin, no shell (PALHM's exec pipelines).
+    Pipeline(Vec<Vec<String>>),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,17 +55,64 @@ pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<DumpSettings> {
     })
 }
 
-/// The `dump:` section: `name: {command, file, user, scrub}`.
+/// `pipeline:`: a list of stages, each a non-empty list of strings.
+fn pipeline(r: &mut Reader, node: &Node, path: &KeyPath) -> Option<DumpCommand> {
+    let Value::Seq(stages) = &node.value else {
+        r.error(
+            node.line,
+            path,
+            format!(
+                "expected a list of stages, each a list of strings ([[pg_dump, db], [zstd]]), found {}",
+                node.value.kind()
+            ),
+        );
+        return None;
+    };
+    if stages.is_empty() {
+        r.error(node.line, path, "the pipeline has no stage");
+        return None;
+    }
+    let mut out = Vec::with_capacity(stages.len());
+    let mut ok = true;
+    for (i, stage) in stages.iter().enumerate() {
+        let sp = path.index(i);
+        if !matches!(stage.value, Value::Seq(_)) {
+            r.error(
+                stage.line,
+                &sp,
+                format!(
+                    "a stage is the program and its arguments, as a list; found {}",
+                    stage.value.kind()
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        match r.strings(stage, &sp) {
+            Some(argv) if argv.first().is_some_and(|a| !a.trim().is_empty()) => out.push(argv),
+            Some(_) => {
+                r.error(stage.line, &sp, "the stage is empty");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(DumpCommand::Pipeline(out))
+}
+
+/// The `dump:` section: `name: {command | pipeline, file, user, scrub}`.
 pub(super) fn units(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Units<DumpUnit> {
     named_units(r, node, path, "dump", |r, e, f| {
-        let command = f
-            .require(
-                r,
-                e.line,
-                "command",
-                "the program and its arguments, as a list",
-            )
-            .and_then(|(cn, cp)| match &cn.value {
+        let command = match (f.get("command"), f.get("pipeline")) {
+            (Some(_), Some((pn, pp))) => {
+                r.error(
+                    pn.line,
+                    &pp,
+                    "give either `command` or `pipeline`, not both",
+                );
+                None
+            }
+            (Some((cn, cp)), None) => match &cn.value {
                 Value::Seq(_) => r.strings(cn, &cp).and_then(|argv| {
                     if argv.first().is_none_or(|a| a.trim().is_empty()) {
                         r.error(
@@ -76,7 +126,17 @@ pub(super) fn units(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> U
                     }
                 }),
                 _ => r.nonempty(cn, &cp).map(DumpCommand::Shell),
-            });
+            },
+            (None, Some((pn, pp))) => pipeline(r, pn, &pp),
+            (None, None) => {
+                r.error(
+                    e.line,
+                    &e.path.key("command"),
+                    "missing required key `command` (the program and its arguments, as a list), or `pipeline` (a list of them)",
+                );
+                None
+            }
+        };
         let file = match get_string_or(r, f, "file", e.name) {
             Some(file)
                 if file.contains('/')

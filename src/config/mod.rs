@@ -65,7 +65,7 @@ mod settings;
 pub use crate::names::{UnitPath, UnitPathError};
 pub use archivers::{
     ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, AwsProfile, COMPRESSIONS,
-    Compression, GoogledriveProfile, RestoreTier, S3Price, S3Profile,
+    Compression, GoogledriveProfile, KeepPolicy, RestoreTier, S3Price, S3Profile, parse_size,
 };
 pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;

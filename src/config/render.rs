@@ -124,6 +124,11 @@ pub fn to_yaml(c: &Config) -> String {
         "gc-min-free-percent",
         s.retention.min_free_percent.map(num),
     );
+    o.opt_num(
+        2,
+        "gc-min-free-bytes",
+        s.retention.min_free_bytes.map(|b| b.to_string()),
+    );
     o.kv(2, "gc-min-keep", &s.retention.min_keep.to_string());
     o.kv(2, "coda-full-probability", &num(s.coda.full_probability));
     o.kv(2, "coda-volutil-path", &q(&s.coda.volutil_path));
@@ -254,6 +259,7 @@ pub fn to_yaml(c: &Config) -> String {
                 o.opt(6, "googledrive-api-url", gd.api_url.as_deref());
                 o.opt(6, "googledrive-token-url", gd.token_url.as_deref());
             }
+            ArchiverKind::Null => o.kv(6, "archiver", &q("null")),
             ArchiverKind::Local { path: p } => {
                 o.kv(6, "archiver", "local");
                 o.kv(6, "local-path", &path(p));
@@ -278,6 +284,11 @@ pub fn to_yaml(c: &Config) -> String {
                     }
                 }
                 o.kv(6, "s3-storage-class", &s3.storage_class);
+                o.opt(
+                    6,
+                    "s3-final-storage-class",
+                    s3.final_storage_class.as_deref(),
+                );
                 let tier = match s3.restore_tier {
                     super::RestoreTier::Bulk => "bulk",
                     super::RestoreTier::Standard => "standard",
@@ -303,6 +314,18 @@ pub fn to_yaml(c: &Config) -> String {
         o.kv(6, "compression", p.compression.name());
         o.kv(6, "keep-count", &p.keep_count.to_string());
         o.kv(6, "workers", &p.workers.to_string());
+        o.kv(6, "diffs", &p.diffs.to_string());
+        o.kv(
+            6,
+            "keep-policy",
+            match p.keep_policy {
+                super::KeepPolicy::Count => "count",
+                super::KeepPolicy::Hanoi => "hanoi",
+            },
+        );
+        o.kv(6, "keep-discs", &p.keep_discs.to_string());
+        o.kv(6, "keep-oldest", &p.keep_oldest.to_string());
+        o.opt_num(6, "keep-bytes", p.keep_bytes.map(|b| b.to_string()));
     }
     if !c.coda.is_empty() {
         o.head(0, "coda");
@@ -398,6 +421,13 @@ pub fn to_yaml(c: &Config) -> String {
             match &d.command {
                 DumpCommand::Argv(argv) => o.list(4, "command", argv),
                 DumpCommand::Shell(sh) => o.kv(4, "command", &q(sh)),
+                DumpCommand::Pipeline(stages) => {
+                    o.head(4, "pipeline");
+                    for stage in stages {
+                        let argv: Vec<String> = stage.iter().map(|a| q(a)).collect();
+                        let _ = writeln!(o.0, "      - [{}]", argv.join(", "));
+                    }
+                }
             }
             o.kv(4, "file", &q(&d.file));
             o.opt(4, "user", d.user.as_deref());

@@ -59,7 +59,23 @@ pub struct Retention {
     pub policy: Policy,
     pub log_distinct_days: u32,
     pub min_free_percent: Option<f64>,
+    /// `gc-min-free-bytes`: the same rule with an absolute floor.
+    pub min_free_bytes: Option<u64>,
     pub min_keep: u32,
+}
+
+impl Retention {
+    /// The free-space rule (`gc-min-free-percent`, `gc-min-free-bytes`),
+    /// when one is configured.
+    #[must_use]
+    pub fn free_space_rule(&self) -> Option<crate::retention::FreeSpaceRule> {
+        (self.min_free_percent.is_some() || self.min_free_bytes.is_some()).then_some(
+            crate::retention::FreeSpaceRule {
+                min_percent: self.min_free_percent,
+                min_bytes: self.min_free_bytes,
+            },
+        )
+    }
 }
 
 /// The snapshot retention policy `gc-policy` names.
@@ -130,6 +146,10 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
         Some((n, p)) => r.number_in(n, &p, 0.0, 100.0, "a percentage").map(Some),
         None => Some(None),
     };
+    let min_free_bytes = match f.get("gc-min-free-bytes") {
+        Some((n, p)) => archivers::size(r, n, &p).map(Some),
+        None => Some(None),
+    };
     let min_keep = get_count(r, &mut f, "gc-min-keep", 3, 1);
 
     let coda = coda::settings(r, &mut f);
@@ -167,6 +187,7 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
             policy,
             log_distinct_days: log_distinct_days?,
             min_free_percent: min_free_percent?,
+            min_free_bytes: min_free_bytes?,
             min_keep: min_keep?,
         },
         coda: coda?,

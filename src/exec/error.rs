@@ -63,6 +63,16 @@ pub enum ExecError {
         #[source]
         source: std::io::Error,
     },
+    /// A stage of a pipeline could not start or did not succeed; `others`
+    /// are the further stages that did not succeed either.
+    #[error("stage {stage} of {stages} of the pipeline: {source}{}", super::pipeline::others_suffix(.others))]
+    Pipeline {
+        stage: usize,
+        stages: usize,
+        others: Vec<super::pipeline::StageFailure>,
+        #[source]
+        source: Box<ExecError>,
+    },
 }
 
 impl ExecError {
@@ -71,6 +81,7 @@ impl ExecError {
     pub fn status(&self) -> Option<i32> {
         match self {
             ExecError::Failed { status, .. } => Some(*status),
+            ExecError::Pipeline { source, .. } => source.status(),
             _ => None,
         }
     }
@@ -82,6 +93,7 @@ impl ExecError {
             ExecError::Failed { stderr_tail, .. } | ExecError::Killed { stderr_tail, .. } => {
                 stderr_tail
             }
+            ExecError::Pipeline { source, .. } => source.stderr_tail(),
             _ => "",
         }
     }

@@ -14,9 +14,11 @@
 
 mod error;
 mod pipe;
+mod pipeline;
 
 pub use error::{ExecError, Termination};
 pub use pipe::{ChildReader, ChildWriter, Finished};
+pub use pipeline::{PipelineFinished, PipelineReader, StageFailure, spawn_pipeline};
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;

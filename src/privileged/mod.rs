@@ -763,6 +763,11 @@ impl Helper {
                     Ok(_) => {}
                 }
                 self.cmd(&btrfs_argv::delete(&path)).run()?;
+                // why: btrfs frees a deleted subvolume's space later, in a cleaner thread; the free-space
+                // rule measures after each removal, so the removal ends when the space is free and counted
+                let fs = PathBuf::from(pinned.proc_path());
+                self.cmd(&btrfs_argv::wait_deleted(&fs)).run()?;
+                self.cmd(&btrfs_argv::commit(&fs)).run()?;
                 Ok(json(&RemoveReply { removed: true }))
             }
             Verb::Mount(_) | Verb::Umount(_) => Err(Refusal::BtrfsNeedsNoMount.into()),
@@ -802,6 +807,28 @@ pub mod btrfs_argv {
             "-r".into(),
             root.to_string_lossy().into_owned(),
             dest.to_string_lossy().into_owned(),
+        ]
+    }
+
+    /// `btrfs subvolume sync PATH`: wait until deleted subvolumes are gone.
+    #[must_use]
+    pub fn wait_deleted(path: &Path) -> Vec<String> {
+        vec![
+            "btrfs".into(),
+            "subvolume".into(),
+            "sync".into(),
+            path.to_string_lossy().into_owned(),
+        ]
+    }
+
+    /// `btrfs filesystem sync PATH`: commit, so freed space is counted.
+    #[must_use]
+    pub fn commit(path: &Path) -> Vec<String> {
+        vec![
+            "btrfs".into(),
+            "filesystem".into(),
+            "sync".into(),
+            path.to_string_lossy().into_owned(),
         ]
     }
 

@@ -1,5 +1,7 @@
 //! The emergency rule for a thin pool short of space (`gc-min-free-percent`,
-//! `gc-min-keep`, DESIGN §5).
+//! `gc-min-free-bytes`, `gc-min-keep`, DESIGN §5), applied by `prune` and,
+//! before any unit writes, at the start of `run` (the link-dest puller's
+//! "make room first").
 //!
 //! How much space removing one snapshot frees cannot be known in advance
 //! (thin snapshots share blocks), so this module only answers two questions
@@ -44,6 +46,43 @@ pub fn emergency_order(plan: &Plan, min_keep: usize) -> Vec<SnapshotName> {
         .take(removable)
         .map(|entry| entry.name.clone())
         .collect()
+}
+
+/// The snapshots `run` may remove before its units write, one at a time and
+/// in this order while space is short: first those the plan removes anyway
+/// (oldest first; `prune` would take them next), then those it keeps,
+/// oldest first; never so many that fewer than `min_keep` snapshots
+/// (protected ones counted) would remain.
+#[must_use]
+pub fn pre_run_order(plan: &Plan, min_keep: usize) -> Vec<SnapshotName> {
+    let removable = plan.entries.len().saturating_sub(min_keep);
+    let marked = |remove: bool| {
+        plan.entries
+            .iter()
+            .filter(move |e| e.mark.is_remove() == remove && !matches!(e.mark, Mark::Protected(_)))
+            .map(|e| e.name.clone())
+    };
+    marked(true).chain(marked(false)).take(removable).collect()
+}
+
+/// The free-space rule: a percentage (of the pool's data and metadata, or
+/// of the filesystem's bytes and inodes) and an absolute number of bytes,
+/// either or both.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FreeSpaceRule {
+    pub min_percent: Option<f64>,
+    pub min_bytes: Option<u64>,
+}
+
+impl FreeSpaceRule {
+    /// Whether space is short: below the percentage (see
+    /// [`below_threshold`]) or below the bytes.
+    #[must_use]
+    pub fn short(&self, data_percent: f64, metadata_percent: f64, free_bytes: u64) -> bool {
+        self.min_percent
+            .is_some_and(|p| below_threshold(data_percent, metadata_percent, p))
+            || self.min_bytes.is_some_and(|b| free_bytes < b)
+    }
 }
 
 /// True when the pool's free data or free metadata space, in percent, is
@@ -174,6 +213,74 @@ mod tests {
             let got = emergency_order(&plan, min_keep);
             let got: Vec<&str> = got.iter().map(SnapshotName::as_str).collect();
             assert_eq!(got, want, "{entries:?} min_keep {min_keep}");
+        }
+    }
+
+    #[test]
+    fn pre_run_order_takes_what_the_plan_removes_first() {
+        // (plan, min_keep, order)
+        type Case<'a> = (&'a [(&'a str, &'a str)], usize, &'a [&'a str]);
+        let cases: &[Case] = &[
+            (&[], 3, &[]),
+            (
+                &[
+                    ("20260101-1", "keep"),
+                    ("20260102-1", "remove"),
+                    ("20260103-1", "keep"),
+                    ("20260104-1", "keep"),
+                ],
+                2,
+                &["20260102-1", "20260101-1"],
+            ),
+            (
+                &[
+                    ("20260101-1", "protected"),
+                    ("20260102-1", "remove"),
+                    ("20260103-1", "keep"),
+                ],
+                1,
+                &["20260102-1", "20260103-1"],
+            ),
+            (&[("20260101-1", "remove"), ("20260102-1", "keep")], 5, &[]),
+            (
+                &[
+                    ("20260101-1", "remove"),
+                    ("20260102-1", "remove"),
+                    ("20260103-1", "keep"),
+                ],
+                2,
+                &["20260101-1"],
+            ),
+        ];
+        for &(entries, min_keep, want) in cases {
+            let plan = Plan {
+                entries: entries.iter().map(|&(n, m)| entry(n, m)).collect(),
+            };
+            let got = pre_run_order(&plan, min_keep);
+            let got: Vec<&str> = got.iter().map(SnapshotName::as_str).collect();
+            assert_eq!(got, want, "{entries:?} min_keep {min_keep}");
+        }
+    }
+
+    #[test]
+    fn the_rule_is_short_below_the_percentage_or_the_bytes() {
+        let rule = |p, b| FreeSpaceRule {
+            min_percent: p,
+            min_bytes: b,
+        };
+        // (rule, data %, metadata %, free bytes, short)
+        let cases = [
+            (rule(None, None), 1.0, 1.0, 0, false),
+            (rule(Some(10.0), None), 9.0, 50.0, u64::MAX, true),
+            (rule(Some(10.0), None), 11.0, 50.0, 0, false),
+            (rule(None, Some(1000)), 1.0, 1.0, 999, true),
+            (rule(None, Some(1000)), 1.0, 1.0, 1000, false),
+            (rule(Some(10.0), Some(1000)), 50.0, 50.0, 999, true),
+            (rule(Some(10.0), Some(1000)), 5.0, 50.0, 5000, true),
+            (rule(Some(10.0), Some(1000)), 50.0, 50.0, 5000, false),
+        ];
+        for (r, d, m, b, want) in cases {
+            assert_eq!(r.short(d, m, b), want, "{r:?} {d} {m} {b}");
         }
     }
 

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::names::SnapshotName;
 
 pub use calendar::CalendarPolicy;
-pub use free_space::{below_threshold, emergency_order};
+pub use free_space::{FreeSpaceRule, below_threshold, emergency_order, pre_run_order};
 pub use hanoi::HanoiPolicy;
 pub use logs::logs_to_remove;
 

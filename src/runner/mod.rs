@@ -5,9 +5,11 @@
 //! registry; a source that cannot list a prefix of its units is reported
 //! like a failed unit), the choice of which units this run scrubs and which
 //! further flags it draws (seeded, so tests are deterministic), the unit
-//! state recorded after each unit, cleaning up after a killed run, and the
-//! snapshot at the end (taken even when units failed, not when the run was
-//! interrupted).
+//! state recorded after each unit, cleaning up after a killed run, the
+//! free-space rule before any unit writes (`gc-min-free-percent`,
+//! `gc-min-free-bytes`: [`crate::snapshot::prune::make_room`] removes old
+//! snapshots, down to `gc-min-keep`), and the snapshot at the end (taken
+//! even when units failed, not when the run was interrupted).
 //!
 //! The children, their logs, pools and console lines are [`crate::jobs`]'s:
 //! one job per unit, `strata -c CONFIG <source> backup ...`, in a pool per
@@ -205,6 +207,9 @@ pub fn run(
             "warning: a previous run (PID {pid}) did not finish; taking over its lock"
         ));
     }
+    if let Some(store) = store {
+        make_room(config, store, &console);
+    }
     let (units, list_failures) = match select_units(config, &opts.only) {
         Ok(u) => u,
         Err(e) => {
@@ -284,6 +289,75 @@ pub fn run(
         lock_taken_over_from: taken_over,
         interrupted: ran.interrupted,
     })
+}
+
+/// The free-space rule before the units write: old snapshots go while space
+/// is short, down to `gc-min-keep`. Never fatal: a run that cannot make
+/// room still runs (and its units may fail for space, which they report).
+fn make_room(config: &Config, store: &dyn SnapshotStore, console: &Console) {
+    use crate::snapshot::prune::{self, PruneEvent, PruneMode};
+    if config.settings.retention.free_space_rule().is_none() {
+        return;
+    }
+    let (incomplete, unreadable) = crate::archive::sets::incomplete_sets(config);
+    for (profile, e) in unreadable {
+        console.failure(&format!(
+            "warning: cannot list the archive sets of profile {profile} ({e}); snapshots its incomplete sets read are not protected"
+        ));
+    }
+    let mut protected = BTreeMap::new();
+    for (name, profile) in incomplete {
+        protected
+            .entry(name)
+            .or_insert(crate::retention::ProtectReason::ArchiveSetReading { profile });
+    }
+    let today = chrono::Local::now().date_naive();
+    let report = match prune::make_room(
+        store,
+        &config.settings.retention,
+        today,
+        protected,
+        PruneMode::Apply,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            console.failure(&format!(
+                "cannot make room before the run: {}",
+                crate::error::chain(&e)
+            ));
+            return;
+        }
+    };
+    for e in report.events {
+        match e {
+            PruneEvent::FreeSpace {
+                name,
+                data,
+                meta,
+                min_free,
+                free_bytes,
+                min_free_bytes,
+                ..
+            } => console.line(&format!(
+                "removed snapshot {name} before the run: {}",
+                prune::shortage(data, meta, min_free, free_bytes, min_free_bytes)
+            )),
+            PruneEvent::FreeSpaceExhausted {
+                data,
+                meta,
+                min_free,
+                free_bytes,
+                min_free_bytes,
+            } => console.failure(&format!(
+                "warning: {}, and no more snapshots may be removed (gc-min-keep)",
+                prune::shortage(data, meta, min_free, free_bytes, min_free_bytes)
+            )),
+            PruneEvent::RemoveFailed { name, error } => console.failure(&format!(
+                "cannot remove snapshot {name} to make room before the run: {error}"
+            )),
+            _ => {}
+        }
+    }
 }
 
 fn unit_job(

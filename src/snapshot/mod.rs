@@ -70,6 +70,21 @@ impl Space {
             100.0 * self.inodes_free as f64 / self.inodes as f64
         }
     }
+    /// The free bytes that `gc-min-free-bytes` watches: the pool's free data
+    /// where there is a pool, else the filesystem's free bytes.
+    #[must_use]
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )] // why: a percentage of a size, rounded down
+    pub fn free_bytes_for_pruning(&self) -> u64 {
+        match &self.pool {
+            Some(p) => (p.data_size as f64 * p.data_free_percent.clamp(0.0, 100.0) / 100.0) as u64,
+            None => self.fs_free,
+        }
+    }
+
     /// The free percentage that the emergency pruning rule watches: the
     /// pool's data and metadata where there is a pool, else the filesystem.
     #[must_use]

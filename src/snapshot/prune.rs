@@ -4,9 +4,14 @@
 //!
 //! The decisions are [`crate::retention`]'s pure plans; this module only
 //! applies them, in this order: the policy's removals, then (when the pool
-//! or filesystem is below `gc-min-free-percent`) the oldest kept snapshots
-//! down to `gc-min-keep`, then per-unit logs beyond `gc-log-distinct-days`.
-//! A snapshot that cannot be removed is reported and the rest goes on.
+//! or filesystem is below `gc-min-free-percent` or `gc-min-free-bytes`) the
+//! oldest kept snapshots down to `gc-min-keep`, then per-unit logs beyond
+//! `gc-log-distinct-days`. A snapshot that cannot be removed is reported
+//! and the rest goes on.
+//!
+//! [`make_room`] is the free-space rule alone, which `run` applies before
+//! any unit writes: while space is short, it removes what the policy
+//! removes anyway, then the oldest kept snapshots, down to `gc-min-keep`.
 
 use super::{Removed, SnapshotError, SnapshotName, SnapshotStore};
 use crate::config::Retention;
@@ -55,7 +60,11 @@ pub enum PruneEvent {
         name: SnapshotName,
         data: f64,
         meta: f64,
+        /// `gc-min-free-percent`, 0 when unset.
         min_free: f64,
+        /// Free bytes (of the pool's data, or of the filesystem).
+        free_bytes: u64,
+        min_free_bytes: Option<u64>,
         done: bool,
     },
     /// Space is short and `gc-min-keep` forbids removing more.
@@ -63,6 +72,8 @@ pub enum PruneEvent {
         data: f64,
         meta: f64,
         min_free: f64,
+        free_bytes: u64,
+        min_free_bytes: Option<u64>,
     },
     /// An old log (`done` false in a dry run).
     Log {
@@ -75,6 +86,31 @@ pub enum PruneEvent {
 #[derive(Debug, Clone, Default)]
 pub struct PruneReport {
     pub events: Vec<PruneEvent>,
+}
+
+/// Why the free-space rule fires, in words: `free space 4.2% (1.2 GiB
+/// free) is below gc-min-free-percent 10%`.
+#[must_use]
+pub fn shortage(
+    data: f64,
+    meta: f64,
+    min_free: f64,
+    free_bytes: u64,
+    min_free_bytes: Option<u64>,
+) -> String {
+    let mut why = Vec::new();
+    if min_free > 0.0 && (data < min_free || meta < min_free) {
+        why.push(format!("gc-min-free-percent {min_free}%"));
+    }
+    if let Some(b) = min_free_bytes
+        && free_bytes < b
+    {
+        why.push(format!("gc-min-free-bytes {b}"));
+    }
+    format!(
+        "free space {data:.1}% (metadata {meta:.1}%, {free_bytes} bytes) is below {}",
+        why.join(" and ")
+    )
 }
 
 impl PruneReport {
@@ -150,15 +186,9 @@ pub fn prune(
             },
         });
     }
-    if let Some(min_free) = retention.min_free_percent {
-        free_space(
-            store,
-            &plan,
-            min_free,
-            retention.min_keep as usize,
-            mode,
-            &mut report,
-        )?;
+    if let Some(rule) = retention.free_space_rule() {
+        let order = retention::free_space::emergency_order(&plan, retention.min_keep as usize);
+        free_space(store, order, rule, mode, &mut report)?;
     }
     prune_logs(
         logs,
@@ -169,19 +199,48 @@ pub fn prune(
     Ok(report)
 }
 
-/// The free-space rule: remove the oldest kept snapshots while space is short.
+/// Before a run: while space is short by the free-space rule, remove what
+/// the policy removes anyway, then the oldest kept snapshots, down to
+/// `gc-min-keep` (mounted ones and `protected` ones are never taken). With
+/// no rule configured it does nothing.
+pub fn make_room(
+    store: &dyn SnapshotStore,
+    retention: &Retention,
+    today: NaiveDate,
+    mut protected: BTreeMap<SnapshotName, ProtectReason>,
+    mode: PruneMode,
+) -> Result<PruneReport, PruneError> {
+    let mut report = PruneReport::default();
+    let Some(rule) = retention.free_space_rule() else {
+        return Ok(report);
+    };
+    let list = store.list()?;
+    let names: Vec<SnapshotName> = list.iter().map(|s| s.name.clone()).collect();
+    for s in list.iter().filter(|s| s.mounted.is_some()) {
+        protected.insert(s.name.clone(), ProtectReason::Mounted);
+    }
+    let plan = retention::plan(&names, &retention.policy, today, &protected);
+    let order = retention::free_space::pre_run_order(&plan, retention.min_keep as usize);
+    free_space(store, order, rule, mode, &mut report)?;
+    Ok(report)
+}
+
+/// The free-space rule: remove the snapshots of `order`, one at a time,
+/// while space is short.
 fn free_space(
     store: &dyn SnapshotStore,
-    plan: &retention::Plan,
-    min_free: f64,
-    min_keep: usize,
+    order: Vec<SnapshotName>,
+    rule: retention::FreeSpaceRule,
     mode: PruneMode,
     report: &mut PruneReport,
 ) -> Result<(), SnapshotError> {
-    let mut order = retention::free_space::emergency_order(plan, min_keep).into_iter();
+    let mut order = order.into_iter();
+    let min_free = rule.min_percent.unwrap_or(0.0);
     loop {
-        let (data, meta) = store.space()?.free_for_pruning();
-        if !retention::free_space::below_threshold(data, meta, min_free) {
+        let space = store.space()?;
+        let (data, meta) = space.free_for_pruning();
+        let free_bytes = space.free_bytes_for_pruning();
+        if !rule.short(data, meta, free_bytes) {
             return Ok(());
         }
         let Some(next) = order.next() else {
@@ -189,18 +248,27 @@ fn free_space(
                 data,
                 meta,
                 min_free,
+                free_bytes,
+                min_free_bytes: rule.min_bytes,
             });
             return Ok(());
         };
         let done = mode == PruneMode::Apply;
-        if done {
-            store.remove(&next)?;
+        if done && let Err(e) = store.remove(&next) {
+            // why: said as an event, so what was removed before it is still reported
+            report.events.push(PruneEvent::RemoveFailed {
+                name: next,
+                error: crate::error::chain(&e),
+            });
+            return Ok(());
         }
         report.events.push(PruneEvent::FreeSpace {
             name: next,
             data,
             meta,
             min_free,
+            free_bytes,
+            min_free_bytes: rule.min_bytes,
             done,
         });
         if !done {

@@ -169,6 +169,15 @@ const APPENDIX_A_KEYS: &[&str] = &[
     "file",
     "scrub",
     "skip",
+    // strata's own keys since (issue 15)
+    "gc-min-free-bytes",
+    "diffs",
+    "keep-policy",
+    "keep-discs",
+    "keep-oldest",
+    "keep-bytes",
+    "s3-final-storage-class",
+    "pipeline",
 ];
 
 #[test]
@@ -301,7 +310,7 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "missing archiver kind",
         "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    offsite:\n      compression: zstd\n",
         6,
-        "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3 or local)",
+        "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3, local or null)",
     ),
     (
         "googledrive url",

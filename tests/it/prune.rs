@@ -205,3 +205,52 @@ fn the_free_space_rule_removes_the_oldest_until_min_keep() {
     let left: Vec<String> = remaining(&s).iter().map(ToString::to_string).collect();
     assert_eq!(left, ["20260501-4", "20260501-5"]);
 }
+
+#[test]
+fn run_makes_room_before_its_units_write_by_bytes_too() {
+    // why: a petabyte free can never be met, so the rule runs down to gc-min-keep
+    let s = Setup::new(
+        "  gc-min-free-bytes: 1P\n  gc-min-keep: 2\n",
+        "  a:\n    command: [echo, a]\n",
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+    let names: Vec<SnapshotName> = (1..=4).map(|n| SnapshotName::new(day, n)).collect();
+    make_snapshots(&s, &names);
+    // prune reads the byte rule as it reads the percentage
+    let out = s.run(&["prune", "-n", "--as-of", "2026-05-02"]);
+    assert!(
+        text(&out.stdout).contains("would remove 20260501-1 (free space")
+            && text(&out.stdout).contains("below gc-min-free-bytes 1125899906842624"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = s.run(&["run"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for n in 1..=2 {
+        assert!(
+            stdout.contains(&format!(
+                "removed snapshot 20260501-{n} before the run: free space"
+            )),
+            "{stdout}"
+        );
+    }
+    // the removals come before the unit starts, and the run goes on to its snapshot
+    let removed_at = stdout.find("removed snapshot 20260501-2").unwrap();
+    let started_at = stdout.find("start dump/a").unwrap();
+    assert!(removed_at < started_at, "{stdout}");
+    assert!(
+        stderr.contains("no more snapshots may be removed (gc-min-keep)"),
+        "{stderr}"
+    );
+    let left: Vec<String> = remaining(&s).iter().map(ToString::to_string).collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(&left[..2], ["20260501-3", "20260501-4"]);
+    // without a rule, run removes nothing
+    let s = Setup::new("", "  a:\n    command: [echo, a]\n");
+    make_snapshots(&s, &names);
+    let out = s.run(&["run"]);
+    assert!(out.status.success());
+    assert!(!text(&out.stdout).contains("before the run"));
+    assert_eq!(remaining(&s).len(), 5);
+}

@@ -20,7 +20,12 @@ use std::process::Output;
 const ETC_CONFIG: &str = "/etc/strata/snapshot.yaml";
 const SUDOERS: &str = "/etc/sudoers.d/strata-test-btrfs";
 
+/// One rig at a time: they share the user name, the sudoers file and
+/// /etc/strata/snapshot.yaml.
+static ONE_RIG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct BtrfsRig {
+    _one: std::sync::MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     user: String,
     uid: u32,
@@ -59,6 +64,10 @@ impl BtrfsRig {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let user = format!("stratabt{}", std::process::id() % 100_000);
         let mut rig = BtrfsRig {
+            // why: a test that failed holding it poisons it; the next rig is still fine
+            _one: ONE_RIG
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             dir,
             user,
             uid: 0,
@@ -311,4 +320,80 @@ fn root_btrfs_run_snapshot_mount_prune_as_unprivileged_user() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Free bytes of the filesystem holding `path`, as strata measures them.
+fn free_bytes(path: &Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(path).unwrap();
+    st.blocks_available() * st.fragment_size()
+}
+
+#[test]
+fn root_btrfs_run_makes_room_before_its_units_write() {
+    if !require("root", is_root()) {
+        return;
+    }
+    let kernel_btrfs = fs::read_to_string("/proc/filesystems").is_ok_and(|t| t.contains("btrfs"));
+    if !require("btrfs in the kernel", kernel_btrfs)
+        || !require("btrfs-progs (apt: btrfs-progs)", have("mkfs.btrfs"))
+        || !require(
+            "sudo, visudo, useradd, losetup",
+            have("sudo") && have("visudo") && have("useradd") && have("losetup"),
+        )
+    {
+        return;
+    }
+    let rig = BtrfsRig::setup();
+    // Each run stores 40 MiB of new random bytes; each snapshot pins its own.
+    let config = |min_free: u64| {
+        fs::write(
+            rig.config(),
+            format!(
+                "settings:\n  root: {}\n  snapshot-store: btrfs\n  gc-min-keep: 1\n  gc-min-free-bytes: {min_free}\ndump:\n  fill:\n    command: [head, -c, '{}', /dev/urandom]\n    file: fill.bin\n",
+                rig.root().display(),
+                40 * MIB
+            ),
+        )
+        .unwrap();
+    };
+    config(0);
+    let mut snaps = Vec::new();
+    for _ in 0..4 {
+        let out = rig.ok(&["run"]);
+        assert!(!out.contains("before the run"), "{out}");
+        snaps.push(
+            out.lines()
+                .find_map(|l| {
+                    l.strip_prefix("snapshot ")
+                        .and_then(|l| l.strip_suffix(" taken"))
+                })
+                .unwrap_or_else(|| panic!("{out}"))
+                .to_owned(),
+        );
+    }
+    // Removing the oldest snapshot frees its 40 MiB, the next another 40;
+    // the newest two share theirs with the live file. Ask for 60 MiB more
+    // than is free: exactly two snapshots must go, and the space be measured
+    // after each (btrfs frees a deleted subvolume's space in the background).
+    let free = free_bytes(&rig.root());
+    config(free + 60 * MIB);
+    let out = rig.ok(&["run"]);
+    for s in &snaps[..2] {
+        assert!(
+            out.contains(&format!("removed snapshot {s} before the run")),
+            "{out}"
+        );
+    }
+    assert!(
+        !out.contains(&format!("removed snapshot {}", snaps[2])),
+        "{out}"
+    );
+    let removed_at = out.find("before the run").unwrap();
+    assert!(removed_at < out.find("start dump/fill").unwrap(), "{out}");
+    let listed = rig.ok(&["ls"]);
+    let names: Vec<&str> = listed.lines().collect();
+    assert_eq!(names.len(), 3, "{listed}");
+    assert_eq!(&names[..2], [snaps[2].as_str(), snaps[3].as_str()]);
 }

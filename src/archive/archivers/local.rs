@@ -8,8 +8,14 @@
 //! `resync` removes them. Deleting a set renames it to `.deleting-<set>`
 //! first, so it leaves the listing atomically. Nothing is protected: a
 //! directory has no minimum storage period.
+//!
+//! Chains: `<unit%2F...>.state` holds an archive's sealed chain state and
+//! `<unit%2F...>.chain.json` its link, both written (state first) before
+//! the archive; storing them first removes an earlier attempt's archive
+//! metadata, so an old archive is never listed with a new link.
 
 use super::{Archiver, CostLine, SetInfo, decode_unit, encode_unit};
+use crate::archive::chain::{ChainFields, ChainLink};
 use crate::archive::{ArchiveError, ArchiveMeta, MetaFields};
 use crate::backup_root::{sync_dir, write_atomic};
 use std::collections::BTreeMap;
@@ -18,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 const ARCHIVE: &str = ".archive";
 const META: &str = ".meta.json";
+const STATE: &str = ".state";
+const CHAIN: &str = ".chain.json";
 const COMPLETE: &str = "COMPLETE";
 
 pub struct LocalArchiver {
@@ -46,6 +54,40 @@ impl LocalArchiver {
             .join(format!("{}{META}", encode_unit(unit)))
     }
 
+    fn state(&self, set: &str, unit: &str) -> PathBuf {
+        self.set_dir(set)
+            .join(format!("{}{STATE}", encode_unit(unit)))
+    }
+
+    fn chain(&self, set: &str, unit: &str) -> PathBuf {
+        self.set_dir(set)
+            .join(format!("{}{CHAIN}", encode_unit(unit)))
+    }
+
+    /// Copy (or link) `file` into `dir` under a temporary name, synced.
+    fn stage_copy(
+        dir: &Path,
+        prefix: &str,
+        file: &Path,
+    ) -> Result<tempfile::TempPath, ArchiveError> {
+        let mut tmp_name = tempfile::Builder::new();
+        tmp_name.prefix(prefix);
+        // why: a spool on the store's filesystem gives its file over for free;
+        // elsewhere (EXDEV, or a store that refuses links) the bytes are copied
+        let tmp = if let Ok(linked) = tmp_name.make_in(dir, |p| std::fs::hard_link(file, p)) {
+            linked.into_temp_path()
+        } else {
+            let mut tmp = tmp_name.tempfile_in(dir).map_err(ArchiveError::io(dir))?;
+            let mut src = std::fs::File::open(file).map_err(ArchiveError::io(file))?;
+            std::io::copy(&mut src, tmp.as_file_mut()).map_err(ArchiveError::io(tmp.path()))?;
+            tmp.into_temp_path()
+        };
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(ArchiveError::io(&tmp))?;
+        Ok(tmp)
+    }
+
     fn set_names(&self) -> Result<Vec<String>, ArchiveError> {
         let rd = match std::fs::read_dir(&self.path) {
             Ok(rd) => rd,
@@ -63,6 +105,24 @@ impl LocalArchiver {
         v.sort();
         Ok(v)
     }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), ArchiveError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ArchiveError::io(path)(e)),
+    }
+}
+
+fn read_chain_file(path: &Path) -> Result<ChainLink, ArchiveError> {
+    let bytes = std::fs::read(path).map_err(ArchiveError::io(path))?;
+    let bad = |reason: String| ArchiveError::BadMetadata {
+        file: path.to_owned(),
+        reason,
+    };
+    let fields: ChainFields = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    ChainLink::from_fields(&fields).map_err(bad)
 }
 
 fn read_meta_file(path: &Path) -> Result<ArchiveMeta, ArchiveError> {
@@ -156,27 +216,8 @@ impl Archiver for LocalArchiver {
         std::fs::create_dir_all(&dir).map_err(ArchiveError::io(&dir))?;
         // why: metadata of an earlier attempt must not describe the new bytes even for an instant
         let meta_path = self.meta(set, unit);
-        match std::fs::remove_file(&meta_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ArchiveError::io(&meta_path)(e)),
-        }
-        let prefix = format!(".tmp-{}-", encode_unit(unit));
-        let mut tmp_name = tempfile::Builder::new();
-        tmp_name.prefix(&prefix);
-        // why: a spool on the store's filesystem gives its file over for free;
-        // elsewhere (EXDEV, or a store that refuses links) the bytes are copied
-        let tmp = if let Ok(linked) = tmp_name.make_in(&dir, |p| std::fs::hard_link(file, p)) {
-            linked.into_temp_path()
-        } else {
-            let mut tmp = tmp_name.tempfile_in(&dir).map_err(ArchiveError::io(&dir))?;
-            let mut src = std::fs::File::open(file).map_err(ArchiveError::io(file))?;
-            std::io::copy(&mut src, tmp.as_file_mut()).map_err(ArchiveError::io(tmp.path()))?;
-            tmp.into_temp_path()
-        };
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(ArchiveError::io(&tmp))?;
+        remove_if_present(&meta_path)?;
+        let tmp = Self::stage_copy(&dir, &format!(".tmp-{}-", encode_unit(unit)), file)?;
         crate::fault::point("archive-upload");
         let data = self.data(set, unit);
         tmp.persist(&data)
@@ -228,8 +269,16 @@ impl Archiver for LocalArchiver {
                 .flatten()
             {
                 let name = e.file_name().to_string_lossy().into_owned();
+                let listed = |enc: &str| {
+                    let unit = decode_unit(enc);
+                    self.meta(&set, &unit).exists() && self.data(&set, &unit).exists()
+                };
                 let orphan = if name.starts_with(".tmp-") {
                     Some("an interrupted upload")
+                } else if let Some(enc) = name.strip_suffix(STATE) {
+                    (!listed(enc)).then_some("a chain state without its archive")
+                } else if let Some(enc) = name.strip_suffix(CHAIN) {
+                    (!listed(enc)).then_some("a chain link without its archive")
                 } else if let Some(enc) = name.strip_suffix(ARCHIVE) {
                     (!self.meta(&set, &decode_unit(enc)).exists())
                         .then_some("an archive without metadata")
@@ -251,13 +300,73 @@ impl Archiver for LocalArchiver {
 
     fn report_cost(&self) -> Result<Vec<CostLine>, ArchiveError> {
         let sets = self.list_sets()?;
+        let mut states = 0;
+        for set in sets.keys() {
+            for link in self.chain_links(set)?.values() {
+                states += link.state.size;
+            }
+        }
         Ok(vec![CostLine {
             class: "local".into(),
             archives: sets.values().map(|s| s.count).sum(),
-            bytes: sets.values().map(|s| s.size).sum(),
+            bytes: sets.values().map(|s| s.size).sum::<u64>() + states,
             monthly: 0.0,
             retrieval: 0.0,
             peak: None,
         }])
+    }
+
+    fn supports_chains(&self) -> bool {
+        true
+    }
+
+    fn put_chain(
+        &self,
+        set: &str,
+        unit: &str,
+        link: &ChainLink,
+        state: &Path,
+    ) -> Result<(), ArchiveError> {
+        let dir = self.set_dir(set);
+        std::fs::create_dir_all(&dir).map_err(ArchiveError::io(&dir))?;
+        // why: an earlier attempt's archive must not be listed with this new link
+        remove_if_present(&self.meta(set, unit))?;
+        let tmp = Self::stage_copy(&dir, &format!(".tmp-{}-", encode_unit(unit)), state)?;
+        let dest = self.state(set, unit);
+        tmp.persist(&dest)
+            .map_err(|e| ArchiveError::io(&dest)(e.error))?;
+        sync_dir(&dir).map_err(ArchiveError::io(&dir))?;
+        let chain = self.chain(set, unit);
+        let json = serde_json::to_vec_pretty(&link.fields()).map_err(std::io::Error::other);
+        let json = json.map_err(ArchiveError::io(&chain))?;
+        write_atomic(&chain, &json).map_err(ArchiveError::io(&chain))
+    }
+
+    fn chain_link(&self, set: &str, unit: &str) -> Result<Option<ChainLink>, ArchiveError> {
+        let p = self.chain(set, unit);
+        if !p.is_file() || !self.state(set, unit).is_file() {
+            return Ok(None);
+        }
+        read_chain_file(&p).map(Some)
+    }
+
+    fn chain_links(&self, set: &str) -> Result<BTreeMap<String, ChainLink>, ArchiveError> {
+        let mut out = BTreeMap::new();
+        for unit in self.list_set_archives(set)?.into_keys() {
+            if let Some(link) = self.chain_link(set, &unit)? {
+                out.insert(unit, link);
+            }
+        }
+        Ok(out)
+    }
+
+    fn download_chain_state(
+        &self,
+        set: &str,
+        unit: &str,
+    ) -> Result<Box<dyn Read + Send>, ArchiveError> {
+        let p = self.state(set, unit);
+        let f = std::fs::File::open(&p).map_err(ArchiveError::io(&p))?;
+        Ok(Box::new(f))
     }
 }

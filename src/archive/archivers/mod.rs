@@ -27,12 +27,28 @@
 //!   while (Drive's daily cap) says so through `upload_paused`, and
 //!   `archive run` leaves the set incomplete for `archive run -r` instead
 //!   of failing its units.
+//!
+//! Incremental chains (`diffs: N > 0`, [`crate::archive::chain`]) need an
+//! archiver that stores, beside an archive, its [`ChainLink`] (base set,
+//! level, the chain state's metadata) and the sealed chain state. Such an
+//! archiver returns true from `supports_chains` and implements `put_chain`
+//! (state and link stored before `upload_archive` stores the archive, so
+//! a listed diff always has its link; an earlier attempt's state is
+//! replaced), `chain_link` (`None` for an archive made without a chain),
+//! `chain_links` (every link of a set) and `download_chain_state`; its
+//! `delete_set` and `resync` take the chain states with the archives, and a
+//! state without its archive is an orphan for `resync`. The default
+//! methods describe an archiver without chains: `archive run` and
+//! `archive unit` refuse `diffs: N > 0` on it, and every archive it holds
+//! is a full one.
 
 pub mod aws;
 pub mod googledrive;
 pub mod local;
+pub mod null;
 pub mod s3;
 
+use super::chain::ChainLink;
 use super::{ArchiveError, ArchiveMeta};
 use crate::config::{ArchiveSettings, ArchiverKind, ArchiverProfile};
 use serde::Serialize;
@@ -178,6 +194,48 @@ pub trait Archiver: Send + Sync {
     fn resync(&self) -> Result<Vec<String>, ArchiveError>;
     /// Stored bytes and prices.
     fn report_cost(&self) -> Result<Vec<CostLine>, ArchiveError>;
+    /// Whether what a run uploads is kept. The `null` archiver keeps
+    /// nothing: `archive run` then reports what it would have uploaded.
+    fn stores(&self) -> bool {
+        true
+    }
+    /// Whether this archiver stores chain links and states (see the module
+    /// documentation); `diffs: N > 0` needs it.
+    fn supports_chains(&self) -> bool {
+        false
+    }
+    /// Store the sealed chain state `state` of `unit` in `set` and its
+    /// `link`, before the archive itself is uploaded.
+    fn put_chain(
+        &self,
+        set: &str,
+        unit: &str,
+        link: &ChainLink,
+        state: &Path,
+    ) -> Result<(), ArchiveError> {
+        let _ = (set, unit, link, state);
+        Err(ArchiveError::ChainsUnsupported(self.kind()))
+    }
+    /// The chain link of `unit`'s archive in `set`; `None` when it was made
+    /// without a chain (or there is no such archive).
+    fn chain_link(&self, set: &str, unit: &str) -> Result<Option<ChainLink>, ArchiveError> {
+        let _ = (set, unit);
+        Ok(None)
+    }
+    /// Every chain link of `set`, unit -> link.
+    fn chain_links(&self, set: &str) -> Result<BTreeMap<String, ChainLink>, ArchiveError> {
+        let _ = set;
+        Ok(BTreeMap::new())
+    }
+    /// The sealed chain state of `unit` in `set`.
+    fn download_chain_state(
+        &self,
+        set: &str,
+        unit: &str,
+    ) -> Result<Box<dyn Read + Send>, ArchiveError> {
+        let _ = (set, unit);
+        Err(ArchiveError::ChainsUnsupported(self.kind()))
+    }
 }
 
 /// Encode a unit path as one file or key name: `%` -> `%25`, `/` -> `%2F`.
@@ -207,6 +265,7 @@ pub fn open(
             p,
         )?)),
         ArchiverKind::S3(p) => Ok(Box::new(s3::S3Archiver::new(p)?)),
+        ArchiverKind::Null => Ok(Box::new(null::NullArchiver)),
     }
 }
 

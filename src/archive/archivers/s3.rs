@@ -10,6 +10,19 @@
 //! Archives above the part size are uploaded in parts streamed from the
 //! spool file (memory stays at one part's buffers), each part retried.
 //!
+//! Chains: `<set>/<unit%2F...>.state` holds an archive's sealed chain state,
+//! its link in the object's user metadata, always in STANDARD (a diff reads
+//! its base's state without a restore); `put_chain` deletes an earlier
+//! attempt's archive first, so an old archive is never listed with a new
+//! link.
+//!
+//! `s3-final-storage-class`: uploads go to `s3-storage-class`, and
+//! `complete_set` moves every archive of the set to the final class by a
+//! server-side copy onto itself (in parts above 5 GiB) before it writes the
+//! marker, so a run that fails never leaves objects billed for an early
+//! deletion behind; `archive run -r` finishes a move that was interrupted
+//! (objects already in the final class are skipped).
+//!
 //! Cold classes: reading a GLACIER / `DEEP_ARCHIVE` object first issues
 //! `RestoreObject` with the profile's tier and days, then polls `HeadObject`
 //! until the restore is done. Sets are protected from prune while any of
@@ -20,6 +33,7 @@
 //! it, so the rest of strata stays synchronous.
 
 use super::{Archiver, CostLine, SetInfo, decode_unit, encode_unit};
+use crate::archive::chain::{ChainFields, ChainLink};
 use crate::archive::{ArchiveError, ArchiveMeta, MetaFields};
 use crate::config::{RestoreTier, S3Profile};
 use aws_sdk_s3::Client;
@@ -40,7 +54,17 @@ use tokio::io::AsyncReadExt;
 use tokio::runtime::Runtime;
 
 const ARCHIVE: &str = ".archive";
+const STATE: &str = ".state";
 const COMPLETE: &str = "COMPLETE";
+
+/// The largest object `CopyObject` copies in one request (5 GiB); larger
+/// ones are copied in parts. `STRATA_S3_COPY_LIMIT` lowers it (tests).
+fn copy_limit() -> u64 {
+    std::env::var("STRATA_S3_COPY_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5 << 30)
+}
 
 pub struct S3Archiver {
     rt: Arc<Runtime>,
@@ -176,6 +200,146 @@ impl S3Archiver {
 
     fn key(&self, set: &str, unit: &str) -> String {
         format!("{}{}{ARCHIVE}", self.set_prefix(set), encode_unit(unit))
+    }
+
+    fn state_key(&self, set: &str, unit: &str) -> String {
+        format!("{}{}{STATE}", self.set_prefix(set), encode_unit(unit))
+    }
+
+    /// Move `key` (of `size` bytes) to `class` by a copy onto itself that
+    /// keeps its metadata.
+    async fn change_class(&self, key: &str, size: u64, class: &str) -> Result<(), ArchiveError> {
+        let source = format!("{}/{}", self.bucket(), urlencoding_key(key));
+        if size <= copy_limit() {
+            self.client
+                .copy_object()
+                .bucket(self.bucket())
+                .key(key)
+                .copy_source(&source)
+                .storage_class(StorageClass::from(class))
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+                .send()
+                .await
+                .map_err(backend(format!("moving {key} to {class}")))?;
+            return Ok(());
+        }
+        // why: CopyObject stops at 5 GiB; a multipart upload whose parts are copies of ranges keeps going
+        let head = self
+            .client
+            .head_object()
+            .bucket(self.bucket())
+            .key(key)
+            .send()
+            .await
+            .map_err(backend(format!("reading the metadata of {key}")))?;
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(self.bucket())
+            .key(key)
+            .storage_class(StorageClass::from(class))
+            .set_metadata(head.metadata().cloned())
+            .send()
+            .await
+            .map_err(backend(format!("starting the move of {key} to {class}")))?;
+        let id = created.upload_id().unwrap_or_default().to_owned();
+        let part = crate::s3::parts_of(size, copy_limit().min(self.part_size.max(5 << 20)));
+        let copied = async {
+            let mut parts = Vec::new();
+            let mut offset = 0u64;
+            let mut number = 1i32;
+            while offset < size {
+                let end = (offset + part).min(size) - 1;
+                let r = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(self.bucket())
+                    .key(key)
+                    .upload_id(&id)
+                    .part_number(number)
+                    .copy_source(&source)
+                    .copy_source_range(format!("bytes={offset}-{end}"))
+                    .send()
+                    .await
+                    .map_err(backend(format!("copying part {number} of {key}")))?;
+                let etag = r
+                    .copy_part_result()
+                    .and_then(|c| c.e_tag())
+                    .unwrap_or_default()
+                    .to_owned();
+                parts.push(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(number)
+                        .e_tag(etag)
+                        .build(),
+                );
+                offset = end + 1;
+                number += 1;
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(self.bucket())
+                .key(key)
+                .upload_id(&id)
+                .multipart_upload(
+                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(backend(format!("completing the move of {key}")))?;
+            Ok(())
+        }
+        .await;
+        if copied.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(self.bucket())
+                .key(key)
+                .upload_id(&id)
+                .send()
+                .await;
+        }
+        copied
+    }
+
+    fn head_state(&self, set: &str, unit: &str) -> Result<Option<ChainLink>, ArchiveError> {
+        let key = self.state_key(set, unit);
+        let h = match self.rt.block_on(
+            self.client
+                .head_object()
+                .bucket(self.bucket())
+                .key(&key)
+                .send(),
+        ) {
+            Ok(h) => h,
+            Err(e)
+                if e.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::head_object::HeadObjectError::is_not_found,
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(backend(format!("reading the chain link {key}"))(e)),
+        };
+        let m = h.metadata().cloned().unwrap_or_default();
+        let get = |k: &str| m.get(k).cloned().unwrap_or_default();
+        let fields = ChainFields {
+            base: get("base"),
+            level: get("level"),
+            state_compression: get("state-compression"),
+            state_encryption: get("state-encryption"),
+            state_sha256: get("state-sha256"),
+            state_size: get("state-size"),
+        };
+        ChainLink::from_fields(&fields)
+            .map(Some)
+            .map_err(|reason| ArchiveError::BadMetadata {
+                file: format!("s3://{}/{key}", self.bucket()).into(),
+                reason,
+            })
     }
 
     fn bucket(&self) -> &str {
@@ -473,6 +637,16 @@ impl Archiver for S3Archiver {
     }
 
     fn complete_set(&self, set: &str) -> Result<(), ArchiveError> {
+        if let Some(class) = self.profile.final_storage_class.clone() {
+            let prefix = self.set_prefix(set);
+            for o in self.list(&prefix)? {
+                if !o.key.ends_with(ARCHIVE) || o.class == class {
+                    continue;
+                }
+                self.rt
+                    .block_on(self.change_class(&o.key, o.size, &class))?;
+            }
+        }
         let key = format!("{}{COMPLETE}", self.set_prefix(set));
         let stamp = chrono::Utc::now().to_rfc3339();
         self.rt
@@ -547,6 +721,7 @@ impl Archiver for S3Archiver {
         let size = std::fs::metadata(file)
             .map_err(ArchiveError::io(file))?
             .len();
+        crate::fault::point("archive-upload");
         if size > self.part_size {
             return self
                 .rt
@@ -646,8 +821,27 @@ impl Archiver for S3Archiver {
 
     fn resync(&self) -> Result<Vec<String>, ArchiveError> {
         let prefix = self.profile.prefix.clone();
+        let keys: std::collections::BTreeSet<String> =
+            self.list(&prefix)?.into_iter().map(|o| o.key).collect();
+        let orphans: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                k.strip_suffix(STATE)
+                    .is_some_and(|stem| !keys.contains(&format!("{stem}{ARCHIVE}")))
+            })
+            .collect();
         self.rt.block_on(async {
             let mut done = Vec::new();
+            for k in orphans {
+                self.client
+                    .delete_object()
+                    .bucket(self.bucket())
+                    .key(k)
+                    .send()
+                    .await
+                    .map_err(backend(format!("deleting {k}")))?;
+                done.push(format!("removed a chain state without its archive: {k}"));
+            }
             let r = self
                 .client
                 .list_multipart_uploads()
@@ -674,6 +868,97 @@ impl Archiver for S3Archiver {
         })
     }
 
+    fn supports_chains(&self) -> bool {
+        true
+    }
+
+    fn put_chain(
+        &self,
+        set: &str,
+        unit: &str,
+        link: &ChainLink,
+        state: &Path,
+    ) -> Result<(), ArchiveError> {
+        let archive = self.key(set, unit);
+        let key = self.state_key(set, unit);
+        let f = link.fields();
+        self.rt.block_on(async {
+            // why: an earlier attempt's archive must not be listed with this new link
+            self.client
+                .delete_object()
+                .bucket(self.bucket())
+                .key(&archive)
+                .send()
+                .await
+                .map_err(backend(format!("deleting {archive}")))?;
+            let body = ByteStream::from_path(state)
+                .await
+                .map_err(backend(format!("reading {}", state.display())))?;
+            self.client
+                .put_object()
+                .bucket(self.bucket())
+                .key(&key)
+                .metadata("base", f.base)
+                .metadata("level", f.level)
+                .metadata("state-compression", f.state_compression)
+                .metadata("state-encryption", f.state_encryption)
+                .metadata("state-sha256", f.state_sha256)
+                .metadata("state-size", f.state_size)
+                .body(body)
+                .send()
+                .await
+                .map_err(backend(format!("uploading {key}")))?;
+            Ok(())
+        })
+    }
+
+    fn chain_link(&self, set: &str, unit: &str) -> Result<Option<ChainLink>, ArchiveError> {
+        self.head_state(set, unit)
+    }
+
+    fn chain_links(&self, set: &str) -> Result<BTreeMap<String, ChainLink>, ArchiveError> {
+        let prefix = self.set_prefix(set);
+        let keys: std::collections::BTreeSet<String> =
+            self.list(&prefix)?.into_iter().map(|o| o.key).collect();
+        let mut out = BTreeMap::new();
+        for k in &keys {
+            let Some(stem) = k.strip_suffix(STATE) else {
+                continue;
+            };
+            if !keys.contains(&format!("{stem}{ARCHIVE}")) {
+                continue;
+            }
+            let unit = decode_unit(&stem[prefix.len()..]);
+            if let Some(link) = self.head_state(set, &unit)? {
+                out.insert(unit, link);
+            }
+        }
+        Ok(out)
+    }
+
+    fn download_chain_state(
+        &self,
+        set: &str,
+        unit: &str,
+    ) -> Result<Box<dyn Read + Send>, ArchiveError> {
+        let key = self.state_key(set, unit);
+        let r = self
+            .rt
+            .block_on(
+                self.client
+                    .get_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .send(),
+            )
+            .map_err(backend(format!("downloading {key}")))?;
+        Ok(Box::new(BlockingBody {
+            rt: Arc::clone(&self.rt),
+            inner: Box::pin(r.body.into_async_read()),
+            stall: self.stall,
+        }))
+    }
+
     fn report_cost(&self) -> Result<Vec<CostLine>, ArchiveError> {
         let mut by_class: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for o in self.list(&self.profile.prefix)? {
@@ -681,6 +966,8 @@ impl Archiver for S3Archiver {
                 let e = by_class.entry(o.class).or_default();
                 e.0 += 1;
                 e.1 += o.size;
+            } else if o.key.ends_with(STATE) {
+                by_class.entry(o.class).or_default().1 += o.size;
             }
         }
         Ok(by_class
@@ -706,9 +993,32 @@ impl Archiver for S3Archiver {
     }
 }
 
+/// A key as `CopyObject`'s `x-amz-copy-source` wants it: URL-encoded, `/`
+/// kept.
+fn urlencoding_key(key: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_sources_are_url_encoded_with_slashes_kept() {
+        assert_eq!(
+            urlencoding_key("p/20260101-1/dump%2Fa b.archive"),
+            "p/20260101-1/dump%252Fa%20b.archive"
+        );
+    }
 
     #[test]
     fn restore_header_and_periods() {

@@ -1,6 +1,9 @@
 //! The `dump` source: a configured command's stdout stored as one file of the
 //! unit (`pg_dump DB`, `pg_dumpall -g`, `mysqldump`, `svnadmin dump`,
-//! `slapcat`, anything), as btw-backup and s3napback did.
+//! `slapcat`, anything), as btw-backup and s3napback did; or the last
+//! stdout of a `pipeline:` of commands connected by pipes, no shell
+//! (`[[mysqldump, db], [zstd]]`, as PALHM's exec pipelines), where every
+//! stage's exit status counts: one failing stage fails the unit.
 //!
 //! Protocol, so that a failure or a crash never costs the previous copy:
 //! 1. the command's stdout streams into `<unit>/.strata-new-<file>.<pid>`
@@ -37,6 +40,8 @@ pub enum DumpError {
     Unknown { name: String, config: PathBuf },
     #[error("the dump command failed; the previous copy is kept: {0}")]
     Command(#[source] ExecError),
+    #[error("the dump pipeline failed; the previous copy is kept: {0}")]
+    Pipeline(#[source] ExecError),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -66,21 +71,85 @@ pub fn find<'c>(config: &'c Config, name: &str) -> Result<&'c DumpUnit, DumpErro
         })
 }
 
-/// The command to run for a unit.
+/// The commands to run for a unit: one, or a pipeline's stages in order.
 #[must_use]
-pub fn command(unit: &DumpUnit) -> Cmd {
-    let base = match &unit.command {
-        DumpCommand::Argv(argv) => Cmd::new(&argv[0]).args(&argv[1..]),
-        DumpCommand::Shell(script) => Cmd::shell(script),
+pub fn commands(unit: &DumpUnit) -> Vec<Cmd> {
+    let stages: Vec<Cmd> = match &unit.command {
+        DumpCommand::Argv(argv) => vec![Cmd::new(&argv[0]).args(&argv[1..])],
+        DumpCommand::Shell(script) => vec![Cmd::shell(script)],
+        DumpCommand::Pipeline(stages) => stages
+            .iter()
+            .map(|argv| Cmd::new(&argv[0]).args(&argv[1..]))
+            .collect(),
     };
-    let base = match &unit.user {
-        // why: sudo's -n never prompts; a missing sudoers rule fails loudly instead of hanging cron
-        Some(user) => Cmd::new("sudo")
-            .args(["-n", "-u", user, "--"])
-            .args(base.argv()),
-        None => base,
-    };
-    base.current_dir(&unit.cwd)
+    stages
+        .into_iter()
+        .map(|base| {
+            let base = match &unit.user {
+                // why: sudo's -n never prompts; a missing sudoers rule fails loudly instead of hanging cron
+                Some(user) => Cmd::new("sudo")
+                    .args(["-n", "-u", user, "--"])
+                    .args(base.argv()),
+                None => base,
+            };
+            base.current_dir(&unit.cwd)
+        })
+        .collect()
+}
+
+/// Where a unit's output comes from: one command, or a pipeline.
+enum Producer {
+    One(crate::exec::ChildReader),
+    Pipeline(crate::exec::PipelineReader),
+}
+
+impl Producer {
+    fn start(unit: &DumpUnit) -> Result<Producer, DumpError> {
+        let mut stages = commands(unit);
+        if matches!(unit.command, DumpCommand::Pipeline(_)) {
+            let shown: Vec<String> = stages.iter().map(Cmd::display).collect();
+            println!("running {}", shown.join(" | "));
+            crate::exec::spawn_pipeline(&stages)
+                .map(Producer::Pipeline)
+                .map_err(DumpError::Pipeline)
+        } else {
+            let cmd = stages.remove(0);
+            println!("running {}", cmd.display());
+            cmd.spawn_reader()
+                .map(Producer::One)
+                .map_err(DumpError::Command)
+        }
+    }
+
+    fn kill(self) {
+        match self {
+            Producer::One(c) => c.kill(),
+            Producer::Pipeline(p) => p.kill(),
+        }
+    }
+
+    /// Wait for every process; their stderr on success.
+    fn finish(self) -> Result<Vec<u8>, DumpError> {
+        match self {
+            Producer::One(c) => c
+                .finish()
+                .map(|done| done.stderr)
+                .map_err(DumpError::Command),
+            Producer::Pipeline(p) => p
+                .finish()
+                .map(|done| done.stderr.concat())
+                .map_err(DumpError::Pipeline),
+        }
+    }
+}
+
+impl Read for Producer {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Producer::One(c) => c.read(buf),
+            Producer::Pipeline(p) => p.read(buf),
+        }
+    }
 }
 
 /// Back up one dump unit into `root`.
@@ -179,12 +248,16 @@ pub fn backup(root: &Path, unit: &DumpUnit, check: Check) -> Result<UnitReport, 
     })
 }
 
-/// Run the command into `staged`, returning the sha256 of its output.
+/// Run the command (or pipeline) into `staged`, returning the sha256 of its output.
 fn stage(unit: &DumpUnit, staged: &Path) -> Result<String, DumpError> {
-    let cmd = command(unit);
-    println!("running {}", cmd.display());
-    let mut child = cmd.spawn_reader().map_err(DumpError::Command)?;
-    let mut file = File::create(staged).map_err(io(staged))?;
+    let mut child = Producer::start(unit)?;
+    let mut file = match File::create(staged) {
+        Ok(f) => f,
+        Err(e) => {
+            child.kill();
+            return Err(io(staged)(e));
+        }
+    };
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let copied: Result<(), DumpError> = (|| loop {
@@ -201,14 +274,14 @@ fn stage(unit: &DumpUnit, staged: &Path) -> Result<String, DumpError> {
         return Err(e);
     }
     match child.finish() {
-        Ok(done) => {
-            if !done.stderr.is_empty() {
-                eprint!("{}", String::from_utf8_lossy(&done.stderr));
+        Ok(stderr) => {
+            if !stderr.is_empty() {
+                eprint!("{}", String::from_utf8_lossy(&stderr));
             }
         }
         Err(e) => {
             let _ = std::fs::remove_file(staged);
-            return Err(DumpError::Command(e));
+            return Err(e);
         }
     }
     Ok(hex::encode(hasher.finalize()))
@@ -391,6 +464,56 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    fn pipeline_unit(dir: &Path, stages: &[&[&str]]) -> DumpUnit {
+        DumpUnit {
+            command: DumpCommand::Pipeline(
+                stages
+                    .iter()
+                    .map(|s| s.iter().map(|a| (*a).to_owned()).collect())
+                    .collect(),
+            ),
+            ..unit(dir, &["true"])
+        }
+    }
+
+    #[test]
+    fn a_pipeline_stores_its_last_stage_and_any_failing_stage_keeps_the_previous_copy() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("src"), "b\na\nc\n").unwrap();
+        let good: [&[&str]; 3] = [&["cat", "src"], &["sort"], &["gzip", "-n", "-c"]];
+        backup(d.path(), &pipeline_unit(d.path(), &good), Check::Normal).unwrap();
+        let stored_v1 = std::fs::read(stored(d.path())).unwrap();
+        let plain = crate::exec::Cmd::new("gzip")
+            .args(["-d", "-c"])
+            .arg(stored(d.path()))
+            .run()
+            .unwrap();
+        assert_eq!(plain.stdout, b"a\nb\nc\n");
+        std::fs::write(d.path().join("src"), "changed\n").unwrap();
+        for k in 0..3 {
+            let mut stages = good;
+            let broken: &[&str] = &["sh", "-c", "echo partial; echo 'no such table' >&2; exit 5"];
+            stages[k] = broken;
+            let err = backup(d.path(), &pipeline_unit(d.path(), &stages), Check::Normal)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("previous copy is kept")
+                    && err.contains(&format!("stage {} of 3", k + 1))
+                    && err.contains("exit status 5")
+                    && err.contains("no such table"),
+                "stage {}: {err}",
+                k + 1
+            );
+            assert_eq!(std::fs::read(stored(d.path())).unwrap(), stored_v1);
+            assert!(
+                leftovers(&d.path().join("dump/db"), "db.sql")
+                    .unwrap()
+                    .is_empty()
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! and the s3 archiver against radosgw.
 
 mod aws;
+mod chains;
 mod escape;
 mod faults;
 mod fixtures;
