@@ -34,9 +34,18 @@ pub struct Config {
     pub archive_units: BTreeMap<String, BTreeMap<String, ArchiveUnitOverride>>,
     #[serde(skip)]
     pub warnings: Vec<super::Problem>,
+    /// The text and tree it was read from, for [`Config::unit_config_text`].
+    #[serde(skip)]
+    pub(super) origin: Option<std::sync::Arc<super::job::Origin>>,
 }
 
-pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Option<Config> {
+/// The config, and the line where each unit is defined.
+pub(super) fn build(
+    r: &mut Reader,
+    doc: &Node,
+    file: &Path,
+    base: &Path,
+) -> Option<(Config, Vec<(super::UnitPath, u64)>)> {
     let ctx = Ctx { base };
     let top = KeyPath::root();
     let mut f = r.fields(doc, &top)?;
@@ -107,10 +116,12 @@ pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Opt
         dump: dump.items,
         archive_units: archive_units.by_profile,
         warnings: Vec::new(),
+        origin: None,
     };
     check_unit_collisions(r, &defined);
     check_requirements(r, &config, doc);
-    Some(config)
+    let lines = defined.into_iter().map(|d| (d.unit, d.line)).collect();
+    Some((config, lines))
 }
 
 fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {

@@ -1,6 +1,6 @@
 //! The child's side of a job: dying with the runner, and the report.
 
-use super::{PARENT_ENV, REPORT_ENV};
+use super::{CONFIG_ENV, PARENT_ENV, REPORT_ENV};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{getpgrp, getpid, getppid};
 use serde::Serialize;
@@ -55,6 +55,19 @@ pub fn adopt() -> Result<(), ChildError> {
         }
     });
     Ok(())
+}
+
+/// In a job's child, the config its runner cut down for it, read as if it
+/// were the file `path` names (paths resolve against its directory);
+/// `None` outside a job, or when that config is missing or does not
+/// validate: the caller then reads `path` itself, as by hand.
+#[must_use]
+pub fn job_config(path: &Path) -> Option<crate::config::Config> {
+    if !is_job() {
+        return None;
+    }
+    let text = std::fs::read_to_string(std::env::var_os(CONFIG_ENV)?).ok()?;
+    crate::config::parse(&text, path).ok()
 }
 
 /// Whether this process is a job's child that must report to a runner.
