@@ -28,6 +28,7 @@
 pub mod admin;
 mod backup;
 mod cmd;
+mod http;
 pub mod keymap;
 mod restore;
 pub mod s3;
@@ -204,8 +205,9 @@ pub(crate) fn write_if_changed(path: &std::path::Path, bytes: &[u8]) -> Result<b
 }
 
 /// Like [`write_if_changed`] but without fsync: for the per-object sidecars,
-/// of which a bucket has thousands. A backup ends with one `syncfs` instead
-/// (and a crash before it at worst costs a refetch: see the module invariants).
+/// of which a bucket has thousands. A backup ends with one sync of each
+/// directory that got new names instead (and a crash at worst costs a
+/// refetch: `docs/rgw.md`).
 pub(crate) fn put_if_changed(path: &std::path::Path, bytes: &[u8]) -> Result<bool, RgwError> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(false);
