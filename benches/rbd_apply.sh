@@ -120,6 +120,11 @@ for ((r = 1; r <= runs; r++)); do
         rm -f "$dir/img.deltaic"; settle
         measure d_full "$deltaic_apply" "$full" "$dir/img.deltaic"
         echo "$d_full_wall" >> "$dir/d_full.vals"; result rbd-full reference "$d_full_wall" "$d_full_rss" "$d_full_load"
+        # For comparison only: the same, plus syncing the image as strata does.
+        rm -f "$dir/img.deltaic"; settle
+        measure d_sync sh -c '"$1" "$2" "$3" && sync --data "$3"' sh "$deltaic_apply" "$full" "$dir/img.deltaic"
+        echo "$d_sync_wall" >> "$dir/d_sync.vals"; result rbd-full-synced reference "$d_sync_wall" "$d_sync_rss" "$d_sync_load"
+        result rbd-full-synced strata "$s_full_wall" "$s_full_rss" "$s_full_load"
         fresh_copy "$dir/img.base" "$dir/img.deltaic.i"; settle
         measure d_incr "$deltaic_apply" "$incr" "$dir/img.deltaic.i"
         echo "$d_incr_wall" >> "$dir/d_incr.vals"; result rbd-incremental reference "$d_incr_wall" "$d_incr_rss" "$d_incr_load"
@@ -140,6 +145,7 @@ printf '%-24s %-22s %10s\n' "strata full" "$(stats "$dir/s_full.vals" | tr ' ' /
 printf '%-24s %-22s %10s\n' "strata incremental" "$(stats "$dir/s_incr.vals" | tr ' ' /)" "$(mib "$(allocated "$dir/img.strata.i")")"
 if [[ -n $python ]]; then
     printf '%-24s %-22s %10s\n' "deltaic full" "$(stats "$dir/d_full.vals" | tr ' ' /)" "$(mib "$(allocated "$dir/img.deltaic")")"
+    printf '%-24s %-22s %10s\n' "deltaic full + sync" "$(stats "$dir/d_sync.vals" | tr ' ' /)" "$(mib "$(allocated "$dir/img.deltaic")")"
     printf '%-24s %-22s %10s\n' "deltaic incremental" "$(stats "$dir/d_incr.vals" | tr ' ' /)" "$(mib "$(allocated "$dir/img.deltaic.i")")"
     read -r _ sf _ < <(stats "$dir/s_full.vals"); read -r _ df _ < <(stats "$dir/d_full.vals")
     read -r _ si _ < <(stats "$dir/s_incr.vals"); read -r _ di _ < <(stats "$dir/d_incr.vals")

@@ -87,9 +87,15 @@ pub fn report<R: Serialize>(report: &R) -> Result<bool, ChildError> {
         path: path.to_owned(),
         source: std::io::Error::other(e),
     })?;
-    crate::backup_root::write_atomic(path, &bytes).map_err(|source| ChildError::Report {
-        path: path.to_owned(),
-        source,
-    })?;
+    // why: atomic (the runner never reads half a report) but not synced: the
+    // runner reads it as soon as this process exits, and a machine crash
+    // ends the run that would read it
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| ChildError::Report {
+            path: path.to_owned(),
+            source,
+        })?;
     Ok(true)
 }

@@ -12,10 +12,12 @@
 //! - A data file's mtime equals its object's Last-Modified (whole seconds)
 //!   only once the data and its metadata sidecar are complete: an update
 //!   first sets the mtime to 0, so a crash mid-update is refetched next run.
-//! - Object bytes land in a temporary `*_t` file beside their final place
-//!   and are renamed in (new objects) or block-updated in (changed objects:
-//!   unchanged blocks are not rewritten, DESIGN §2); a failed or cancelled
-//!   download removes its temporary file, and a run removes any it finds.
+//! - Object bytes land in memory (up to 1 MiB) or a temporary `*_t` file
+//!   beside their final place, and are renamed in (new objects, through a
+//!   `*_t` file) or block-updated in (changed objects: unchanged blocks are
+//!   not rewritten, DESIGN §2, and the file is synced before its mtime marks
+//!   it complete); a failed or cancelled download removes its temporary
+//!   file, and a run removes any it finds.
 //! - Local entries are deleted only after a complete listing and a run
 //!   without a bucket-wide failure.
 //!
