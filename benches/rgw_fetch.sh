@@ -80,15 +80,22 @@ rclone mkdir rgw:bench 2>/dev/null
 rclone copy -q --transfers 32 --checkers 32 "$work/src" rgw:bench 2>/dev/null
 echo "uploaded $n objects" >&2
 
-cat > "$work/strata.yaml" <<YAML
+# One backup root and one rclone directory per run, all removed at the end:
+# creating thousands of files right after deleting thousands makes ext4 skip
+# the recently freed inodes one by one (recently_deleted()), which would
+# charge the previous run's deletion to whoever creates files next.
+for ((r = 1; r <= runs; r++)); do
+    mkdir -p "$work/root.$r"
+    cat > "$work/strata.$r.yaml" <<YAML
 settings:
-  root: $work/root
+  root: $work/root.$r
   snapshot-store: dir
   rgw-server: ${endpoint#http://}
   rgw-threads: $threads
 rgw:
   - bench
 YAML
+done
 export STRATA_ALLOW_ROOT=1
 
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -108,16 +115,16 @@ timed() {
     result "$row" "$side" "$m_wall" "$m_rss" "$m_load"
 }
 for ((r = 1; r <= runs; r++)); do
-    rm -rf "$work/root" "$work/rclone"; mkdir -p "$work/root"; sync
-    timed rgw-first strata "$strata" -c "$work/strata.yaml" rgw backup bench
     sync
-    timed rgw-first reference rclone copy -q --transfers "$threads" --checkers "$threads" rgw:bench "$work/rclone"
-    timed rgw-nochange strata "$strata" -c "$work/strata.yaml" rgw backup bench
-    timed rgw-nochange reference rclone copy -q --transfers "$threads" --checkers "$threads" rgw:bench "$work/rclone"
+    timed rgw-first strata "$strata" -c "$work/strata.$r.yaml" rgw backup bench
+    sync
+    timed rgw-first reference rclone copy -q --transfers "$threads" --checkers "$threads" rgw:bench "$work/rclone.$r"
+    timed rgw-nochange strata "$strata" -c "$work/strata.$r.yaml" rgw backup bench
+    timed rgw-nochange reference rclone copy -q --transfers "$threads" --checkers "$threads" rgw:bench "$work/rclone.$r"
 done
-got_strata=$(find "$work/root/rgw/bench" -name '*_k' | wc -l)
-got_acls=$(find "$work/root/rgw/bench" -name '*_a' | wc -l)
-got_rclone=$(find "$work/rclone" -type f | wc -l)
+got_strata=$(find "$work/root.$runs/rgw/bench" -name '*_k' | wc -l)
+got_acls=$(find "$work/root.$runs/rgw/bench" -name '*_a' | wc -l)
+got_rclone=$(find "$work/rclone.$runs" -type f | wc -l)
 [[ $got_strata == "$n" && $got_acls == "$n" && $got_rclone == "$n" ]] ||
     { echo "rgw_fetch: fetched $got_strata (ACLs $got_acls) / $got_rclone of $n" >&2; exit 1; }
 echo
