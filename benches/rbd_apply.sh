@@ -25,7 +25,7 @@
 #        DELTAIC_PYTHON    a python3 that can import Deltaic (click, xattr,
 #                          pybloom_live, pkg_resources); default: a venv made
 #                          once under the target dir with pip
-#        STRATA_BENCH_DIR  work directory [target/bench-rbd]; needs ~4x SIZE
+#        STRATA_BENCH_DIR  work directory [target/bench-rbd]; needs ~(2 + 3 x RUNS) x SIZE
 #        STRATA_BIN        strata binary to time (skips building it)
 #        BENCH_PROFILE     cargo profile [release]
 #        RUNS              runs of each side [3]
@@ -107,30 +107,36 @@ fresh_copy() { rm -f "$2"; cp --sparse=always --reflink=never --preserve=xattr "
 
 rm -f "$dir"/*.vals
 # why: each run starts with no dirty pages left by the one before (Deltaic
-# leaves its whole image dirty; the next writer would pay for its writeback)
+# leaves its whole image dirty; the next writer would pay for its writeback),
+# and every run writes new files, all removed at the end: deleting a large
+# file just before (on a root mounted with `discard`) makes the next fsync
+# wait for the discards.
 settle() { sync; }
 for ((r = 1; r <= runs; r++)); do
-    rm -f "$dir/img.strata"; settle
-    measure s_full "$strata" rbd apply-diff "$full" "$dir/img.strata"
+    settle
+    measure s_full "$strata" rbd apply-diff "$full" "$dir/img.strata.$r"
     echo "$s_full_wall" >> "$dir/s_full.vals"; result rbd-full strata "$s_full_wall" "$s_full_rss" "$s_full_load"
-    fresh_copy "$dir/img.base" "$dir/img.strata.i"; settle
-    measure s_incr "$strata" rbd apply-diff "$incr" "$dir/img.strata.i"
+    fresh_copy "$dir/img.base" "$dir/img.strata.i.$r"; settle
+    measure s_incr "$strata" rbd apply-diff "$incr" "$dir/img.strata.i.$r"
     echo "$s_incr_wall" >> "$dir/s_incr.vals"; result rbd-incremental strata "$s_incr_wall" "$s_incr_rss" "$s_incr_load"
     if [[ -n $python ]]; then
-        rm -f "$dir/img.deltaic"; settle
-        measure d_full "$deltaic_apply" "$full" "$dir/img.deltaic"
+        settle
+        measure d_full "$deltaic_apply" "$full" "$dir/img.deltaic.$r"
         echo "$d_full_wall" >> "$dir/d_full.vals"; result rbd-full reference "$d_full_wall" "$d_full_rss" "$d_full_load"
         # For comparison only: the same, plus syncing the image as strata does.
-        rm -f "$dir/img.deltaic"; settle
-        measure d_sync sh -c '"$1" "$2" "$3" && sync --data "$3"' sh "$deltaic_apply" "$full" "$dir/img.deltaic"
+        settle
+        measure d_sync sh -c '"$1" "$2" "$3" && sync --data "$3"' sh "$deltaic_apply" "$full" "$dir/img.deltaic.s.$r"
         echo "$d_sync_wall" >> "$dir/d_sync.vals"; result rbd-full-synced reference "$d_sync_wall" "$d_sync_rss" "$d_sync_load"
         result rbd-full-synced strata "$s_full_wall" "$s_full_rss" "$s_full_load"
-        fresh_copy "$dir/img.base" "$dir/img.deltaic.i"; settle
-        measure d_incr "$deltaic_apply" "$incr" "$dir/img.deltaic.i"
+        fresh_copy "$dir/img.base" "$dir/img.deltaic.i.$r"; settle
+        measure d_incr "$deltaic_apply" "$incr" "$dir/img.deltaic.i.$r"
         echo "$d_incr_wall" >> "$dir/d_incr.vals"; result rbd-incremental reference "$d_incr_wall" "$d_incr_rss" "$d_incr_load"
     fi
     printf 'run %d: strata full %ss incr %ss, deltaic full %ss incr %ss (load %s)\n' "$r" \
         "$s_full_wall" "$s_incr_wall" "${d_full_wall:--}" "${d_incr_wall:--}" "$s_full_load" >&2
+done
+for name in img.strata img.strata.i img.deltaic img.deltaic.i; do
+    [[ -e $dir/$name.$runs ]] && mv "$dir/$name.$runs" "$dir/$name"
 done
 if [[ -n $python ]]; then
     cmp "$dir/img.strata" "$dir/img.deltaic" || { echo "rbd_apply: the full images differ" >&2; exit 1; }
