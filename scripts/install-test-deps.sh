@@ -4,8 +4,11 @@
 #
 # Usage: scripts/install-test-deps.sh [--base] [--ceph] [--vm] [--all] [-q]
 #   --base  rsync, sshd, acl/attr tools, btrfs-progs, compressors, gnupg, GNU
-#           tar, sudo, e2fsprogs, ... and the Python venv with moto[server]
-#           (the local S3 server of the archive tests)
+#           tar, sudo, e2fsprogs, python3 (the fakes of Google Drive,
+#           GitHub and Coda's tools, standard library only), ... and the
+#           Python venv with moto[server] (the local S3 server of the archive
+#           tests), git and git-lfs, and a second venv with Deltaic's github
+#           dependencies (github3.py 0.9.6, ...) for the github byte-identity test
 #   --ceph  a single-node Ceph (tests/support/ceph/start-ceph.sh uses it)
 #   --vm    QEMU + a stock kernel + LVM thin tools for the LVM VM tests
 #           (tests/support/lvm-vm/run-in-lvm-vm.sh uses it)
@@ -14,6 +17,7 @@
 #
 # Environment:
 #   STRATA_TEST_VENV  where the venv lives [$HOME/.cache/strata-test-venv]
+#   STRATA_DELTAIC_VENV  where Deltaic's venv lives [$HOME/.cache/strata-deltaic-venv]
 #
 # Runs as root (apt-get); when every package is already installed it runs no
 # apt-get at all and needs no root.  apt output goes to a log file that is
@@ -24,9 +28,10 @@
 # scripts may enable ssh/ceph services; the tests never use them.
 set -euo pipefail
 
+# why: python3 runs the moto venv and the coda tests' fake volutil/codadump2tar
 BASE_PKGS=(rsync openssh-server openssh-client acl attr btrfs-progs lzop lz4
     zstd gzip gnupg tar xz-utils sudo e2fsprogs util-linux procps time
-    python3-venv)
+    python3 python3-venv git git-lfs curl)
 # why: python3-boto3 and librados-dev/librbd-dev from the recipe are left out;
 # the tests talk S3 through strata itself and rbd through the CLI.
 CEPH_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common radosgw uuid-runtime curl
@@ -35,6 +40,11 @@ VM_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils
     lvm2 thin-provisioning-tools)
 MOTO_SPEC='moto[server]==5.*'
 VENV=${STRATA_TEST_VENV:-$HOME/.cache/strata-test-venv}
+# why: Deltaic's github source runs in a venv of its own (tests/support/github/
+# run_deltaic.py): github3.py 0.9.6 and the modules Deltaic's util imports,
+# pinned to what Deltaic's lock file allows
+DELTAIC_SPECS=('github3.py==0.9.6' 'click==8.*' 'PyYAML==6.*' 'xattr==1.*' 'pybloom-live==4.0.0' 'setuptools<81')
+DELTAIC_VENV=${STRATA_DELTAIC_VENV:-$HOME/.cache/strata-deltaic-venv}
 
 want_base=0 want_ceph=0 want_vm=0 quiet=0
 for arg in "$@"; do
@@ -120,7 +130,36 @@ if (( want_base )); then
             logged "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO_SPEC"
             logged "$VENV/bin/python" -c 'import moto, flask, flask_cors'
             [[ -x $VENV/bin/moto_server ]] || die "moto_server missing from $VENV/bin after pip install"
-            "$VENV/bin/python" -c 'import moto; print(moto.__version__)' >"$marker"
+            # why: into a variable first: a redirect would create the marker before the command ran
+            ver=$("$VENV/bin/python" -c 'import moto; print(moto.__version__)')
+            echo "$ver" >"$marker"
+        fi
+        exec 9>&-
+    fi
+fi
+
+if (( want_base )); then
+    marker=$DELTAIC_VENV/.strata-deltaic-venv-complete
+    if [[ ! -f $marker ]]; then
+        did_something=1
+        mkdir -p "$(dirname "$DELTAIC_VENV")"
+        exec 9>"$DELTAIC_VENV.lock"
+        flock 9
+        if [[ ! -f $marker ]]; then
+            rm -rf "$DELTAIC_VENV"
+            step "creating venv $DELTAIC_VENV with ${DELTAIC_SPECS[*]}"
+            logged "$py" -m venv "$DELTAIC_VENV"
+            logged "$DELTAIC_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${DELTAIC_SPECS[@]}"
+            # why: github3.py 0.9.6 needs the collections aliases Python 3.10 removed;
+            # run_deltaic.py restores them before importing it, and so does this check
+            logged "$DELTAIC_VENV/bin/python" -c 'import collections, collections.abc
+for n in ("Callable", "Iterator", "Iterable", "Mapping", "MutableMapping", "Sequence"):
+    setattr(collections, n, getattr(collections.abc, n))
+import github3, click, yaml, xattr, pybloom_live, pkg_resources'
+            # why: marked complete only after the check passed (a redirection would
+            # create the marker before its command ran)
+            ver=$("$DELTAIC_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("github3.py"))')
+            echo "$ver" >"$marker"
         fi
         exec 9>&-
     fi
@@ -141,6 +180,7 @@ step "done; where things are:"
 if (( want_base )); then
     step "  moto_server: $VENV/bin/moto_server (moto $(cat "$VENV/.strata-test-venv-complete"))"
     step "  sshd: /usr/sbin/sshd, rsync: $(command -v rsync), setfacl: $(command -v setfacl)"
+    step "  Deltaic's venv: $DELTAIC_VENV (github3.py $(cat "$DELTAIC_VENV/.strata-deltaic-venv-complete"))"
 fi
 if (( want_ceph )); then
     step "  ceph: $(command -v ceph-mon), radosgw: $(command -v radosgw) (start with recipes/ceph/start-ceph.sh)"

@@ -16,9 +16,32 @@
 //! | `before-old-snapshot-delete` | `user.rbd.snapshot` names the new snapshot, the old RBD snapshot still exists |
 //! | `full-fetch` | during a first (full) fetch, part of the image written |
 //!
+//! Of a coda volume's backup (see [`crate::sources::coda`]):
+//!
+//! | step | where |
+//! | --- | --- |
+//! | `coda-stage` | while the dump streams into the stage, 64 KiB received |
+//! | `coda-committed` | the stage committed, nothing of the stored copy changed |
+//! | `coda-apply` | during the apply, about half the entries applied |
+//! | `coda-applied` | the stored copy updated, the stage not yet removed |
+//!
+//! Of a github repository's backup ([`crate::sources::github`]):
+//! `github-cloned` (a first clone complete under its temporary name, not
+//! renamed into place), `github-issues-written` (every issue file written,
+//! the listing's ETags not yet recorded), `github-asset-downloaded` (a
+//! release asset whole in its temporary file, the stored copy not updated).
+//!
 //! And of an archive upload to the `local` archiver
 //! ([`crate::archive::archivers`]): `archive-upload`, the archive's bytes
 //! in the store under a temporary name, not yet renamed into place.
+//! And of a resumable upload to the `googledrive` archiver:
+//! `googledrive-chunk`, right after Drive acknowledged a chunk (the session
+//! URL and the archive's bytes kept under the spool, the file not yet made).
+//! Of the `aws` archiver: `aws-part-uploaded` (after each part of an upload in
+//! parts), `aws-archive-uploaded` (the archive in the vault, its catalogue
+//! item not yet written), `aws-range-retrieved` (a retrieved range written
+//! and recorded); of `archive migrate`: `migrate-copied` (an archive copied
+//! and checked, its local copy removed).
 //!
 //! SIGKILL, not `exit`: no destructor, no buffered write, no cleanup runs, as
 //! after a power cut of the process (the kernel still has what was written).

@@ -11,8 +11,8 @@
 //!   and end lines, reports, and the rule that they die with their runner
 //!   (`run` and `archive run` both use it).
 //! - [`sources`]: the `Source` trait and its registry; each source's units,
-//!   backup, restore and command line (`dump`, `rsync`, `rbd`, `rgw`;
-//!   `github` and `coda` are parsed from the config, their drivers to come).
+//!   backup, restore and command line (`dump`, `rsync`, `github`, `rbd`,
+//!   `rgw`, `coda`).
 //! - [`backup_root`]: the layout under the root, and the only writer of file
 //!   contents into it (block-level updates: unchanged blocks are never
 //!   rewritten, because the thin pool would store them twice); the locks
@@ -45,6 +45,7 @@ pub mod jobs;
 pub mod mkconf;
 pub mod names;
 pub mod privileged;
+pub mod progress;
 pub mod retention;
 pub mod runner;
 pub mod s3;

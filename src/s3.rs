@@ -1,6 +1,7 @@
 //! S3 plumbing shared by the `s3` archiver and the rgw source: what failed
 //! in a call ([`S3Failure`]), and a file uploaded in parts streamed from
-//! disk ([`upload_in_parts`]). It knows nothing of archives or units; each
+//! disk ([`upload_in_parts`]; with SHA-256 checksums S3 verifies,
+//! [`upload_in_parts_checked`], for `archive migrate`). It knows nothing of archives or units; each
 //! caller turns a failure into its own module's error.
 //!
 //! Invariants: an upload in parts either completes or is aborted (an
@@ -12,7 +13,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use std::path::Path;
 use std::time::Duration;
 
@@ -154,8 +155,89 @@ pub async fn upload_in_parts(
     size: u64,
     part_size: u64,
 ) -> Result<(), PartsFailure> {
+    upload_parts(
+        client,
+        create,
+        bucket,
+        key,
+        file,
+        size,
+        part_size,
+        PartChecksums::None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Whether the parts of an upload carry SHA-256 checksums, which S3 checks
+/// on arrival of each part and keeps for the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartChecksums {
+    None,
+    Sha256,
+}
+
+/// [`upload_in_parts`], each part sent with its SHA-256 (S3 refuses a part
+/// whose bytes do not match it); returns the object's checksum as S3
+/// reports it for an upload in parts: the base64 SHA-256 of the parts'
+/// SHA-256 digests, `-` and the part count.
+pub async fn upload_in_parts_checked(
+    client: &Client,
+    create: CreateMultipartUploadFluentBuilder,
+    bucket: &str,
+    key: &str,
+    file: &Path,
+    size: u64,
+    part_size: u64,
+) -> Result<String, PartsFailure> {
+    upload_parts(
+        client,
+        create,
+        bucket,
+        key,
+        file,
+        size,
+        part_size,
+        PartChecksums::Sha256,
+    )
+    .await
+}
+
+/// The SHA-256 of `len` bytes of `file` from `offset`.
+fn sha256_of(file: &Path, offset: u64, len: u64) -> std::io::Result<[u8; 32]> {
+    use sha2::Digest as _;
+    use std::io::{Read as _, Seek as _};
+    let mut f = std::fs::File::open(file)?;
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    let mut h = sha2::Sha256::new();
+    let n = std::io::copy(&mut f.take(len), &mut h)?;
+    if n != len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file shrank during the upload",
+        ));
+    }
+    Ok(h.finalize().into())
+}
+
+#[allow(clippy::too_many_arguments)] // why: the two public doors above name what each is
+async fn upload_parts(
+    client: &Client,
+    create: CreateMultipartUploadFluentBuilder,
+    bucket: &str,
+    key: &str,
+    file: &Path,
+    size: u64,
+    part_size: u64,
+    checksums: PartChecksums,
+) -> Result<String, PartsFailure> {
+    use base64::Engine as _;
     let failed = |step: String| move |failure: S3Failure| PartsFailure { step, failure };
     let part_size = parts_of(size, part_size);
+    let create = match checksums {
+        PartChecksums::Sha256 => create.checksum_algorithm(ChecksumAlgorithm::Sha256),
+        PartChecksums::None => create,
+    };
     let created = create
         .bucket(bucket)
         .key(key)
@@ -166,10 +248,21 @@ pub async fn upload_in_parts(
     let upload_id = created.upload_id().unwrap_or_default().to_owned();
     let result = async {
         let mut parts = Vec::new();
+        let mut digests = Vec::new();
         let mut offset = 0u64;
         let mut number = 1i32;
         while offset < size {
             let len = part_size.min(size - offset);
+            let checksum = match checksums {
+                PartChecksums::Sha256 => {
+                    let d = sha256_of(file, offset, len)
+                        .map_err(|e| S3Failure::local(e.to_string()))
+                        .map_err(failed(format!("reading {}", file.display())))?;
+                    digests.extend_from_slice(&d);
+                    Some(base64::engine::general_purpose::STANDARD.encode(d))
+                }
+                PartChecksums::None => None,
+            };
             let mut attempt = 0;
             let etag = loop {
                 attempt += 1;
@@ -187,6 +280,7 @@ pub async fn upload_in_parts(
                     .key(key)
                     .upload_id(&upload_id)
                     .part_number(number)
+                    .set_checksum_sha256(checksum.clone())
                     .body(body)
                     .send()
                     .await;
@@ -210,6 +304,7 @@ pub async fn upload_in_parts(
                 CompletedPart::builder()
                     .part_number(number)
                     .e_tag(etag)
+                    .set_checksum_sha256(checksum)
                     .build(),
             );
             offset += len;
@@ -229,7 +324,12 @@ pub async fn upload_in_parts(
             .await
             .map_err(|e| S3Failure::from_sdk(&e))
             .map_err(failed(format!("completing the multipart upload of {key}")))?;
-        Ok(())
+        let whole: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&digests).into();
+        Ok(format!(
+            "{}-{}",
+            base64::engine::general_purpose::STANDARD.encode(whole),
+            number - 1
+        ))
     }
     .await;
     if result.is_err() {

@@ -67,7 +67,21 @@ pub fn drill(
         .prefix(&format!("drill-{}-", std::process::id()))
         .tempdir_in(&env.spool)
         .map_err(ArchiveError::io(&env.spool))?;
-    let fetched = retrieve::retrieve_one(archiver, &set, &unit, &meta, work.path(), None)?;
+    let wanted = [retrieve::Wanted {
+        set: set.clone(),
+        unit: unit.clone(),
+        meta: meta.clone(),
+    }];
+    // why: the default rate of `retrieve` (1 GiB/hour) for archivers that retrieve by jobs; streams are not limited
+    let rate = retrieve::Rate {
+        stream: None,
+        bytes_per_hour: 1 << 30,
+    };
+    let mut fetched = None;
+    retrieve::retrieve_many(archiver, &wanted, work.path(), rate, &mut |_, r| {
+        fetched = Some(r);
+    })?;
+    let fetched = fetched.unwrap_or_else(|| Err(ArchiveError::no_such_archive(&set, &unit)))?;
     let out = work.path().join("tree");
     // why: everything, as the snapshot has it, to compare; into the drill's own 0700 directory, removed after
     let opts = unpack::UnpackOptions {

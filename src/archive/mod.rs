@@ -6,7 +6,8 @@
 //! Owns: packing ([`pack`]), verifying and unpacking ([`unpack`]), the gpg
 //! argument vectors and status parsing ([`gpg`]), compression codecs
 //! ([`codec`]), the hashing writer, the spool, the shared retrieval rate
-//! limit ([`rate`]), retrieval ([`retrieve`]), set selection and pruning plans
+//! limit ([`rate`]), retrieval ([`retrieve`]), copying sets between profiles
+//! ([`migrate`]), set selection and pruning plans
 //! ([`sets`]), the drill's tree comparison ([`compare`]) and the archivers
 //! behind one trait ([`archivers`]).
 //!
@@ -31,6 +32,7 @@ pub mod codec;
 pub mod compare;
 pub mod drill;
 pub mod gpg;
+pub mod migrate;
 pub mod pack;
 pub mod rate;
 pub mod retrieve;
@@ -54,8 +56,6 @@ pub enum ArchiveError {
     NoSpool,
     #[error("archiver profile `{name}` is not defined under settings.archivers (known: {known})")]
     NoProfile { name: String, known: String },
-    #[error("the {0} archiver is not supported by this build of strata; use `local` or `s3`")]
-    Unsupported(&'static str),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -122,6 +122,17 @@ pub enum ArchiveError {
     NoSuchArchive { set: String, unit: String },
     #[error("{}: already exists; remove it or retrieve into another directory", .0.display())]
     AlreadyExists(PathBuf),
+    #[error(transparent)]
+    GoogleDrive(#[from] archivers::googledrive::DriveError),
+    #[error(
+        "{archiver}: uploads are refused until {until} ({why}); the set stays incomplete: `strata archive run -r` continues it then"
+    )]
+    UploadPaused {
+        archiver: &'static str,
+        /// When to try again (RFC 3339).
+        until: String,
+        why: String,
+    },
     #[error("s3: {op}: {source}")]
     S3 {
         /// The call that failed, in words (`uploading KEY`).
@@ -154,6 +165,12 @@ pub enum ArchiveError {
         "{unit} is stored in a cold storage class and its restore is still in progress; try again later"
     )]
     RestorePending { unit: String },
+    #[error("aws: {0}")]
+    Aws(Box<archivers::aws::AwsError>),
+    #[error(
+        "{location}: the copy did not arrive whole: {what}; it was deleted (run again to copy it again)"
+    )]
+    ArrivedWrong { location: String, what: String },
     #[error("there is no snapshot to archive")]
     NoSnapshot,
     #[error("there is no archive set to resume")]
@@ -238,7 +255,7 @@ pub struct ArchiveMeta {
 
 /// The string form of [`ArchiveMeta`], as stored (JSON beside a local archive,
 /// S3 object metadata). Parsing it back is where untrusted input is judged.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaFields {
     pub compression: String,
     pub encryption: String,

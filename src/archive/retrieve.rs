@@ -12,11 +12,18 @@
 //!
 //! Crash behaviour: `kill -9` or a dropped connection leaves the `.part`
 //! file, which the next retrieve continues.
+//!
+//! Archivers whose archives come back only through retrieval jobs (a
+//! Glacier vault: [`super::archivers::JobRetrieval`]) fill the `.part`
+//! files themselves, range by range at their offsets, against an hourly
+//! budget, and keep their own record of the jobs beside each file; the
+//! checks, xattrs and rename above are the same ([`retrieve_many`]).
 
+use super::archivers::PartTarget;
 use super::rate::RateLimit;
 use super::unpack::{write_meta, write_origin};
 use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Fetch `unit` of `set` into `dest`; returns the final path.
@@ -48,7 +55,8 @@ pub fn retrieve_one(
         let mut src = archiver.download_archive(set, unit, offset)?;
         let chunk = rate.map_or(1 << 20, RateLimit::chunk);
         let mut buf = vec![0u8; chunk];
-        let progress = std::io::stderr().is_terminal();
+        let progress = crate::progress::Bar::bytes(unit, Some(meta.size));
+        progress.inc(offset);
         while offset < meta.size {
             let want = usize::try_from((meta.size - offset).min(chunk as u64)).unwrap_or(chunk);
             if let Some(r) = rate {
@@ -77,37 +85,111 @@ pub fn retrieve_one(
             file.write_all(&buf[..got])
                 .map_err(ArchiveError::io(&part))?;
             offset += got as u64;
-            if progress {
-                eprint!("\r{unit}: {offset} / {} bytes", meta.size);
-            }
+            progress.inc(got as u64);
             if got < want {
                 break;
             }
         }
-        if progress {
-            eprintln!();
-        }
+        progress.finish();
     }
     file.sync_all().map_err(ArchiveError::io(&part))?;
     drop(file);
-    let (sha, size) = super::hash_file(&part)?;
+    finish_part(&part, &out, set, unit, meta)
+}
+
+/// Check a whole `.part` file against `meta` (a mismatching one is
+/// deleted), record the metadata and origin on it and rename it to `out`.
+pub fn finish_part(
+    part: &Path,
+    out: &Path,
+    set: &str,
+    unit: &str,
+    meta: &ArchiveMeta,
+) -> Result<PathBuf, ArchiveError> {
+    let (sha, size) = super::hash_file(part)?;
     if size != meta.size {
         return Err(ArchiveError::SizeMismatch {
-            file: part,
+            file: part.to_owned(),
             expected: meta.size,
             actual: size,
         });
     }
     if sha != meta.sha256 {
-        let _ = std::fs::remove_file(&part);
+        let _ = std::fs::remove_file(part);
         return Err(ArchiveError::Sha256Mismatch {
-            file: part,
+            file: part.to_owned(),
             expected: meta.sha256.clone(),
             actual: sha,
         });
     }
-    write_meta(&part, meta)?;
-    write_origin(&part, set, unit)?;
-    std::fs::rename(&part, &out).map_err(ArchiveError::io(&out))?;
-    Ok(out)
+    write_meta(part, meta)?;
+    write_origin(part, set, unit)?;
+    std::fs::rename(part, out).map_err(ArchiveError::io(out))?;
+    Ok(out.to_owned())
+}
+
+/// One archive to retrieve.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub set: String,
+    pub unit: String,
+    pub meta: ArchiveMeta,
+}
+
+/// How fast a retrieve may go.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate<'a> {
+    /// The shared limit of streamed downloads (`None`: unlimited).
+    pub stream: Option<&'a RateLimit>,
+    /// What a job-based archiver may reserve per hour.
+    pub bytes_per_hour: u64,
+}
+
+/// Retrieve every archive of `wanted` into `dest`, as `retrieve_one` does
+/// for each (streamed, one after the other) or through the archiver's
+/// retrieval jobs (all requested in order, finished in any order);
+/// `report` is told each archive's outcome. An `Err` is a failure that
+/// stopped the job retrieval as a whole (run again to resume).
+pub fn retrieve_many(
+    archiver: &dyn Archiver,
+    wanted: &[Wanted],
+    dest: &Path,
+    rate: Rate<'_>,
+    report: &mut dyn FnMut(&Wanted, Result<PathBuf, ArchiveError>),
+) -> Result<(), ArchiveError> {
+    let Some(jobs) = archiver.job_retrieval() else {
+        for w in wanted {
+            report(
+                w,
+                retrieve_one(archiver, &w.set, &w.unit, &w.meta, dest, rate.stream),
+            );
+        }
+        return Ok(());
+    };
+    let mut chosen: Vec<(&Wanted, PathBuf, PathBuf)> = Vec::new();
+    for w in wanted {
+        let out = dest.join(retrieved_name(&w.set, &w.unit));
+        if out.symlink_metadata().is_ok() {
+            report(w, Err(ArchiveError::AlreadyExists(out)));
+            continue;
+        }
+        let part = dest.join(format!("{}.part", retrieved_name(&w.set, &w.unit)));
+        chosen.push((w, part, out));
+    }
+    let targets: Vec<PartTarget<'_>> = chosen
+        .iter()
+        .map(|(w, part, _)| PartTarget {
+            set: &w.set,
+            unit: &w.unit,
+            meta: &w.meta,
+            part,
+        })
+        .collect();
+    jobs.retrieve_parts(&targets, rate.bytes_per_hour, &mut |i, r| {
+        let (w, part, out) = &chosen[i];
+        report(
+            w,
+            r.and_then(|()| finish_part(part, out, &w.set, &w.unit, &w.meta)),
+        );
+    })
 }

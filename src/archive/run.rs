@@ -12,7 +12,14 @@
 //!
 //! Crash behaviour: a killed run leaves an incomplete set; `archive run -r`
 //! archives the units that are missing (an archive is listed only once its
-//! metadata is stored, so a half-uploaded unit is simply uploaded again).
+//! metadata is stored, so a half-uploaded unit is simply uploaded again, or,
+//! on an archiver that keeps uploads resumable, finished from where it
+//! stopped).
+//!
+//! A store that refuses uploads for a while (Drive's daily cap,
+//! [`Archiver::upload_paused`]) pauses the set: units that meet the refusal
+//! report `paused` instead of failing, no unit starts uploading while it
+//! lasts, and the set stays incomplete for `archive run -r`.
 
 use super::{ArchiveEnv, ArchiveError, ArchiveMeta, Archiver, unit_skipped};
 use crate::backup_root::{BackupRoot, PidLock};
@@ -40,6 +47,10 @@ pub struct RunSummary {
     pub archived: Vec<String>,
     pub already: usize,
     pub failed: Vec<(String, String)>,
+    /// Units left for later because the store refuses uploads for now.
+    pub paused: Vec<String>,
+    /// Until when it refuses them (RFC 3339), when it does.
+    pub paused_until: Option<String>,
     pub completed: bool,
     /// The signal that interrupted the run.
     pub interrupted: Option<i32>,
@@ -52,6 +63,9 @@ pub struct Archived {
     pub compression: String,
     pub encryption: String,
     pub sha256: String,
+    /// Not archived: the store refuses uploads until this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_until: Option<String>,
 }
 
 impl Archived {
@@ -62,16 +76,35 @@ impl Archived {
             compression: meta.compression.name().to_owned(),
             encryption: meta.encryption.name().to_owned(),
             sha256: meta.sha256.clone(),
+            paused_until: None,
+        }
+    }
+
+    /// The report of a unit left for later: uploads refused until `until`.
+    #[must_use]
+    pub fn paused(until: &str) -> Archived {
+        Archived {
+            size: 0,
+            compression: String::new(),
+            encryption: String::new(),
+            sha256: String::new(),
+            paused_until: Some(until.to_owned()),
         }
     }
 }
 
 impl JobReport for Archived {
     fn summary(&self) -> String {
-        format!(
-            "{} bytes, {} {}",
-            self.size, self.compression, self.encryption
-        )
+        match &self.paused_until {
+            Some(until) => format!("paused: uploads refused until {until}"),
+            None => format!(
+                "{} bytes, {} {}",
+                self.size, self.compression, self.encryption
+            ),
+        }
+    }
+    fn bytes(&self) -> u64 {
+        self.size
     }
 }
 
@@ -106,10 +139,18 @@ pub fn run(
         profile: opts.profile.clone(),
         source,
     })?;
+    // why: Deltaic's archive lock too, so a Deltaic `archive run` left in cron never runs beside this one
+    let deltaic_lock = PidLock::deltaic(&config.settings.root, "archive").map_err(|source| {
+        ArchiveError::Locked {
+            profile: opts.profile.clone(),
+            source,
+        }
+    })?;
     env.clean_spool()?;
     let mounted = MountedSnapshot::mount(store, snapshot)?;
     let result = run_mounted(config, archiver, snapshot, mounted.path(), workers, opts);
     mounted.close()?;
+    let _ = deltaic_lock.close();
     let _ = lock.close();
     result
 }
@@ -129,6 +170,18 @@ fn run_mounted(
         already: all.iter().filter(|u| existing.contains_key(*u)).count(),
         ..RunSummary::default()
     };
+    if let Some(until) = archiver.upload_paused()? {
+        // why: every unit would meet the refusal after packing; none is started
+        summary.paused = all
+            .into_iter()
+            .filter(|u| !existing.contains_key(u))
+            .collect();
+        summary.paused_until = Some(until);
+        return Ok(summary);
+    }
+    if all.iter().any(|u| !existing.contains_key(u)) {
+        archiver.prepare_set(set)?;
+    }
     let root = BackupRoot::new(&config.settings.root);
     let jobs: Vec<Job> = all
         .into_iter()
@@ -171,13 +224,17 @@ fn run_mounted(
     };
     let ran = runner.run(&jobs, &|_: &Job, _: &Outcome<Archived>| {});
     for o in ran.outcomes {
-        match o.failure {
-            None => summary.archived.push(o.name),
-            Some(why) => summary.failed.push((o.name, why)),
+        match (o.failure, o.report.and_then(|r| r.paused_until)) {
+            (None, Some(until)) => {
+                summary.paused.push(o.name);
+                summary.paused_until = Some(until);
+            }
+            (None, None) => summary.archived.push(o.name),
+            (Some(why), _) => summary.failed.push((o.name, why)),
         }
     }
     summary.interrupted = ran.interrupted;
-    if summary.failed.is_empty() && summary.interrupted.is_none() {
+    if summary.failed.is_empty() && summary.paused.is_empty() && summary.interrupted.is_none() {
         archiver.complete_set(set)?;
         summary.completed = true;
     }

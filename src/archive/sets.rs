@@ -68,14 +68,13 @@ pub fn incomplete_sets(config: &Config) -> IncompleteSets {
     let mut out = Vec::new();
     let mut unreadable = Vec::new();
     for (profile, p) in &config.settings.archivers {
-        match archivers::open(p).and_then(|a| a.list_sets()) {
+        match archivers::open(&config.settings.archive, p).and_then(|a| a.list_sets()) {
             Ok(sets) => out.extend(
                 sets.into_iter()
                     .filter(|(_, info)| !info.complete)
                     .filter_map(|(n, _)| SnapshotName::parse(&n).ok())
                     .map(|n| (n, profile.clone())),
             ),
-            Err(ArchiveError::Unsupported(_)) => {}
             Err(e) => unreadable.push((profile.clone(), e)),
         }
     }

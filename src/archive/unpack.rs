@@ -759,13 +759,22 @@ fn feed_tar(
     cmd: &Cmd,
     stdout: Stdio,
     file: &Path,
+    progress: Option<&str>,
 ) -> Result<Vec<u8>, ArchiveError> {
     let f = File::open(v.path()).map_err(ArchiveError::io(v.path()))?;
-    let mut dec =
-        Decoder::new(c, BufReader::with_capacity(1 << 20, f)).map_err(ArchiveError::io(file))?;
+    let size = f.metadata().map(|m| m.len()).ok();
+    // why: the bar counts the verified bytes read, whose total is known; tar's output size is not
+    let bar = match progress {
+        Some(label) => crate::progress::Bar::bytes(label, size),
+        None => crate::progress::Bar::none(),
+    };
+    let mut dec = Decoder::new(c, BufReader::with_capacity(1 << 20, bar.reader(f)))
+        .map_err(ArchiveError::io(file))?;
     let mut tar = cmd.spawn_writer(stdout)?;
     let copied = std::io::copy(&mut dec, &mut tar);
     let _ = tar.flush();
+    drop(dec);
+    bar.finish();
     match copied {
         Ok(_) => Ok(tar.finish()?.stderr),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -913,7 +922,14 @@ fn list_and_check(
             }
             Ok(out)
         });
-        let listed = feed_tar(verified, meta.compression, &list, Stdio::from(pipe_w), file);
+        let listed = feed_tar(
+            verified,
+            meta.compression,
+            &list,
+            Stdio::from(pipe_w),
+            file,
+            None,
+        );
         let checked = checker.join().unwrap_or_else(|_| {
             Err(ArchiveError::BadListing {
                 file: file.to_owned(),
@@ -995,7 +1011,14 @@ pub fn unpack_all(
             exclude_file = Some(t);
         }
         let (stderr, confinement) = confined(&dest, || {
-            feed_tar(&c.verified, c.meta.compression, &x, Stdio::null(), &c.file)
+            feed_tar(
+                &c.verified,
+                c.meta.compression,
+                &x,
+                Stdio::null(),
+                &c.file,
+                Some(&format!("unpacking {}", c.file.display())),
+            )
         })?;
         let stderr = stderr?;
         drop(exclude_file);

@@ -52,6 +52,16 @@ impl PidLock {
         Ok(lock)
     }
 
+    /// Deltaic's lock `<root>/.lock/<name>` (`backup` for a run, `archive`
+    /// for an archive run), held beside strata's own, so that a Deltaic cron
+    /// job left installed during a migration never runs at the same time.
+    pub fn deltaic(root: &Path, name: &str) -> Result<PidLock, LockError> {
+        PidLock::acquire(
+            &root.join(".lock").join(name),
+            &format!("a Deltaic or strata `{name}` job (Deltaic's lock)"),
+        )
+    }
+
     /// The lock every backup of `unit` holds for its whole duration, whether
     /// `run` started it or a person did: `<state_dir>/unit-locks/<unit>.lock`.
     pub fn unit(state_dir: &Path, unit: &UnitPath) -> Result<PidLock, LockError> {

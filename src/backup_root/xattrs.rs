@@ -9,6 +9,12 @@ pub const RBD_SNAPSHOT: &str = "user.rbd.snapshot";
 pub const RBD_PENDING_SNAPSHOT: &str = "user.rbd.pending-snapshot";
 /// The snapid of a fetched RBD snapshot.
 pub const RBD_SNAPID: &str = "user.rbd.snapid";
+/// On a Coda volume's stored root: the stored copy took a complete dump, so
+/// the next may be incremental (Deltaic's name and value, `true`).
+pub const CODA_INCREMENTAL_OK: &str = "user.coda.incremental-ok";
+/// On a Coda volume's stored root: the bytes of its regular files (strata's
+/// own; what `status` shows after an incremental dump).
+pub const STRATA_CODA_BYTES: &str = "user.strata.coda-bytes";
 /// Archive metadata on a retrieved archive file (Deltaic's names).
 pub const ARCHIVE_COMPRESSION: &str = "user.archive.compression";
 pub const ARCHIVE_ENCRYPTION: &str = "user.archive.encryption";

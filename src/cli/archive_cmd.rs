@@ -5,7 +5,7 @@ use super::{Ctx, output, refuse_root};
 use crate::archive::{
     self, ArchiveEnv, ArchiveError, Archiver, archivers,
     drill::{self, DrillUnit},
-    pack,
+    migrate, pack,
     rate::RateLimit,
     retrieve,
     sets::{self, RunTarget, SetMark},
@@ -97,6 +97,31 @@ enum ArchiveCmd {
     /// Retrieve a random (or the named) unit of the newest complete set,
     /// unpack it and compare it with its snapshot
     Drill { unit: Option<String> },
+    /// Copy archive sets (all, or the SETs named) from this profile to an
+    /// s3 profile: rate limited, resumable, each archive checked on arrival,
+    /// this profile left untouched
+    Migrate {
+        /// The s3 profile to copy to
+        #[arg(long, value_name = "PROFILE")]
+        to: String,
+        /// Print what would be copied, how long it takes and what it costs;
+        /// request nothing
+        #[arg(long)]
+        plan: bool,
+        /// Maximum retrieval rate in GiB/hour, shared by concurrent retrieves of the profile
+        #[arg(
+            short = 'r',
+            long = "max-rate",
+            value_name = "GIB-PER-HOUR",
+            default_value_t = 1.0
+        )]
+        max_rate: f64,
+        /// The rate in bytes per second (overrides -r; for tests)
+        #[arg(long, hide = true, env = "STRATA_RETRIEVE_BYTES_PER_SEC")]
+        bytes_per_sec: Option<f64>,
+        #[arg(value_name = "SET")]
+        sets: Vec<String>,
+    },
 }
 
 fn open_archiver(ctx: &Ctx, profile: &str) -> anyhow::Result<Box<dyn Archiver>> {
@@ -116,7 +141,7 @@ fn open_archiver(ctx: &Ctx, profile: &str) -> anyhow::Result<Box<dyn Archiver>> 
             .to_string(),
         )
     })?;
-    Ok(archivers::open(p)?)
+    Ok(archivers::open(&ctx.config.settings.archive, p)?)
 }
 
 fn env(ctx: &Ctx) -> anyhow::Result<ArchiveEnv> {
@@ -190,6 +215,15 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 Ok(ExitCode::Ok)
+            } else if s.failed.is_empty() && !s.paused.is_empty() {
+                // why: not a failure: the store's daily cap; the set waits for `run -r`
+                eprintln!(
+                    "strata: set {name} paused: {} archived now, {} waiting; profile {profile} refuses uploads until {}: run `strata archive -p {profile} run -r` then",
+                    s.archived.len(),
+                    s.paused.len(),
+                    s.paused_until.as_deref().unwrap_or("later")
+                );
+                Ok(ExitCode::Ok)
             } else {
                 Err(
                     ArchiveError::UnitsFailed(s.failed.into_iter().map(|(u, _)| u).collect())
@@ -211,21 +245,43 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let root = BackupRoot::new(ctx.root()?);
             // why: one archiving of a unit per profile at a time, whoever started it (an `archive run` or a person)
             let lock = PidLock::archive_unit(&root.state_dir(), profile, &unit_path)?;
-            let compression = archive::unit_compression(&ctx.config, profile, unit);
-            let packed = pack::pack(&env, name.as_str(), mountpoint, unit, compression)
-                .with_context(|| format!("packing {unit}"))?;
-            archiver
-                .upload_archive(name.as_str(), unit, &packed.meta, packed.file.path())
-                .with_context(|| format!("uploading {unit}"))?;
+            let paused = |until: &str| -> anyhow::Result<ExitCode> {
+                println!("{unit}: not archived now: uploads are refused until {until}");
+                crate::jobs::child::report(&archive::run::Archived::paused(until))?;
+                Ok(ExitCode::Ok)
+            };
+            if let Some(until) = archiver.upload_paused()? {
+                return paused(&until);
+            }
+            let resumed = match archiver.resume_upload(name.as_str(), unit) {
+                Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
+                r => r.with_context(|| format!("resuming the upload of {unit}"))?,
+            };
+            let (meta, packed) = if let Some(meta) = resumed {
+                println!("{unit}: finished the upload an earlier process left");
+                (meta, None)
+            } else {
+                let compression = archive::unit_compression(&ctx.config, profile, unit);
+                let packed = pack::pack(&env, name.as_str(), mountpoint, unit, compression)
+                    .with_context(|| format!("packing {unit}"))?;
+                match archiver.upload_archive(name.as_str(), unit, &packed.meta, packed.file.path())
+                {
+                    Err(ArchiveError::UploadPaused { until, .. }) => return paused(&until),
+                    r => r.with_context(|| format!("uploading {unit}"))?,
+                }
+                (packed.meta.clone(), Some(packed.file))
+            };
             println!(
                 "archived {unit}: {} {} {} sha256 {}",
-                output::size(packed.meta.size),
-                packed.meta.compression.name(),
-                packed.meta.encryption.name(),
-                packed.meta.sha256
+                output::size(meta.size),
+                meta.compression.name(),
+                meta.encryption.name(),
+                meta.sha256
             );
-            crate::jobs::child::report(&archive::run::Archived::of(&packed.meta))?;
-            packed.file.close().context("removing the spool file")?;
+            crate::jobs::child::report(&archive::run::Archived::of(&meta))?;
+            if let Some(file) = packed {
+                file.close().context("removing the spool file")?;
+            }
             let _ = lock.close();
             Ok(ExitCode::Ok)
         }
@@ -258,7 +314,11 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     }
                     serde_json::Value::Object(m)
                 };
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                if *only_sets {
+                    output::json("archive-sets", "sets", v)?;
+                } else {
+                    output::json("archive-ls", "sets", v)?;
+                }
                 return Ok(ExitCode::Ok);
             }
             for (n, info) in chosen {
@@ -317,9 +377,13 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             let archiver = open_archiver(ctx, profile)?;
             let lines = archiver.report_cost()?;
             if cli.g.json {
-                println!("{}", serde_json::to_string_pretty(&lines)?);
+                output::json("archive-cost", "classes", serde_json::to_value(&lines)?)?;
             } else {
                 for l in &lines {
+                    if let Some(p) = &l.peak {
+                        print_peak_pricing(l, p);
+                        continue;
+                    }
                     println!(
                         "{:<14} {:6} archives {:>10}  ${:.2}/month  ${:.2} to retrieve all",
                         l.class,
@@ -357,31 +421,47 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             }
             std::fs::create_dir_all(&env.spool).with_context(|| env.spool.display().to_string())?;
             let limit = RateLimit::new(&env.spool, profile, rate);
+            // why: from the flag itself, not through the per-second rate, so that -r 0.25 is exactly 256 MiB/hour
+            let per_hour = bytes_per_sec.map_or(max_rate * f64::from(1u32 << 30), |b| b * 3600.0);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            // why: positive, far below 2^64 bytes
+            let bytes_per_hour = per_hour.round() as u64;
             std::fs::create_dir_all(destdir).with_context(|| destdir.display().to_string())?;
             let archives = archiver.list_set_archives(set.as_str())?;
             let mut failed = false;
+            let mut wanted = Vec::new();
             for unit in units {
-                let r = archives
-                    .get(unit)
-                    .ok_or_else(|| ArchiveError::no_such_archive(set.as_str(), unit))
-                    .and_then(|meta| {
-                        retrieve::retrieve_one(
-                            archiver.as_ref(),
-                            set.as_str(),
-                            unit,
-                            meta,
-                            destdir,
-                            Some(&limit),
-                        )
+                if let Some(meta) = archives.get(unit) {
+                    wanted.push(retrieve::Wanted {
+                        set: set.as_str().to_owned(),
+                        unit: unit.clone(),
+                        meta: meta.clone(),
                     });
-                match r {
-                    Ok(path) => println!("{}", path.display()),
-                    Err(e) => {
-                        eprintln!("strata: {unit}: {e}");
-                        failed = true;
-                    }
+                } else {
+                    eprintln!(
+                        "strata: {unit}: {}",
+                        ArchiveError::no_such_archive(set.as_str(), unit)
+                    );
+                    failed = true;
                 }
             }
+            let rate = retrieve::Rate {
+                stream: Some(&limit),
+                bytes_per_hour,
+            };
+            retrieve::retrieve_many(
+                archiver.as_ref(),
+                &wanted,
+                destdir,
+                rate,
+                &mut |w, r| match r {
+                    Ok(path) => println!("{}", path.display()),
+                    Err(e) => {
+                        eprintln!("strata: {}: {e}", w.unit);
+                        failed = true;
+                    }
+                },
+            )?;
             Ok(if failed {
                 ExitCode::Failed
             } else {
@@ -436,7 +516,195 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             refuse_root(cli, "archive drill")?;
             drill(ctx, profile, unit.as_deref())
         }
+        ArchiveCmd::Migrate {
+            to,
+            plan,
+            max_rate,
+            bytes_per_sec,
+            sets,
+        } => {
+            refuse_root(cli, "archive migrate")?;
+            let per_hour = bytes_per_sec.map_or(max_rate * f64::from(1u32 << 30), |b| b * 3600.0);
+            if per_hour.is_nan() || per_hour <= 0.0 {
+                return Err(UsageError("the retrieval rate must be positive".into()).into());
+            }
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            // why: positive, far below 2^64 bytes
+            let per_hour = per_hour.round() as u64;
+            migrate_cmd(ctx, profile, to, *plan, per_hour, sets)
+        }
     }
+}
+
+/// `archive migrate`: plan, print, and (unless `--plan`) copy.
+fn migrate_cmd(
+    ctx: &Ctx,
+    from: &str,
+    to: &str,
+    plan_only: bool,
+    bytes_per_hour: u64,
+    only: &[String],
+) -> anyhow::Result<ExitCode> {
+    let env = env(ctx)?;
+    let source = open_archiver(ctx, from)?;
+    let Some(dest_profile) = ctx.config.settings.archivers.get(to) else {
+        return Err(UsageError(format!(
+            "--to {to}: no such profile under settings.archivers"
+        ))
+        .into());
+    };
+    let crate::config::ArchiverKind::S3(s3) = &dest_profile.archiver else {
+        return Err(UsageError(format!("--to {to}: the profile's archiver is not s3")).into());
+    };
+    if to == from {
+        return Err(UsageError("--to names the profile migrated from".into()).into());
+    }
+    let dest = archivers::s3::S3Archiver::new(s3)?;
+    let mut source_sets = std::collections::BTreeMap::new();
+    for (name, info) in source.list_sets()? {
+        if only.is_empty() || only.contains(&name) {
+            let archives = source.list_set_archives(&name)?;
+            source_sets.insert(name, (info, archives));
+        }
+    }
+    let mut dest_sets = std::collections::BTreeMap::new();
+    for name in source_sets.keys() {
+        dest_sets.insert(name.clone(), dest.list_set_archives(name)?);
+    }
+    let plan =
+        migrate::plan(&source_sets, &dest_sets, only).map_err(|e| UsageError(e.to_string()))?;
+    let peak = source.report_cost()?.into_iter().find_map(|l| l.peak);
+    let price = s3.prices.get(&s3.storage_class).map_or_else(
+        || archivers::s3::default_price(&s3.storage_class).0,
+        |p| p.storage,
+    );
+    let est = migrate::estimate(&plan, bytes_per_hour, peak.as_ref(), price);
+    if ctx.cli.g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"sets": plan, "estimate": est}))?
+        );
+    } else {
+        print_migration_plan(
+            from,
+            to,
+            &s3.storage_class,
+            &plan,
+            &est,
+            bytes_per_hour,
+            peak.as_ref(),
+        );
+    }
+    if plan_only {
+        return Ok(ExitCode::Ok);
+    }
+    #[allow(clippy::cast_precision_loss)] // why: a rate
+    let limit = RateLimit::new(&env.spool, from, bytes_per_hour as f64 / 3600.0);
+    let m = migrate::Migration {
+        source: source.as_ref(),
+        dest: &dest,
+        work: env.spool.join(format!("migrate-{from}-{to}")),
+        bytes_per_hour,
+        stream: Some(&limit),
+    };
+    let quiet = ctx.cli.g.quiet;
+    let out = migrate::migrate(&m, &plan, &mut |line| {
+        if !quiet {
+            println!("{line}");
+        }
+    })?;
+    for (set, unit, why) in &out.failed {
+        eprintln!("strata: {set} {unit}: {why}");
+    }
+    if !quiet {
+        println!(
+            "migrated: {} archives copied, {} sets complete at {to}, {} failed",
+            out.copied.len(),
+            out.completed_sets.len(),
+            out.failed.len()
+        );
+    }
+    Ok(if out.failed.is_empty() {
+        ExitCode::Ok
+    } else {
+        ExitCode::Failed
+    })
+}
+
+fn print_migration_plan(
+    from: &str,
+    to: &str,
+    class: &str,
+    plan: &[migrate::PlannedSet],
+    est: &migrate::Estimate,
+    bytes_per_hour: u64,
+    peak: Option<&archivers::PeakPricing>,
+) {
+    println!("migrate profile {from} -> s3 profile {to} (storage class {class}):");
+    for s in plan {
+        let (copy, bytes, there) = s
+            .archives
+            .iter()
+            .fold((0, 0, 0), |(c, b, t), a| match a.step {
+                migrate::Step::Copy => (c + 1, b + a.size, t),
+                migrate::Step::Present => (c, b, t + 1),
+                migrate::Step::Conflict(_) => (c, b, t),
+            });
+        println!(
+            "  {} {:>10} {:5} archives: {copy} to copy ({}), {there} already there",
+            s.set,
+            if s.complete { "complete" } else { "incomplete" },
+            s.archives.len(),
+            output::size(bytes)
+        );
+        for a in &s.archives {
+            if let migrate::Step::Conflict(why) = &a.step {
+                println!("    conflict {}: {why}; it will not be copied", a.unit);
+            }
+        }
+    }
+    println!(
+        "total: {} archives to copy, {}; {} already there; {} conflicts",
+        est.to_copy,
+        output::size(est.bytes),
+        est.present,
+        est.conflicts
+    );
+    println!(
+        "retrieval: {:.1} hours of budget at {}/hour, plus the hours each retrieval job takes",
+        est.hours,
+        output::size(bytes_per_hour)
+    );
+    match (est.retrieval, peak) {
+        (Some(r), Some(p)) => println!(
+            "cost: retrieval about ${r:.2} (peak-rate pricing: ${:.2} per GiB/hour of the month's peak, which is {}/hour so far; {} free today)",
+            p.per_gib_hour,
+            output::size(p.month_peak),
+            output::size(p.free_today)
+        ),
+        _ => println!("cost: retrieval is not priced by the source"),
+    }
+    println!("cost: storage at {to}: ${:.2}/month", est.storage_monthly);
+}
+
+/// Deltaic's report of a Glacier vault's costs.
+fn print_peak_pricing(l: &archivers::CostLine, p: &archivers::PeakPricing) {
+    println!(
+        "The {} currently in storage ({} archives) costs ${:.2}/month.\n\n\
+         You can retrieve around {} for free today (in UTC), provided that your\n\
+         retrievals occur at a constant rate during all hours in which you are\n\
+         retrieving.  If you exceed this amount, your bill will be determined by your\n\
+         maximum hourly retrieval rate for the month.  Each additional GB/hour of\n\
+         retrieval bandwidth costs ${:.2}, but is then available for the whole month\n\
+         at no additional charge.  The maximum retrieval rate this month has been\n\
+         {}/hour.",
+        output::size(l.bytes),
+        l.archives,
+        l.monthly,
+        output::size(p.free_today),
+        p.per_gib_hour,
+        output::size(p.month_peak)
+    );
 }
 
 fn drill(ctx: &Ctx, profile: &str, unit: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -25,10 +25,11 @@ pub fn run(cli: &Cli, cmd: &ConfigCmd) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|p| serde_json::json!({"line": p.line, "key": p.path.as_str(), "message": p.message}))
                 .collect();
-            println!(
-                "{}",
-                serde_json::json!({"file": path, "valid": false, "errors": list})
-            );
+            super::output::json(
+                "config-check",
+                "",
+                serde_json::json!({"file": path, "valid": false, "errors": list}),
+            )?;
             return Ok(ExitCode::Usage);
         }
         Err(e) => return Err(e.into()),
@@ -49,10 +50,11 @@ pub fn run(cli: &Cli, cmd: &ConfigCmd) -> anyhow::Result<ExitCode> {
                     .map(|(source, u)| serde_json::json!({"unit": u.as_str(), "source": source}))
                     .collect();
                 let warnings = config.rendered_warnings();
-                println!(
-                    "{}",
-                    serde_json::json!({"file": path, "valid": true, "units": list, "warnings": warnings, "github-orgs-expand-at-run-time": !config.github.is_empty()})
-                );
+                super::output::json(
+                    "config-check",
+                    "",
+                    serde_json::json!({"file": path, "valid": true, "units": list, "warnings": warnings, "github-orgs-expand-at-run-time": !config.github.is_empty()}),
+                )?;
             } else {
                 for w in config.rendered_warnings() {
                     eprintln!("warning: {w}");

@@ -8,13 +8,20 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
 
+#[derive(Debug, Args)]
+pub struct MkconfArgs {
+    /// Where cron mails the output (MAILTO) [default: root]
+    // why: global, so Deltaic's `mkconf --email ADDR crontab` and `mkconf crontab --email ADDR` both work
+    #[arg(long, value_name = "ADDR", global = true)]
+    email: Option<String>,
+    #[command(subcommand)]
+    cmd: MkconfCmd,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MkconfCmd {
     /// The backup user's crontab (as Deltaic's; archive jobs commented out)
     Crontab {
-        /// Where cron mails the output (MAILTO)
-        #[arg(long, value_name = "ADDR")]
-        email: Option<String>,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -82,9 +89,10 @@ fn usage(e: mkconf::MkconfError) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
-pub fn run(cli: &Cli, cmd: &MkconfCmd) -> anyhow::Result<ExitCode> {
-    match cmd {
-        MkconfCmd::Crontab { email, target } => {
+pub fn run(cli: &Cli, args: &MkconfArgs) -> anyhow::Result<ExitCode> {
+    let email = &args.email;
+    match &args.cmd {
+        MkconfCmd::Crontab { target } => {
             print!(
                 "{}",
                 mkconf::crontab(&target.target(cli)?, email.as_deref()).map_err(usage)?

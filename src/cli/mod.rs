@@ -4,6 +4,7 @@
 
 mod archive_cmd;
 mod config_cmd;
+mod googledrive_cmd;
 mod mkconf_cmd;
 mod output;
 mod snapshots;
@@ -35,6 +36,8 @@ pub struct Globals {
     #[arg(
         short = 'c',
         long = "config",
+        // why: Deltaic's spelling, so its crontabs and scripts run unchanged
+        alias = "config-file",
         value_name = "FILE",
         env = "STRATA_CONFIG"
     )]
@@ -45,9 +48,12 @@ pub struct Globals {
     /// Print more: every command strata runs, every snapshot prune keeps or removes
     #[arg(short, long, global = true)]
     pub verbose: bool,
-    /// Output listings as JSON (ls, status, df, config check)
+    /// Output listings and reports as JSON (ls, status, df, prune, config check, archive ls|cost): one object with `kind` and `schema_version` (1)
     #[arg(long, global = true)]
     pub json: bool,
+    /// Progress bars: on a terminal unless -q (auto), always, or never
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub progress: ProgressWhen,
     /// Allow commands that write into the backup root to run as root
     #[arg(long, global = true, env = "STRATA_ALLOW_ROOT", value_parser = clap::builder::FalseyValueParser::new())]
     pub allow_root: bool,
@@ -87,12 +93,14 @@ pub enum Command {
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
     /// Print the crontab, sudoers rule or systemd units for this installation
-    #[command(subcommand)]
-    Mkconf(mkconf_cmd::MkconfCmd),
+    Mkconf(mkconf_cmd::MkconfArgs),
     /// Offsite archives: run, ls, prune, cost, resync, retrieve, unpack, drill
     // why: after the sources' commands, which `command()` adds to these
     #[command(display_order = 100)]
     Archive(archive_cmd::ArchiveArgs),
+    /// Google Drive: sign in (auth), check (test), list (ls) and delete (rm) files
+    #[command(display_order = 101)]
+    Googledrive(googledrive_cmd::GoogledriveArgs),
 }
 
 /// The whole command line: strata's own commands, and `strata <source> ...`
@@ -110,6 +118,25 @@ pub fn command() -> clap::Command {
         );
     }
     cmd
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Globals {
+    fn set_progress(&self) {
+        let mode = match self.progress {
+            ProgressWhen::Auto => crate::progress::Mode::Auto,
+            ProgressWhen::Always => crate::progress::Mode::Always,
+            ProgressWhen::Never => crate::progress::Mode::Never,
+        };
+        crate::progress::set_mode(mode, self.quiet);
+    }
 }
 
 /// The parsed command line.
@@ -150,6 +177,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match parse() {
         Parsed::Own(cli) => {
             crate::exec::set_trace(cli.g.verbose);
+            cli.g.set_progress();
             if matches!(
                 cli.command,
                 Command::Ls
@@ -168,6 +196,7 @@ pub fn main() -> std::process::ExitCode {
             matches,
         } => {
             crate::exec::set_trace(globals.verbose);
+            globals.set_progress();
             run_source(&globals, source, &matches)
         }
     };
@@ -307,5 +336,127 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Status => status::status(&load_config(cli)?),
         Command::Metrics { file } => status::metrics(&load_config(cli)?, file),
         Command::Archive(args) => archive_cmd::run(&load_config(cli)?, args),
+        Command::Googledrive(args) => {
+            googledrive_cmd::run(&load_config(cli)?, args).context("googledrive")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every command line of Deltaic's `cli.py`, `run.py`, `prune.py`,
+    /// `storage.py`, `template.py`, `archivers/__init__.py` and the sources
+    /// strata has, short and long forms: a Deltaic crontab or script runs
+    /// unchanged.
+    const DELTAIC_COMMAND_LINES: &[&str] = &[
+        "deltaic --version",
+        "deltaic -h",
+        "deltaic --help",
+        "deltaic -c /etc/deltaic.conf run",
+        "deltaic --config-file /etc/deltaic.conf run",
+        "deltaic run",
+        "deltaic run -S",
+        "deltaic run --snapshot",
+        "deltaic run --no-snapshot",
+        "deltaic prune",
+        "deltaic prune -n",
+        "deltaic prune --dry-run",
+        "deltaic prune -v",
+        "deltaic prune --verbose -n",
+        "deltaic df",
+        "deltaic df -c",
+        "deltaic df --check",
+        "deltaic ls",
+        "deltaic mount 20240101-1",
+        "deltaic mount 20240101-1 20240102-1",
+        "deltaic umount 20240101-1",
+        "deltaic umount -a",
+        "deltaic umount --all",
+        "deltaic mkconf crontab",
+        "deltaic mkconf sudoers",
+        "deltaic mkconf --email ops@example.org crontab",
+        "deltaic archive run",
+        "deltaic archive run -r",
+        "deltaic archive run --resume",
+        "deltaic archive run 20240101-1",
+        "deltaic archive -p default run",
+        "deltaic archive --profile offsite run",
+        "deltaic archive cost",
+        "deltaic archive ls",
+        "deltaic archive ls -s",
+        "deltaic archive ls --sets 20240101-1",
+        "deltaic archive retrieve 20240101-1 /tmp/r rsync/host",
+        "deltaic archive retrieve -r 0.5 20240101-1 /tmp/r rsync/a rgw/b",
+        "deltaic archive retrieve --max-rate 2 20240101-1 /tmp/r rsync/a",
+        "deltaic archive unpack /tmp/d /tmp/r/20240101-1:rsync-a",
+        "deltaic archive prune",
+        "deltaic archive resync",
+        "deltaic archive unit 20240101-1 /mnt/snap rsync/a",
+        "deltaic rsync backup host.example.org",
+        "deltaic rsync backup -c host.example.org",
+        "deltaic rsync backup --scrub host.example.org",
+        "deltaic rsync restore /b/rsync/a/etc host.example.org /tmp/x",
+        "deltaic rsync restore --coda -u joe /b/coda/s/v host /tmp/x",
+        "deltaic rsync restore --user joe /b/rsync/a/etc host /tmp/x -- --dry-run",
+        "deltaic rbd backup pool image",
+        "deltaic rbd backup -c -s pool snap",
+        "deltaic rbd backup --scrub --snapshot pool snap",
+        "deltaic rbd restore /b/rbd/pool/images/vm pool vm2",
+        "deltaic rbd drop pool image",
+        "deltaic rgw backup bucket",
+        "deltaic rgw backup -A -c bucket",
+        "deltaic rgw backup --scrub-acls --scrub bucket",
+        "deltaic rgw restore bucket newbucket",
+        "deltaic rgw restore -f /b/rgw/bucket newbucket",
+        "deltaic rgw restore --force bucket newbucket",
+        "deltaic coda backup host.example.org vol",
+        "deltaic coda backup -i -R -v host.example.org vol",
+        "deltaic coda backup --incremental --skip-refresh --verbose host vol",
+        "deltaic coda backup --refresh host vol",
+        "deltaic googledrive auth",
+        "deltaic googledrive test",
+        "deltaic googledrive ls",
+    ];
+
+    #[test]
+    fn every_deltaic_command_line_parses() {
+        for line in DELTAIC_COMMAND_LINES {
+            let argv: Vec<&str> = line.split(' ').collect();
+            let r = command().try_get_matches_from(&argv);
+            match r {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        clap::error::ErrorKind::DisplayHelp
+                            | clap::error::ErrorKind::DisplayVersion
+                    ) => {}
+                Err(e) => panic!("`{line}` does not parse: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn run_snapshot_flags_are_deltaics() {
+        let m = command()
+            .try_get_matches_from(["strata", "run", "-S"])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.skips_snapshot());
+        let m = command()
+            .try_get_matches_from(["strata", "run", "--no-snapshot", "--snapshot"])
+            .unwrap();
+        let Command::Run(args) = Cli::from_arg_matches(&m).unwrap().command else {
+            panic!()
+        };
+        assert!(
+            !args.skips_snapshot(),
+            "the last of the pair wins, as click's"
+        );
     }
 }

@@ -2,6 +2,30 @@
 
 use std::fmt::Write as _;
 
+/// The version of every `--json` document's shape: bumped when a field
+/// changes meaning or disappears (new fields may be added within a version).
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Print a `--json` document: an object naming its kind and schema version,
+/// with `body`'s fields beside them (or `body` under `key` when it is not an
+/// object).
+pub fn json(kind: &str, key: &str, body: serde_json::Value) -> anyhow::Result<()> {
+    let mut doc = serde_json::Map::new();
+    doc.insert("kind".into(), kind.into());
+    doc.insert("schema_version".into(), JSON_SCHEMA_VERSION.into());
+    match body {
+        serde_json::Value::Object(m) => doc.extend(m),
+        other => {
+            doc.insert(key.into(), other);
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::Value::Object(doc))?
+    );
+    Ok(())
+}
+
 /// `1.5 GiB`, `512 B`.
 #[must_use]
 #[allow(clippy::cast_precision_loss)] // why: display only

@@ -16,8 +16,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Do not take a snapshot at the end
-    #[arg(long)]
+    #[arg(short = 'S', long, overrides_with = "snapshot")]
     no_snapshot: bool,
+    /// Take a snapshot at the end (the default; Deltaic's --snapshot)
+    #[arg(long, hide = true, overrides_with = "no_snapshot")]
+    snapshot: bool,
     /// Only units whose path matches this glob (repeatable), e.g. 'rsync/*'
     #[arg(long, value_name = "UNIT-GLOB")]
     only: Vec<String>,
@@ -54,6 +57,14 @@ fn parse_name(s: &str) -> anyhow::Result<SnapshotName> {
     SnapshotName::parse(s).map_err(|e| UsageError(e.to_string()).into())
 }
 
+impl RunArgs {
+    /// Whether this run takes no snapshot (`--no-snapshot` / `-S`).
+    #[must_use]
+    pub fn skips_snapshot(&self) -> bool {
+        self.no_snapshot && !self.snapshot
+    }
+}
+
 pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
     ctx.root()?;
     let only = args
@@ -61,13 +72,13 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|g| glob::Pattern::new(g).map_err(|e| UsageError(format!("--only {g:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let store = if args.no_snapshot {
+    let store = if args.skips_snapshot() {
         None
     } else {
         Some(store(ctx)?)
     };
     let opts = RunOptions {
-        snapshot: if args.no_snapshot {
+        snapshot: if args.skips_snapshot() {
             SnapshotMode::Skip
         } else {
             SnapshotMode::Take
@@ -111,7 +122,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
 pub fn ls(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let list = store(ctx)?.list()?;
     if ctx.cli.g.json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        output::json("ls", "snapshots", serde_json::to_value(&list)?)?;
     } else {
         for s in &list {
             match &s.mounted {
@@ -194,6 +205,18 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         &root.join("Logs"),
         mode,
     )?;
+    if ctx.cli.g.json {
+        output::json(
+            "prune",
+            "",
+            serde_json::json!({"dry_run": args.dry_run, "events": report.events}),
+        )?;
+        return Ok(if report.failed() {
+            ExitCode::Failed
+        } else {
+            ExitCode::Ok
+        });
+    }
     let verbose = ctx.cli.g.verbose;
     for event in &report.events {
         match event {
@@ -300,7 +323,11 @@ pub fn df(ctx: &Ctx, args: &DfArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(l, v, p)| serde_json::json!({"what": l, "free": v, "free_percent": p}))
             .collect();
-        println!("{}", serde_json::json!({"space": space, "reported": list}));
+        output::json(
+            "df",
+            "",
+            serde_json::json!({"space": space, "reported": list}),
+        )?;
     } else {
         for (label, value, pct) in &low {
             println!("{:<25} {value:>14} ({pct:4.1}%)", format!("{label}:"));

@@ -15,6 +15,8 @@ struct Row {
     /// Why the unit's state file could not be read (the row then shows
     /// defaults; the other units are unaffected).
     unreadable: Option<String>,
+    /// What the source says of the unit beyond its state (gone upstream).
+    note: Option<String>,
 }
 
 fn rows(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
@@ -29,7 +31,9 @@ fn rows(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
                 Err(e) => (UnitState::default(), Some(e.to_string())),
             };
             let stale = state.last_success.is_none_or(|t| now - t > stale_after);
+            let note = source.status_note(&ctx.config, root.path(), &unit);
             rows.push(Row {
+                note,
                 unit: unit.to_string(),
                 source: source.name(),
                 state,
@@ -53,15 +57,16 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     if ctx.cli.g.json {
         let list: Vec<_> = rows
             .iter()
-            .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state, "state_error": r.unreadable}))
+            .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state, "state_error": r.unreadable, "note": r.note}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        output::json("status", "units", serde_json::Value::Array(list))?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
                 let flag = match (r.stale, r.state.failures_in_row) {
                     _ if r.unreadable.is_some() => "UNKNOWN (unreadable state file)".to_owned(),
+                    _ if r.note.is_some() => r.note.clone().unwrap_or_default(),
                     (true, _) if r.state.last_success.is_none() => {
                         "STALE (never succeeded)".to_owned()
                     }

@@ -27,6 +27,10 @@ pub struct ArchiveSettings {
     pub googledrive_client_id: Option<String>,
     pub googledrive_client_secret: Option<Secret>,
     pub googledrive_credentials_file: Option<PathBuf>,
+    /// Where Drive v3 lives (tests point it at a fake) [Google's].
+    pub googledrive_api_url: Option<String>,
+    /// The OAuth token endpoint [Google's].
+    pub googledrive_token_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -70,18 +74,37 @@ pub struct ArchiverProfile {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "archiver")]
 pub enum ArchiverKind {
-    Aws {
-        access_key_id: String,
-        secret_access_key: Secret,
-        region: String,
-        namespace: String,
-        storage_cost: f64,
-    },
-    Googledrive,
+    Aws(AwsProfile),
+    Googledrive(GoogledriveProfile),
     S3(S3Profile),
-    Local {
-        path: PathBuf,
-    },
+    Local { path: PathBuf },
+}
+
+/// Deltaic's Glacier vault + `SimpleDB` domain, both named `namespace`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AwsProfile {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub region: String,
+    pub namespace: String,
+    /// $ per GiB-month stored (Deltaic's `aws-storage-cost`).
+    pub storage_cost: f64,
+    /// strata's: the Glacier endpoint [AWS's for the region].
+    pub glacier_endpoint: Option<String>,
+    /// strata's: the `SimpleDB` endpoint [AWS's for the region].
+    pub sdb_endpoint: Option<String>,
+}
+
+/// A googledrive profile's own keys; each overrides the setting of the same
+/// name (Deltaic's archiver read `googledrive-credentials-file` from the
+/// profile, its `auth` command from the settings).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GoogledriveProfile {
+    pub credentials_file: Option<PathBuf>,
+    pub api_url: Option<String>,
+    pub token_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +163,8 @@ pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<Arch
         "googledrive-client-secret-file",
     );
     let googledrive_credentials_file = get_path(r, ctx, f, "googledrive-credentials-file");
+    let googledrive_api_url = get_url(r, f, "googledrive-api-url");
+    let googledrive_token_url = get_url(r, f, "googledrive-token-url");
     Some(ArchiveSettings {
         spool: spool?,
         gpg_signing_key: gpg_signing_key?,
@@ -149,7 +174,27 @@ pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<Arch
         googledrive_client_id: googledrive_client_id?,
         googledrive_client_secret: googledrive_client_secret?,
         googledrive_credentials_file: googledrive_credentials_file?,
+        googledrive_api_url: googledrive_api_url?,
+        googledrive_token_url: googledrive_token_url?,
     })
+}
+
+/// An optional `http://` or `https://` URL, kept without a trailing slash.
+#[allow(clippy::option_option)] // why: as get_string
+fn get_url(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Option<String>> {
+    let line = f.get(key).map(|(n, _)| n.line);
+    let s = get_string(r, f, key)?;
+    match s {
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+            r.error(
+                line.unwrap_or(f.line()),
+                &f.path().key(key),
+                format!("{u:?} is not an http:// or https:// URL"),
+            );
+            None
+        }
+        other => Some(other.map(|u| u.trim_end_matches('/').to_owned())),
+    }
 }
 
 const AWS_KEYS: &[&str] = &[
@@ -159,6 +204,8 @@ const AWS_KEYS: &[&str] = &[
     "aws-region",
     "aws-namespace",
     "aws-storage-cost",
+    "aws-glacier-endpoint",
+    "aws-sdb-endpoint",
 ];
 const S3_KEYS: &[&str] = &[
     "s3-bucket",
@@ -175,6 +222,11 @@ const S3_KEYS: &[&str] = &[
     "s3-prices",
 ];
 const LOCAL_KEYS: &[&str] = &["local-path"];
+const GOOGLEDRIVE_KEYS: &[&str] = &[
+    "googledrive-credentials-file",
+    "googledrive-api-url",
+    "googledrive-token-url",
+];
 
 /// `settings.archivers`: `profile: {archiver, compression, ...}`.
 pub(super) fn profiles(
@@ -237,6 +289,7 @@ fn profile(
         (AWS_KEYS, K::Aws, "aws"),
         (S3_KEYS, K::S3, "s3"),
         (LOCAL_KEYS, K::Local, "local"),
+        (GOOGLEDRIVE_KEYS, K::Googledrive, "googledrive"),
     ] {
         if k != kind {
             for key in keys {
@@ -262,26 +315,50 @@ fn profile(
                 "aws-secret-access-key-file",
             );
             let region = required(r, &mut f, "aws-region");
-            let namespace = required(r, &mut f, "aws-namespace");
+            let namespace = required(r, &mut f, "aws-namespace").and_then(|ns| {
+                // why: one name serves as a SimpleDB domain and a Glacier vault; only what both accept
+                let ok = (3..=255).contains(&ns.len())
+                    && ns
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                if !ok {
+                    let (n, p) = f.get("aws-namespace").expect("required above");
+                    r.error(n.line, &p, format!("{ns:?} is not a Glacier vault and SimpleDB domain name (3 to 255 of a-z, A-Z, 0-9, `_`, `-`, `.`)"));
+                }
+                ok.then_some(ns)
+            });
             let storage_cost = match f.get("aws-storage-cost") {
                 Some((n, p)) => r.number_in(n, &p, 0.0, 1e6, "a price"),
                 None => Some(0.01),
             };
+            let glacier_endpoint = get_string(r, &mut f, "aws-glacier-endpoint");
+            let sdb_endpoint = get_string(r, &mut f, "aws-sdb-endpoint");
             let secret_access_key = if let Some(s) = secret? {
                 Some(s)
             } else {
                 r.error(f.line(), &path.key("aws-secret-access-key"), "missing required key `aws-secret-access-key` (or `aws-secret-access-key-file`)");
                 None
             };
-            ArchiverKind::Aws {
+            ArchiverKind::Aws(AwsProfile {
                 access_key_id: access_key_id?,
                 secret_access_key: secret_access_key?,
                 region: region?,
                 namespace: namespace?,
                 storage_cost: storage_cost?,
-            }
+                glacier_endpoint: glacier_endpoint?,
+                sdb_endpoint: sdb_endpoint?,
+            })
         }
-        K::Googledrive => ArchiverKind::Googledrive,
+        K::Googledrive => {
+            let credentials_file = get_path(r, ctx, &mut f, "googledrive-credentials-file");
+            let api_url = get_url(r, &mut f, "googledrive-api-url");
+            let token_url = get_url(r, &mut f, "googledrive-token-url");
+            ArchiverKind::Googledrive(GoogledriveProfile {
+                credentials_file: credentials_file?,
+                api_url: api_url?,
+                token_url: token_url?,
+            })
+        }
         K::Local => {
             let p = required(r, &mut f, "local-path")?;
             ArchiverKind::Local { path: ctx.path(&p) }

@@ -8,7 +8,7 @@ use super::collisions::check_unit_collisions;
 use super::dump::{self, DumpUnit};
 use super::fields::Ctx;
 use super::github::{self, GithubOrg};
-use super::node::Node;
+use super::node::{Node, Value};
 use super::rbd::{self, RbdPool};
 use super::reader::{KeyPath, Reader};
 use super::rgw::{self, RgwBucket};
@@ -34,6 +34,9 @@ pub struct Config {
     pub archive_units: BTreeMap<String, BTreeMap<String, ArchiveUnitOverride>>,
     #[serde(skip)]
     pub warnings: Vec<super::Problem>,
+    /// The line of `settings.root`, for errors found when the root is used.
+    #[serde(skip)]
+    pub root_line: u64,
     /// The text and tree it was read from, for [`Config::unit_config_text`].
     #[serde(skip)]
     pub(super) origin: Option<std::sync::Arc<super::job::Origin>>,
@@ -79,7 +82,7 @@ pub(super) fn build(
         .unwrap_or_default();
     let coda = f
         .get("coda")
-        .map(|(n, p)| coda::volumes(r, n, &p))
+        .map(|(n, p)| coda::volumes(r, &ctx, n, &p))
         .unwrap_or_default();
     let dump = f
         .get("dump")
@@ -116,6 +119,7 @@ pub(super) fn build(
         dump: dump.items,
         archive_units: archive_units.by_profile,
         warnings: Vec::new(),
+        root_line: settings_line(doc, "root"),
         origin: None,
     };
     check_unit_collisions(r, &defined);
@@ -124,39 +128,57 @@ pub(super) fn build(
     Some((config, lines))
 }
 
+/// The line of `settings.<key>`, or of `settings:` when the key is absent
+/// (every problem carries a line, even one about the machine).
+fn settings_line(doc: &Node, key: &str) -> u64 {
+    let Value::Map(top) = &doc.value else {
+        return doc.line.max(1);
+    };
+    let Some((skey, settings)) = top.iter().find(|(k, _)| k.name == "settings") else {
+        return doc.line.max(1);
+    };
+    if let Value::Map(entries) = &settings.value
+        && let Some((k, _)) = entries.iter().find(|(k, _)| k.name == key)
+    {
+        return k.line;
+    }
+    skey.line.max(1)
+}
+
 fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
     let s = &c.settings;
     let at = |key: &str| KeyPath::root().key("settings").key(key);
+    let line = |key: &str| settings_line(doc, key);
     if !c.github.is_empty() && s.github.token.is_none() {
         r.error(
-            doc.line.max(1),
+            line("github-token"),
             &at("github-token"),
             "required when github organizations are configured (or give github-token-file)",
         );
     }
     if !c.rgw.is_empty() && s.rgw.server.is_none() {
         r.error(
-            doc.line.max(1),
+            line("rgw-server"),
             &at("rgw-server"),
             "required when rgw buckets are configured",
         );
     }
     if s.snapshot_store == StoreKind::LvmThin && s.backup_lv.is_none() {
-        r.error(doc.line.max(1), &at("backup-lv"), "required by snapshot-store lvm-thin (the default); give `vg/lv`, or set snapshot-store to btrfs or dir");
+        r.error(line("snapshot-store"), &at("backup-lv"), "required by snapshot-store lvm-thin (the default); give `vg/lv`, or set snapshot-store to btrfs or dir");
     }
     if s.archive.gpg_signing_key.is_some() == s.archive.gpg_recipients.is_empty() {
-        r.error(doc.line.max(1), &at("archive-gpg-recipients"), "archive-gpg-signing-key and archive-gpg-recipients must be given together to encrypt archives");
+        r.error(line("archive-gpg-recipients"), &at("archive-gpg-recipients"), "archive-gpg-signing-key and archive-gpg-recipients must be given together to encrypt archives");
     }
     // Machine state: warnings only (DESIGN §8).
     match std::fs::metadata(&s.root) {
         Ok(m) if !m.is_dir() => r.error(
-            0,
+            line("root"),
             &at("root"),
             format!("{} exists but is not a directory", s.root.display()),
         ),
         Ok(_) => {}
         Err(_) => r.warn(
-            0,
+            line("root"),
             &at("root"),
             format!(
                 "{} does not exist (yet): commands that use it will refuse to run",
@@ -167,7 +189,7 @@ fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
     let mut tool = |name: &str, key: &str, needed: bool| {
         if needed && !crate::exec::tool_exists(name) {
             r.warn(
-                0,
+                line(key),
                 &at(key),
                 format!("`{name}` was not found on this machine"),
             );

@@ -97,6 +97,26 @@ pub(super) fn get_strings(
     }
 }
 
+/// An optional TCP port (`ssh-port`): 1 to 65535.
+#[allow(clippy::option_option)] // why: as get_string
+pub(super) fn get_port(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Option<u32>> {
+    match f.get(key) {
+        Some((n, pp)) => r.count(n, &pp, 1).and_then(|v| {
+            if v > 65535 {
+                r.error(
+                    n.line,
+                    &pp,
+                    format!("a TCP port must be at most 65535, found {v}"),
+                );
+                None
+            } else {
+                Some(Some(v))
+            }
+        }),
+        None => Some(None),
+    }
+}
+
 #[allow(clippy::option_option)] // why: as get_string
 pub(super) fn get_path(
     r: &mut Reader,

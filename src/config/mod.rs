@@ -53,6 +53,7 @@ mod entries;
 mod fields;
 mod github;
 mod job;
+mod mounted;
 mod node;
 mod rbd;
 mod reader;
@@ -64,13 +65,13 @@ mod settings;
 
 pub use crate::names::{UnitPath, UnitPathError};
 pub use archivers::{
-    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, COMPRESSIONS, Compression,
-    RestoreTier, S3Price, S3Profile,
+    ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, AwsProfile, COMPRESSIONS,
+    Compression, GoogledriveProfile, RestoreTier, S3Price, S3Profile,
 };
-pub use coda::{CodaSettings, CodaVolume};
+pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;
 pub use dump::{DumpCommand, DumpSettings, DumpUnit};
-pub use github::{GithubOrg, GithubSettings};
+pub use github::{GithubOrg, GithubSettings, LfsMode};
 pub use rbd::{RbdItem, RbdPool, RbdSettings};
 pub use reader::KeyPath;
 pub use rgw::{RgwBucket, RgwSettings};
@@ -106,10 +107,33 @@ pub enum ConfigError {
         file: PathBuf,
         problems: Vec<Problem>,
     },
-    #[error("{}: settings.root: the backup root {} does not exist (is the backup volume mounted?)", file.display(), root.display())]
-    RootMissing { file: PathBuf, root: PathBuf },
-    #[error("{}: settings.root: {} is not a directory", file.display(), root.display())]
-    RootNotDir { file: PathBuf, root: PathBuf },
+    #[error("{}:{line}: settings.root: the backup root {} does not exist (is the backup volume mounted?)", file.display(), root.display())]
+    RootMissing {
+        file: PathBuf,
+        line: u64,
+        root: PathBuf,
+    },
+    #[error("{}:{line}: settings.root: {} is not a directory", file.display(), root.display())]
+    RootNotDir {
+        file: PathBuf,
+        line: u64,
+        root: PathBuf,
+    },
+    /// The root of an lvm-thin or btrfs store is not the volume it must be:
+    /// writing there would fill the system disk and snapshot nothing.
+    #[error(transparent)]
+    RootNotMounted(Box<RootNotMounted>),
+}
+
+/// The root of an lvm-thin or btrfs store that is not its volume.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}: settings.root: {} {why}; refusing to write into it. {how}", file.display(), root.display())]
+pub struct RootNotMounted {
+    pub file: PathBuf,
+    pub line: u64,
+    pub root: PathBuf,
+    pub why: String,
+    pub how: String,
 }
 
 fn render(file: &Path, problems: &[Problem]) -> String {
@@ -244,19 +268,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 }
 
 impl Config {
-    /// The backup root, which must exist and be a directory for commands that use it.
+    /// The backup root, for commands that use it: it must exist, be a
+    /// directory, and (as Deltaic insisted) be the backup volume itself when
+    /// the store is `lvm-thin` (a mount point of `backup-lv`) or `btrfs` (a
+    /// subvolume); the `dir` store works in any directory.
     pub fn require_root(&self) -> Result<&Path, ConfigError> {
         let root = &self.settings.root;
+        let (file, line) = (self.file.clone(), self.root_line);
         match std::fs::metadata(root) {
-            Ok(m) if m.is_dir() => Ok(root),
-            Ok(_) => Err(ConfigError::RootNotDir {
-                file: self.file.clone(),
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(ConfigError::RootNotDir {
+                    file,
+                    line,
+                    root: root.clone(),
+                });
+            }
+            Err(_) => {
+                return Err(ConfigError::RootMissing {
+                    file,
+                    line,
+                    root: root.clone(),
+                });
+            }
+        }
+        let lv = self.settings.backup_lv.as_ref();
+        match mounted::check(root, self.settings.snapshot_store, lv) {
+            Ok(()) => Ok(root),
+            Err(m) => Err(ConfigError::RootNotMounted(Box::new(RootNotMounted {
+                file,
+                line,
                 root: root.clone(),
-            }),
-            Err(_) => Err(ConfigError::RootMissing {
-                file: self.file.clone(),
-                root: root.clone(),
-            }),
+                why: m.why,
+                how: m.how,
+            }))),
         }
     }
 

@@ -147,6 +147,8 @@ pub fn to_yaml(c: &Config) -> String {
     );
     o.kv(2, "github-git-path", &q(&s.github.git_path));
     o.kv(2, "github-workers", &s.github.workers.to_string());
+    o.kv(2, "github-api-url", &q(&s.github.api_url));
+    o.opt(2, "github-client-id", s.github.client_id.as_deref());
     o.kv(2, "rbd-scrub-probability", &num(s.rbd.scrub_probability));
     o.kv(2, "rbd-workers", &s.rbd.workers.to_string());
     o.opt(2, "rgw-server", s.rgw.server.as_deref());
@@ -207,6 +209,12 @@ pub fn to_yaml(c: &Config) -> String {
             .map(|p| p.display().to_string())
             .as_deref(),
     );
+    o.opt(2, "googledrive-api-url", a.googledrive_api_url.as_deref());
+    o.opt(
+        2,
+        "googledrive-token-url",
+        a.googledrive_token_url.as_deref(),
+    );
     if s.archivers.is_empty() {
         o.kv(2, "archivers", "{}");
     } else {
@@ -215,29 +223,37 @@ pub fn to_yaml(c: &Config) -> String {
     for (name, p) in &s.archivers {
         o.head(4, name);
         match &p.archiver {
-            ArchiverKind::Aws {
-                access_key_id,
-                secret_access_key,
-                region,
-                namespace,
-                storage_cost,
-            } => {
+            ArchiverKind::Aws(aws) => {
                 o.kv(6, "archiver", "aws");
-                o.kv(6, "aws-access-key-id", &q(access_key_id));
+                o.kv(6, "aws-access-key-id", &q(&aws.access_key_id));
                 o.kv(
                     6,
-                    if matches!(secret_access_key, Secret::File(_)) {
+                    if matches!(aws.secret_access_key, Secret::File(_)) {
                         "aws-secret-access-key-file"
                     } else {
                         "aws-secret-access-key"
                     },
-                    &secret(secret_access_key),
+                    &secret(&aws.secret_access_key),
                 );
-                o.kv(6, "aws-region", &q(region));
-                o.kv(6, "aws-namespace", &q(namespace));
-                o.kv(6, "aws-storage-cost", &num(*storage_cost));
+                o.kv(6, "aws-region", &q(&aws.region));
+                o.kv(6, "aws-namespace", &q(&aws.namespace));
+                o.kv(6, "aws-storage-cost", &num(aws.storage_cost));
+                o.opt(6, "aws-glacier-endpoint", aws.glacier_endpoint.as_deref());
+                o.opt(6, "aws-sdb-endpoint", aws.sdb_endpoint.as_deref());
             }
-            ArchiverKind::Googledrive => o.kv(6, "archiver", "googledrive"),
+            ArchiverKind::Googledrive(gd) => {
+                o.kv(6, "archiver", "googledrive");
+                o.opt(
+                    6,
+                    "googledrive-credentials-file",
+                    gd.credentials_file
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .as_deref(),
+                );
+                o.opt(6, "googledrive-api-url", gd.api_url.as_deref());
+                o.opt(6, "googledrive-token-url", gd.token_url.as_deref());
+            }
             ArchiverKind::Local { path: p } => {
                 o.kv(6, "archiver", "local");
                 o.kv(6, "local-path", &path(p));
@@ -297,6 +313,15 @@ pub fn to_yaml(c: &Config) -> String {
                 q(&v.server),
                 q(&v.volume)
             );
+            o.opt_num(4, "ssh-port", v.ssh_port.map(|p| p.to_string()));
+            o.opt(
+                4,
+                "ssh-identity",
+                v.ssh_identity
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .as_deref(),
+            );
         }
     }
     if !c.github.is_empty() {
@@ -308,6 +333,11 @@ pub fn to_yaml(c: &Config) -> String {
                 "organization-metadata",
                 &g.organization_metadata.to_string(),
             );
+            if !g.exclude.is_empty() {
+                let globs: Vec<String> = g.exclude.iter().map(|p| q(p.as_str())).collect();
+                o.kv(4, "exclude", &format!("[{}]", globs.join(", ")));
+            }
+            o.kv(4, "lfs", g.lfs.as_str());
         }
     }
     if !c.rbd.is_empty() {

@@ -2,7 +2,9 @@
 //! section, one unit `rsync/<alias>` per host.
 
 use super::entries::{Draft, Units, named_units};
-use super::fields::{Ctx, get_count, get_path, get_prob, get_string, get_string_or, get_strings};
+use super::fields::{
+    Ctx, get_count, get_path, get_port, get_prob, get_string, get_string_or, get_strings,
+};
 use super::node::Node;
 use super::reader::{Fields, KeyPath, Reader};
 use crate::names::UnitPath;
@@ -61,6 +63,16 @@ pub(super) fn settings(r: &mut Reader, f: &mut Fields) -> Option<RsyncSettings> 
 /// The `rsync:` section: `host: {mounts, alias, ...}`.
 pub(super) fn hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Units<RsyncHost> {
     named_units(r, node, path, "rsync", |r, e, f| {
+        // why: read before `mounts`, whose rule depends on it
+        let transport = match f.get("transport") {
+            Some((n, tp)) => r.choice(
+                n,
+                &tp,
+                &[("ssh", Transport::Ssh), ("local", Transport::Local)],
+            ),
+            None => Some(Transport::Ssh),
+        };
+        let local = transport == Some(Transport::Local);
         let mounts = f
             .require(r, e.line, "mounts", "the paths to back up")
             .and_then(|(n, mp)| {
@@ -68,11 +80,24 @@ pub(super) fn hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> U
                     if m.is_empty() {
                         r.error(n.line, &mp, "must list at least one path");
                         None
-                    } else if let Some(bad) = m.iter().find(|m| !m.starts_with('/')) {
+                    } else if let Some(bad) = m.iter().find(|m| !m.starts_with('/') && !local) {
                         r.error(n.line, &mp, format!("`{bad}` is not an absolute path"));
                         None
                     } else {
-                        Some(m)
+                        // why: a relative mount of a local host is relative to the config
+                        // file's directory; rsync -R's `/./` keeps only the relative part
+                        // in the unit (rsync/<alias>/<mount>)
+                        Some(
+                            m.into_iter()
+                                .map(|m| {
+                                    if m.starts_with('/') {
+                                        m
+                                    } else {
+                                        format!("{}/./{m}", ctx.base.display())
+                                    }
+                                })
+                                .collect(),
+                        )
                     }
                 })
             });
@@ -82,30 +107,8 @@ pub(super) fn hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> U
         let pre = get_string(r, f, "pre");
         let post = get_string(r, f, "post");
         let exclude = get_strings(r, f, "exclude");
-        let ssh_port = match f.get("ssh-port") {
-            Some((n, pp)) => r.count(n, &pp, 1).and_then(|v| {
-                if v > 65535 {
-                    r.error(
-                        n.line,
-                        &pp,
-                        format!("a TCP port must be at most 65535, found {v}"),
-                    );
-                    None
-                } else {
-                    Some(Some(v))
-                }
-            }),
-            None => Some(None),
-        };
+        let ssh_port = get_port(r, f, "ssh-port");
         let ssh_identity = get_path(r, ctx, f, "ssh-identity");
-        let transport = match f.get("transport") {
-            Some((n, tp)) => r.choice(
-                n,
-                &tp,
-                &[("ssh", Transport::Ssh), ("local", Transport::Local)],
-            ),
-            None => Some(Transport::Ssh),
-        };
         let (
             Some(mounts),
             Some(alias),

@@ -54,6 +54,10 @@ pub const FAILURE_TAIL_LINES: usize = 15;
 pub trait JobReport: DeserializeOwned + Send {
     /// One line for the console's end line (may be empty).
     fn summary(&self) -> String;
+    /// Bytes the job produced or holds, for the progress line.
+    fn bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// One child to run.
@@ -100,6 +104,31 @@ pub struct Console {
     out: Mutex<Box<dyn Write + Send>>,
     err: Mutex<Box<dyn Write + Send>>,
     verbosity: Verbosity,
+    /// On a terminal: units done, the running ones, bytes so far.
+    progress: Mutex<Progress>,
+}
+
+#[derive(Default)]
+struct Progress {
+    bar: Option<crate::progress::Bar>,
+    running: Vec<String>,
+    bytes: u64,
+}
+
+impl Progress {
+    fn show(&self) {
+        let Some(bar) = &self.bar else { return };
+        let mut msg = match self.running.as_slice() {
+            [] => String::new(),
+            [a] => a.clone(),
+            [a, b] => format!("{a}, {b}"),
+            [a, b, rest @ ..] => format!("{a}, {b} +{} more", rest.len()),
+        };
+        if self.bytes > 0 {
+            let _ = write!(msg, " | {} MiB so far", self.bytes >> 20);
+        }
+        bar.set_message(msg);
+    }
 }
 
 impl Console {
@@ -113,23 +142,62 @@ impl Console {
             out: Mutex::new(out),
             err: Mutex::new(err),
             verbosity,
+            progress: Mutex::new(Progress::default()),
+        }
+    }
+
+    fn start_progress(&self, label: &str, jobs: usize) {
+        let mut p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        p.bar = Some(crate::progress::Bar::units(label, jobs as u64));
+    }
+
+    fn end_progress(&self) {
+        let mut p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = p.bar.take() {
+            b.finish();
+        }
+    }
+
+    fn job_started(&self, name: &str) {
+        let mut p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        p.running.push(name.to_owned());
+        p.show();
+    }
+
+    fn job_ended(&self, name: &str, bytes: u64) {
+        let mut p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        p.running.retain(|n| n != name);
+        p.bytes += bytes;
+        if let Some(b) = &p.bar {
+            b.inc(1);
+        }
+        p.show();
+    }
+
+    /// Print with the progress bar out of the way.
+    fn print(&self, to: &Mutex<Box<dyn Write + Send>>, s: &str) {
+        let p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let write = || {
+            let mut o = to.lock().unwrap_or_else(PoisonError::into_inner);
+            let _ = writeln!(o, "{s}");
+            let _ = o.flush();
+        };
+        match &p.bar {
+            Some(b) => b.suspend(write),
+            None => write(),
         }
     }
 
     /// A progress line (stdout), unless quiet.
     pub fn line(&self, s: &str) {
         if self.verbosity == Verbosity::Normal {
-            let mut o = self.out.lock().unwrap_or_else(PoisonError::into_inner);
-            let _ = writeln!(o, "{s}");
-            let _ = o.flush();
+            self.print(&self.out, s);
         }
     }
 
     /// A problem (stderr), always.
     pub fn failure(&self, s: &str) {
-        let mut e = self.err.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = writeln!(e, "{s}");
-        let _ = e.flush();
+        self.print(&self.err, s);
     }
 }
 
@@ -171,6 +239,7 @@ impl Runner<'_> {
         on_end: &(dyn Fn(&Job, &Outcome<R>) + Sync),
     ) -> Ran<R> {
         self.reap_killed_runs();
+        self.console.start_progress(self.title, jobs.len());
         let stop = Arc::new(AtomicBool::new(false));
         let which = Arc::new(AtomicUsize::new(0));
         let mut registered: Vec<signal_hook::SigId> = Vec::new();
@@ -247,6 +316,7 @@ impl Runner<'_> {
         for id in registered {
             signal_hook::low_level::unregister(id);
         }
+        self.console.end_progress();
         let mut results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
         results.sort_by_key(|(i, _)| *i);
         let signal = i32::try_from(which.load(Ordering::Relaxed)).unwrap_or(0);
@@ -293,6 +363,7 @@ impl Runner<'_> {
             .map_or(String::new(), |n| format!(" ({n})"));
         self.console
             .line(&format!("{} start {}{note}", clock(), job.name));
+        self.console.job_started(&job.name);
         let mut outcome = Outcome {
             name: job.name.clone(),
             end: Termination::Exited(-1),
@@ -308,6 +379,10 @@ impl Runner<'_> {
         outcome.failure = failure;
         outcome.secs = started.elapsed().as_secs_f64();
         on_end(job, &outcome);
+        self.console.job_ended(
+            &job.name,
+            outcome.report.as_ref().map_or(0, JobReport::bytes),
+        );
         self.end_line(&outcome);
         outcome
     }

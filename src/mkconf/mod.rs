@@ -107,45 +107,56 @@ struct Job {
     enabled: bool,
 }
 
-const JOBS: [Job; 5] = [
+// why: Deltaic's schedule, so a migrating installation keeps its rhythm:
+// prune 23:00, df check 23:55, run at midnight; archives quarterly, archive
+// prune daily, resync twice a year (those three commented out)
+const JOBS: [Job; 6] = [
     Job {
         name: "prune",
-        cron: "0 1 * * *",
-        calendar: "*-*-* 01:00:00",
+        cron: "0 23 * * *",
+        calendar: "*-*-* 23:00:00",
         args: "prune",
         what: "remove snapshots by the retention policy, and old logs",
         enabled: true,
     },
     Job {
         name: "df",
-        cron: "30 1 * * *",
-        calendar: "*-*-* 01:30:00",
+        cron: "55 23 * * *",
+        calendar: "*-*-* 23:55:00",
         args: "df -c",
         what: "warn when free space falls below df-warning",
         enabled: true,
     },
     Job {
         name: "run",
-        cron: "0 2 * * *",
-        calendar: "*-*-* 02:00:00",
+        cron: "0 0 * * *",
+        calendar: "*-*-* 00:00:00",
         args: "run",
         what: "back up every unit, then take a snapshot",
         enabled: true,
     },
     Job {
         name: "archive",
-        cron: "0 12 * * 6",
-        calendar: "Sat *-*-* 12:00:00",
+        cron: "0 0 1 1,4,7,10 *",
+        calendar: "*-01,04,07,10-01 00:00:00",
         args: "archive run",
         what: "archive the newest snapshot offsite",
         enabled: false,
     },
     Job {
         name: "archive-prune",
-        cron: "0 12 * * 0",
-        calendar: "Sun *-*-* 12:00:00",
+        cron: "0 4 * * *",
+        calendar: "*-*-* 04:00:00",
         args: "archive prune",
         what: "remove old archive sets",
+        enabled: false,
+    },
+    Job {
+        name: "archive-resync",
+        cron: "0 3 30 6,12 *",
+        calendar: "*-06,12-30 03:00:00",
+        args: "archive resync",
+        what: "repair disagreements between the archive index and its data",
         enabled: false,
     },
 ];
@@ -157,15 +168,15 @@ pub fn crontab(t: &Target, email: Option<&str>) -> Result<String, MkconfError> {
         "# strata: the backup user's crontab (strata mkconf crontab).\n\
          # Install with `crontab FILE` as that user.\n",
     );
-    if let Some(e) = email {
-        if e.is_empty()
-            || e.bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'%')
-        {
-            return Err(MkconfError::BadEmail(e.to_owned()));
-        }
-        let _ = writeln!(s, "MAILTO={e}");
+    // why: as Deltaic, mail goes to root unless --email says otherwise
+    let e = email.unwrap_or("root");
+    if e.is_empty()
+        || e.bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b'%')
+    {
+        return Err(MkconfError::BadEmail(e.to_owned()));
     }
+    let _ = writeln!(s, "MAILTO={e}");
     s.push_str("PATH=/usr/local/bin:/usr/bin:/bin\n\n");
     for j in &JOBS {
         let _ = writeln!(s, "# {}", j.what);
@@ -272,7 +283,8 @@ mod tests {
     fn crontab_comments_archive_jobs() {
         let c = crontab(&Target::reference(), Some("ops@example.org")).unwrap();
         assert!(c.contains("MAILTO=ops@example.org\n"));
-        assert!(c.contains("\n0 2 * * * /usr/bin/strata -q run\n"));
-        assert!(c.contains("\n#0 12 * * 6 /usr/bin/strata -q archive run\n"));
+        assert!(c.contains("\n0 0 * * * /usr/bin/strata -q run\n"));
+        assert!(c.contains("\n#0 0 1 1,4,7,10 * /usr/bin/strata -q archive run\n"));
+        assert!(c.contains("\n#0 3 30 6,12 * /usr/bin/strata -q archive resync\n"));
     }
 }

@@ -192,6 +192,13 @@ pub fn run(
     let root = BackupRoot::new(&config.settings.root);
     check_logs_writable(&root)?;
     let lock = PidLock::run(&root.state_dir())?;
+    let deltaic_lock = match PidLock::deltaic(root.path(), "backup") {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = lock.close();
+            return Err(e.into());
+        }
+    };
     let console = Console::new(out, err, opts.verbosity);
     if let Some(pid) = &lock.taken_over_from {
         console.failure(&format!(
@@ -278,6 +285,7 @@ pub fn run(
         _ => None,
     };
     let taken_over = lock.taken_over_from.clone();
+    deltaic_lock.close()?;
     lock.close()?;
     Ok(RunSummary {
         outcomes,

@@ -23,7 +23,8 @@ pub enum PruneMode {
 }
 
 /// One thing prune did or would do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
 pub enum PruneEvent {
     /// The policy removes it (`done` false in a dry run).
     Remove {

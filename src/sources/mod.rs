@@ -39,8 +39,9 @@
 //! run leaves, and bad input (a hostile name, a failing command) that fails
 //! the unit and keeps the previous copy.
 
+pub mod coda;
 pub mod dump;
-mod pending;
+pub mod github;
 pub mod rbd;
 pub mod rgw;
 pub mod rsync;
@@ -63,10 +64,10 @@ pub fn all() -> &'static [&'static dyn Source] {
 static REGISTRY: &[&dyn Source] = &[
     &dump::DUMP,
     &rsync::RSYNC,
-    &pending::GITHUB,
+    &github::GITHUB,
     &rbd::RBD,
     &rgw::RGW,
-    &pending::CODA,
+    &coda::CODA,
 ];
 
 /// The source named `name`.
@@ -120,6 +121,13 @@ pub trait Source: Sync {
     /// asking nothing of the network.
     fn status_units(&self, config: &Config, _root: &Path) -> Vec<UnitPath> {
         self.configured_units(config)
+    }
+
+    /// A word for `status` about one of [`Source::status_units`] that its
+    /// state alone does not tell (github: a repository gone upstream). The
+    /// default: none. No network I/O.
+    fn status_note(&self, _config: &Config, _root: &Path, _unit: &UnitPath) -> Option<String> {
+        None
     }
 
     /// The flags of `strata <name> backup` that select `check`. The default
@@ -272,6 +280,9 @@ pub struct UnitReport {
 impl JobReport for UnitReport {
     fn summary(&self) -> String {
         self.summary.clone()
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 

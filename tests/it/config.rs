@@ -35,8 +35,8 @@ fn deltaic_example_config_passes_unchanged_and_lists_its_units() {
         "rbd/pool-1/images/foo-data",
         "rbd/pool-1/snapshots/foo-data-20140301",
         "rgw/bucket1",
-        "coda/coda1.example.org/a:foo",
-        "coda/coda2.example.org/a:baz",
+        "coda/coda1/a:foo",
+        "coda/coda2/a:baz",
     ] {
         assert!(
             stdout.lines().any(|l| l.trim() == unit),
@@ -49,6 +49,35 @@ fn deltaic_example_config_passes_unchanged_and_lists_its_units() {
         text(&out.stderr).contains("settings.root: /srv/backup does not exist"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// Deltaic names a Coda unit `coda/<server up to its first dot>/<volume>`
+/// (`get_relroot`) and lists them volume by volume, each volume's servers in
+/// turn (`CodaSource.get_units`); strata's units are the same, in the same
+/// order, for Deltaic's own example config.
+#[test]
+fn coda_units_of_deltaics_example_are_named_and_ordered_as_deltaic() {
+    let home = TestHome::new();
+    let out = check(&home, &repo("tests/fixtures/deltaic-example-config.yaml"));
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let coda: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("coda/"))
+        .collect();
+    assert_eq!(
+        coda,
+        [
+            "coda/coda1/a:foo",
+            "coda/coda2/a:foo",
+            "coda/coda1/a:bar",
+            "coda/coda2/a:bar",
+            "coda/coda1/a:baz",
+            "coda/coda2/a:baz",
+        ],
+        "{stdout}"
     );
 }
 
@@ -76,6 +105,8 @@ const APPENDIX_A_KEYS: &[&str] = &[
     "github-scrub-probability",
     "github-git-path",
     "github-workers",
+    "github-api-url",
+    "github-client-id",
     "rbd-scrub-probability",
     "rbd-workers",
     "rgw-server",
@@ -106,6 +137,8 @@ const APPENDIX_A_KEYS: &[&str] = &[
     "aws-region",
     "aws-namespace",
     "aws-storage-cost",
+    "aws-glacier-endpoint",
+    "aws-sdb-endpoint",
     "local-path",
     "s3-bucket",
     "s3-prefix",
@@ -120,6 +153,7 @@ const APPENDIX_A_KEYS: &[&str] = &[
     "servers",
     "volumes",
     "organization-metadata",
+    "lfs",
     "images",
     "snapshots",
     "mounts",
@@ -252,10 +286,40 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "dump.pg.command: missing required key `command` (the program and its arguments, as a list)",
     ),
     (
+        "coda servers whose names agree up to the first dot",
+        "settings:\n  snapshot-store: dir\n  root: R\ncoda:\n  - servers: [c1.a.org, c1.b.org]\n    volumes: [v]\n",
+        5,
+        "coda[0]: unit coda/c1/v is already defined by coda[0] (line 5): two units cannot share one directory",
+    ),
+    (
+        "coda ssh port out of range",
+        "settings:\n  snapshot-store: dir\n  root: R\ncoda:\n  - servers: [c1]\n    volumes: [v]\n    ssh-port: 65536\n",
+        7,
+        "coda[0].ssh-port: a TCP port must be at most 65535, found 65536",
+    ),
+    (
         "missing archiver kind",
         "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    offsite:\n      compression: zstd\n",
         6,
         "settings.archivers.offsite.archiver: missing required key `archiver` (aws, googledrive, s3 or local)",
+    ),
+    (
+        "googledrive url",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    d:\n      archiver: googledrive\n      googledrive-api-url: ftp://x\n",
+        7,
+        "settings.archivers.d.googledrive-api-url: \"ftp://x\" is not an http:// or https:// URL",
+    ),
+    (
+        "googledrive key on another archiver",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    d:\n      archiver: local\n      local-path: /x\n      googledrive-credentials-file: /c.json\n",
+        8,
+        "settings.archivers.d.googledrive-credentials-file: `googledrive-credentials-file` belongs to archiver `googledrive`",
+    ),
+    (
+        "an aws namespace no vault and domain may have",
+        "settings:\n  snapshot-store: dir\n  root: R\n  archivers:\n    old:\n      archiver: aws\n      aws-access-key-id: k\n      aws-secret-access-key: s\n      aws-region: us-east-1\n      aws-namespace: my vault\n",
+        10,
+        "settings.archivers.old.aws-namespace: \"my vault\" is not a Glacier vault and SimpleDB domain name",
     ),
     (
         "unit twice (YAML key)",
@@ -394,8 +458,9 @@ fn root_that_is_a_file_is_an_error_and_missing_root_refuses_run() {
     .unwrap();
     let out = check(&home, &cfg);
     assert_eq!(out.status.code(), Some(2));
+    // Every config error carries its line, machine-state ones included.
     assert!(
-        text(&out.stderr).contains("settings.root:")
+        text(&out.stderr).contains(&format!("{}:2: settings.root:", cfg.display()))
             && text(&out.stderr).contains("is not a directory"),
         "{}",
         text(&out.stderr)
@@ -423,7 +488,8 @@ fn root_that_is_a_file_is_an_error_and_missing_root_refuses_run() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("does not exist (is the backup volume mounted?)"),
+        text(&out.stderr).contains(&format!("{}:2: settings.root:", cfg.display()))
+            && text(&out.stderr).contains("does not exist (is the backup volume mounted?)"),
         "{}",
         text(&out.stderr)
     );

@@ -4,11 +4,16 @@
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
 mod archive;
+mod coda;
 mod config;
+mod deltaic_compat;
+mod github;
 mod mkconf;
 mod modules;
 mod package;
+mod progress;
 mod prune;
+mod quickstart;
 mod rbd;
 mod rgw;
 mod rsync;

@@ -74,7 +74,7 @@ fn mkconf_systemd_matches_repository_files() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 10, "{names:?}");
+    assert_eq!(names.len(), 12, "{names:?}");
     for n in &names {
         golden(&repo.join(n), &fs::read_to_string(dir.join(n)).unwrap());
     }
@@ -137,4 +137,25 @@ fn mkconf_sudoers_passes_visudo_and_allows_one_command() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn crontab_mails_root_by_default_and_takes_deltaics_email_order() {
+    let home = tempfile::tempdir().unwrap();
+    let plain = mkconf(home.path(), &["crontab", "--user", "backup"]);
+    assert!(plain.contains("\nMAILTO=root\n"), "{plain}");
+    assert!(
+        plain.contains("\n0 23 * * * /usr/bin/strata -q prune\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("\n0 0 * * * /usr/bin/strata -q run\n"),
+        "{plain}"
+    );
+    // Deltaic's order: the option before the template's name.
+    let deltaic = mkconf(
+        home.path(),
+        &["--email", "ops@example.org", "crontab", "--user", "backup"],
+    );
+    assert!(deltaic.contains("\nMAILTO=ops@example.org\n"), "{deltaic}");
 }

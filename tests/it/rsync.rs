@@ -10,9 +10,9 @@
 
 use crate::support::env::{self, TestHome};
 use crate::support::sshd::{self, Sshd};
+use crate::support::system_user::SystemUser;
 use crate::support::tree_builder::{Feature, build_hostile_tree};
 use crate::support::treecmp::{CompareOptions, assert_trees_equal};
-use nix::unistd::{Gid, Uid, User};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use std::fmt::Write as _;
@@ -22,60 +22,6 @@ use std::process::{Command, Output};
 use strata::config::UnitPath;
 use strata::runner::plan_checks;
 use strata::sources::{self, Check, Unit};
-
-/// A system user created for one test and deleted when it ends: the backup
-/// user, which owns the backup root and has no privilege.
-struct SystemUser {
-    name: String,
-    uid: Uid,
-    gid: Gid,
-}
-
-impl SystemUser {
-    /// Create `strata-rs<pid><tag>` (with its own group), or skip.
-    #[track_caller]
-    fn create(tag: &str) -> Option<SystemUser> {
-        if !env::require("root (to create a system user)", env::is_root())
-            || !env::require("useradd (apt: passwd)", env::have_program("useradd"))
-        {
-            return None;
-        }
-        let name = format!("strata-rs{}{tag}", std::process::id());
-        let out = run(tool("useradd").args([
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/bin/sh",
-            &name,
-        ]));
-        assert!(out.status.success(), "useradd {name}: {}", text(&out));
-        let user = User::from_name(&name)
-            .expect("read the passwd entry")
-            .expect("the user just created exists");
-        Some(SystemUser {
-            name,
-            uid: user.uid,
-            gid: user.gid,
-        })
-    }
-}
-
-impl Drop for SystemUser {
-    fn drop(&mut self) {
-        // why: best effort; a leftover account is visible in /etc/passwd with our prefix
-        let _ = tool("userdel").arg(&self.name).output();
-    }
-}
-
-// why: tests drive real tools (useradd, userdel, the test's fake rsync);
-// STYLE rule 2 confines Command::new to src/exec for the product, not its tests.
-#[allow(clippy::disallowed_methods)]
-fn tool(program: &str) -> Command {
-    Command::new(program)
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output()

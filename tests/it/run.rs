@@ -156,7 +156,12 @@ fn a_run_backs_up_logs_records_state_and_snapshots() {
         text(&out.stdout)
     );
     let out = s.run(&["--json", "status"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&doc["kind"], &doc["schema_version"]),
+        (&"status".into(), &1.into())
+    );
+    let v = &doc["units"];
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[1]["unit"], "dump/beta");
     assert_eq!(v[1]["stale"], false);
@@ -554,4 +559,36 @@ fn dump_restore_brings_back_a_snapshot_copy() {
             .status
             .success()
     );
+}
+
+#[test]
+fn every_json_listing_and_report_names_its_kind_and_schema_version() {
+    let spool = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let s = Setup::new(
+        &format!(
+            "  archive-spool: {}\n  archivers:\n    default:\n      archiver: local\n      local-path: {}\n",
+            spool.path().display(),
+            store.path().display()
+        ),
+        "  alpha:\n    command: [echo, a]\n",
+    );
+    assert!(s.run(&["run"]).status.success());
+    assert!(s.run(&["archive", "run"]).status.success());
+    for (args, kind) in [
+        (&["ls"][..], "ls"),
+        (&["status"], "status"),
+        (&["df"], "df"),
+        (&["prune", "-n"], "prune"),
+        (&["config", "check"], "config-check"),
+        (&["archive", "ls"], "archive-ls"),
+        (&["archive", "ls", "-s"], "archive-sets"),
+        (&["archive", "cost"], "archive-cost"),
+    ] {
+        let out = s.cmd().arg("--json").args(args).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&out.stdout)));
+        assert_eq!(v["kind"], kind, "{args:?}: {v}");
+        assert_eq!(v["schema_version"], 1, "{args:?}: {v}");
+    }
 }

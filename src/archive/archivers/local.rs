@@ -257,6 +257,7 @@ impl Archiver for LocalArchiver {
             bytes: sets.values().map(|s| s.size).sum(),
             monthly: 0.0,
             retrieval: 0.0,
+            peak: None,
         }])
     }
 }

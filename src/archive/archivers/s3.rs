@@ -29,7 +29,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
+use aws_sdk_s3::types::{ChecksumMode, GlacierJobParameters, RestoreRequest, StorageClass, Tier};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -286,12 +286,147 @@ impl S3Archiver {
     }
 }
 
-/// A blocking reader over an S3 object body.
-struct BlockingBody {
+impl S3Archiver {
+    /// Store `file` as `upload_archive` does, with SHA-256 checksums that S3
+    /// checks on arrival (the archive's own sha256 for one request, one per
+    /// part otherwise), then read back with HEAD: the metadata, the size and
+    /// the checksum S3 kept must be what was sent; an object that fails
+    /// this is deleted. For `archive migrate`.
+    pub fn upload_archive_verified(
+        &self,
+        set: &str,
+        unit: &str,
+        meta: &ArchiveMeta,
+        file: &Path,
+    ) -> Result<(), ArchiveError> {
+        use base64::Engine as _;
+        let key = self.key(set, unit);
+        let size = std::fs::metadata(file)
+            .map_err(ArchiveError::io(file))?
+            .len();
+        let f = meta.fields();
+        let expected = if size > self.part_size {
+            let create = self
+                .client
+                .create_multipart_upload()
+                .storage_class(StorageClass::from(self.profile.storage_class.as_str()))
+                .metadata("compression", &f.compression)
+                .metadata("encryption", &f.encryption)
+                .metadata("sha256", &f.sha256)
+                .metadata("size", &f.size);
+            self.rt
+                .block_on(crate::s3::upload_in_parts_checked(
+                    &self.client,
+                    create,
+                    self.bucket(),
+                    &key,
+                    file,
+                    size,
+                    self.part_size,
+                ))
+                .map_err(|p| ArchiveError::S3 {
+                    op: p.step,
+                    source: p.failure,
+                })?
+        } else {
+            let digest = hex::decode(&meta.sha256).map_err(|_| ArchiveError::BadMetadata {
+                file: file.to_owned(),
+                reason: "sha256 is not hex".into(),
+            })?;
+            let checksum = base64::engine::general_purpose::STANDARD.encode(digest);
+            self.rt.block_on(async {
+                let body = ByteStream::from_path(file)
+                    .await
+                    .map_err(backend(format!("reading {}", file.display())))?;
+                self.client
+                    .put_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .storage_class(StorageClass::from(self.profile.storage_class.as_str()))
+                    .metadata("compression", &f.compression)
+                    .metadata("encryption", &f.encryption)
+                    .metadata("sha256", &f.sha256)
+                    .metadata("size", &f.size)
+                    .checksum_sha256(&checksum)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(backend(format!("uploading {key}")))?;
+                Ok::<_, ArchiveError>(())
+            })?;
+            checksum
+        };
+        let h = self
+            .rt
+            .block_on(
+                self.client
+                    .head_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .checksum_mode(ChecksumMode::Enabled)
+                    .send(),
+            )
+            .map_err(backend(format!("checking {key} after its upload")))?;
+        let stored = h.metadata().cloned().unwrap_or_default();
+        let field = |k: &str| stored.get(k).map_or("", String::as_str);
+        let wrong = if u64::try_from(h.content_length().unwrap_or(-1)).ok() != Some(size) {
+            Some(format!(
+                "it holds {:?} bytes, not {size}",
+                h.content_length()
+            ))
+        } else if [
+            ("compression", &f.compression),
+            ("encryption", &f.encryption),
+            ("sha256", &f.sha256),
+            ("size", &f.size),
+        ]
+        .iter()
+        .any(|(k, v)| field(k) != v.as_str())
+        {
+            Some(format!("its metadata is {stored:?}"))
+        } else {
+            // why: S3 writes a composite checksum with its part count ("...=-3"), some servers without it
+            let digest = |c: &str| c.split('-').next().unwrap_or_default().to_owned();
+            h.checksum_sha256()
+                .filter(|c| digest(c) != digest(&expected))
+                .map(|c| format!("S3's SHA-256 checksum is {c}, strata sent {expected}"))
+        };
+        if let Some(what) = wrong {
+            // why: a copy that is not the archive must not be listed as one
+            let _ = self.rt.block_on(
+                self.client
+                    .delete_object()
+                    .bucket(self.bucket())
+                    .key(&key)
+                    .send(),
+            );
+            return Err(ArchiveError::ArrivedWrong {
+                location: format!("s3://{}/{key}", self.bucket()),
+                what,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A blocking reader over an AWS SDK body (an S3 object, a Glacier job's
+/// output).
+pub(crate) struct BlockingBody {
     rt: Arc<Runtime>,
     inner: Pin<Box<dyn tokio::io::AsyncRead + Send>>,
     /// A read that waits longer than this fails (a stalled server).
     stall: Duration,
+}
+
+impl BlockingBody {
+    /// Read `inner` on `rt`, failing a read that waits longer than `stall`.
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        inner: Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+        stall: Duration,
+    ) -> BlockingBody {
+        BlockingBody { rt, inner, stall }
+    }
 }
 
 impl Read for BlockingBody {
@@ -564,6 +699,7 @@ impl Archiver for S3Archiver {
                     bytes,
                     monthly: gb * storage,
                     retrieval: gb * retrieval,
+                    peak: None,
                 }
             })
             .collect())

@@ -43,8 +43,8 @@ enum RsyncCmd {
         host: String,
         /// The directory on HOST to restore into
         destdir: OsString,
-        /// Extra rsync arguments
-        #[arg(last = true, value_name = "RSYNC-ARGS")]
+        /// Extra rsync arguments (after `--` when they start with `-`, as Deltaic)
+        #[arg(trailing_var_arg = true, value_name = "RSYNC-ARGS")]
         rsync_args: Vec<OsString>,
     },
 }

@@ -1,8 +1,9 @@
 //! Fixtures of the archive tests: throwaway gpg keys, a moto S3 server on
 //! 127.0.0.1, and a backup root with one snapshot and configs pointing at
-//! local and S3 archivers.
+//! local, S3 and (with the fake Glacier + `SimpleDB`) aws archivers.
 
 use crate::support::env::{self, TestHome, strata};
+use crate::support::fake_aws::FakeAws;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
@@ -178,6 +179,7 @@ pub struct World {
     pub store: PathBuf,
     pub gpg: Option<Gpg>,
     pub moto: Option<Moto>,
+    pub aws: Option<FakeAws>,
     pub snapshot: String,
     units: String,
 }
@@ -204,6 +206,7 @@ impl World {
             root,
             gpg,
             moto,
+            aws: None,
             snapshot: String::new(),
             units: units.to_owned(),
             home,
@@ -224,6 +227,20 @@ impl World {
         snaps.sort();
         w.snapshot = snaps.pop().expect("a snapshot");
         Some(w)
+    }
+
+    /// Start the fake Glacier + `SimpleDB` server; configs then get one
+    /// `aws-<c>` profile per compression. False (after a loud skip) when it
+    /// cannot run.
+    pub fn start_aws(&mut self) -> bool {
+        self.aws = FakeAws::start(&self.home);
+        self.aws.is_some()
+    }
+
+    /// The aws namespace of config `name`'s profile of compression `c`.
+    #[must_use]
+    pub fn namespace(name: &str, c: &str) -> String {
+        format!("strata-{name}-{c}")
     }
 
     /// The snapshot's copy of `unit`.
@@ -262,6 +279,9 @@ impl World {
                     m.endpoint
                 );
             }
+            if let Some(a) = &self.aws {
+                s.push_str(&a.profile(&format!("aws-{c}"), &World::namespace(name, c), c));
+            }
         }
         s.push_str(profiles);
         s.push_str("dump:\n");
@@ -279,6 +299,11 @@ impl World {
         c.arg("-c").arg(config).arg("--allow-root");
         if let Some(g) = &self.gpg {
             c.env("GNUPGHOME", &g.dir);
+        }
+        if self.aws.is_some() {
+            // why: jobs poll every 0.1 s; the budget's "hour" is a minute, so a test near the top of an hour waits seconds, not minutes
+            c.env("STRATA_AWS_POLL_SECS", "0.1")
+                .env("STRATA_AWS_SLOT_SECS", "60");
         }
         c
     }

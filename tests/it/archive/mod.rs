@@ -1,12 +1,15 @@
 //! `archive`: pack -> upload -> retrieve -> unpack round trips for every
-//! compression, encrypted and plain, on the local and S3 (moto) archivers;
+//! compression, encrypted and plain, on the local, S3 (moto) and aws (the
+//! fake Glacier + `SimpleDB`) archivers;
 //! hostile archives; faults (SIGKILL mid-upload, a full spool, the S3 server
 //! stopped mid-retrieve); the shared retrieval rate limit; drill; prune;
 //! and the s3 archiver against radosgw.
 
+mod aws;
 mod escape;
 mod faults;
 mod fixtures;
+mod googledrive;
 mod hostile;
 
 use crate::support::env;
@@ -17,7 +20,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 const UNIT: &str = "dump/u";
-const UNITS: &str = "  u:\n    command: [printf, 'hello\\n']\n    file: out\n";
+pub(super) const UNITS: &str = "  u:\n    command: [printf, 'hello\\n']\n    file: out\n";
 
 /// A world whose unit `dump/u` is the hostile tree (xattrs, ACLs, hard
 /// links, sparse files, devices, odd names) plus the dump's own file.
@@ -118,9 +121,12 @@ fn check_round_trip(w: &World, config: &Path, profile: &str, tag: &str, sparse_o
 }
 
 fn matrix(archiver: &str) {
-    let Some((w, sparse_ok)) = tree_world(archiver == "s3", 0) else {
+    let Some((mut w, sparse_ok)) = tree_world(archiver == "s3", 0) else {
         return;
     };
+    if archiver == "aws" && !w.start_aws() {
+        return;
+    }
     for (tag, encrypt) in [("enc", true), ("plain", false)] {
         let config = w.config(tag, encrypt, "");
         for c in COMPRESSIONS {
@@ -165,6 +171,11 @@ fn round_trips_every_compression_encrypted_and_plain_on_the_local_archiver() {
 #[test]
 fn round_trips_every_compression_encrypted_and_plain_on_s3() {
     matrix("s3");
+}
+
+#[test]
+fn round_trips_every_compression_encrypted_and_plain_on_aws() {
+    matrix("aws");
 }
 
 #[test]

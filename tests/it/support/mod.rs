@@ -1,7 +1,10 @@
 //! Fixtures shared by the integration tests: the test environment and
-//! prerequisites (`env`), a real sshd on 127.0.0.1 (`sshd`), the hostile
+//! prerequisites (`env`), a real sshd on 127.0.0.1 (`sshd`), a throwaway
+//! system user (`system_user`), a fake Coda server's tools installed for
+//! that sshd to run (`coda`), the hostile
 //! source tree (`tree_builder`) and the attribute-by-attribute tree
-//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`).
+//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`), the fake
+//! Glacier + `SimpleDB` server (`fake_aws`).
 //!
 //! Owns no strata logic: fixtures drive real programs (sshd, ssh-keygen,
 //! setfacl) and real syscalls, and never mock them. Every fixture tears down
@@ -13,7 +16,12 @@
 #![allow(dead_code)]
 
 pub mod ceph;
+pub mod coda;
 pub mod env;
+pub mod fake_aws;
+pub mod github;
+pub mod googledrive;
 pub mod sshd;
+pub mod system_user;
 pub mod tree_builder;
 pub mod treecmp;

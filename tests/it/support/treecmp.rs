@@ -64,6 +64,9 @@ pub struct CompareOptions {
     pub dir_mtime: Check,
     /// Modification times of symlinks.
     pub symlink_mtime: Check,
+    /// Owner and group of symlinks (a store that keeps owners in user
+    /// xattrs cannot keep a symlink's: Linux allows none on symlinks).
+    pub symlink_owner: Check,
     /// Link counts of non-directories (grouping of names inside the tree is
     /// always compared; the count also sees links from outside the tree).
     pub nlink: Check,
@@ -85,6 +88,7 @@ impl Default for CompareOptions {
             holes: HoleCheck::Exact,
             dir_mtime: Check::Compare,
             symlink_mtime: Check::Compare,
+            symlink_owner: Check::Compare,
             nlink: Check::Compare,
             root: Check::Compare,
             ignore_xattr_prefixes: Vec::new(),
@@ -395,8 +399,10 @@ pub fn compare_trees(a: &Path, b: &Path, opts: &CompareOptions) -> Vec<Differenc
             continue;
         }
         let (path_a, path_b) = (tree_a.root.join(rel), tree_b.root.join(rel));
-        entry.differ(meta_a.uid(), meta_b.uid(), |a, b| DiffKind::Uid { a, b });
-        entry.differ(meta_a.gid(), meta_b.gid(), |a, b| DiffKind::Gid { a, b });
+        if kind_a != FileKind::Symlink || opts.symlink_owner == Check::Compare {
+            entry.differ(meta_a.uid(), meta_b.uid(), |a, b| DiffKind::Uid { a, b });
+            entry.differ(meta_a.gid(), meta_b.gid(), |a, b| DiffKind::Gid { a, b });
+        }
         entry.differ(meta_a.mode(), meta_b.mode(), |a, b| DiffKind::Mode { a, b });
         compare_xattrs(&mut entry, &path_a, &path_b, kind_a, opts);
         if kind_a != FileKind::Directory {
@@ -1131,6 +1137,15 @@ mod tests {
         )
         .expect("lchown");
         pair.expect_only("l", DiffKind::Uid { a: 0, b: 42 });
+        let no_symlink_owners = CompareOptions {
+            symlink_owner: Check::Ignore,
+            ..CompareOptions::default()
+        };
+        assert_eq!(pair.diffs_with(&no_symlink_owners), vec![]);
+        // why: the option is about symlinks only
+        let pair = Pair::new(|r| fs::write(r.join("f"), b"x").expect("write"));
+        nix::unistd::chown(&pair.b.join("f"), Some(Uid::from_raw(7)), None).expect("chown");
+        pair.expect_only_with(&no_symlink_owners, "f", DiffKind::Uid { a: 0, b: 7 });
     }
 
     #[test]
