@@ -6,12 +6,17 @@
 # shell pipeline `tar --sparse --xattrs --acls -c | lz4 | gpg -se` on the same
 # tree, with one worker (the units one after the other) and two (both units
 # at once). The data is split in two units of half the size each.
+# The floor: `gpg -se` alone over the same compressed streams (tar | lz4 made
+# beforehand, not timed), one unit after the other: what one worker cannot
+# beat while gpg does the crypto.
 #
 # usage: benches/archive_pack.sh [TOTAL-MIB]      (default 2048)
 # env:   STRATA_BENCH_DIR  work directory [target/bench-archive]; needs ~3x TOTAL
 #        STRATA_BIN        strata binary to time (skips building it)
 #        BENCH_PROFILE     cargo profile [release]
 #        BENCH_KEEP=1      keep the generated files
+#        RUNS              runs of each measurement [1]; min/median/max printed
+#        BENCH_RESULTS     append result lines for benches/compare.sh
 #
 # Prints wall seconds, MiB/s and peak RSS (max over the process tree, from
 # /usr/bin/time -v) for each run, and strata/shell ratios.
@@ -74,37 +79,53 @@ settings:
       compression: lz4
 YAML
 
-measure() { # label, command...
-    local label=$1; shift
-    local t0 t1 rss
+runs=${RUNS:-1}
+measure() { # label, row, side, command...
+    local label=$1 row=$2 side=$3; shift 3
+    local t0 t1 rss load
+    load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$(date +%s.%N)
     /usr/bin/time -v -o "$dir/time.txt" "$@" >/dev/null
     t1=$(date +%s.%N)
     rss=$(awk -F': ' '/Maximum resident/{print $2}' "$dir/time.txt")
     local secs; secs=$(echo "$t1 - $t0" | bc -l)
-    printf '%-22s %7.2f s  %7.1f MiB/s  peak RSS %6d KiB\n' "$label" "$secs" "$(echo "$total / $secs" | bc -l)" "$rss"
-    echo "$secs $rss" > "$dir/last.txt"
+    printf '%-22s %7.2f s  %7.1f MiB/s  peak RSS %6d KiB  load %s\n' "$label" "$secs" "$(echo "$total / $secs" | bc -l)" "$rss" "$load"
+    echo "$secs" >> "$dir/$row.$side.vals"
+    if [ -n "${BENCH_RESULTS:-}" ]; then echo "$row $side $secs $rss $load" >> "$BENCH_RESULTS"; fi
 }
 
 strata_one() { for u in u1 u2; do "$STRATA_BIN" -c "$dir/config.yaml" --allow-root archive unit 20000101-1 "$dir/root" "dump/$u"; done; }
 strata_two() { for u in u1 u2; do "$STRATA_BIN" -c "$dir/config.yaml" --allow-root archive unit 20000101-1 "$dir/root" "dump/$u" & done; wait; }
-shell_unit() { tar -c --format=gnu --sparse --xattrs --acls -C "$dir/root" "dump/$1" | lz4 -q -c | gpg --batch --no-tty --compress-algo none --trust-model always -se -u "$signer" -r "$recipient" > "$dir/out/$1.tar.lz4.gpg"; }
+gpg_se() { gpg --batch --no-tty --compress-algo none --trust-model always -se -u "$signer" -r "$recipient"; }
+shell_unit() { tar -c --format=gnu --sparse --xattrs --acls -C "$dir/root" "dump/$1" | lz4 -q -c | gpg_se > "$dir/out/$1.tar.lz4.gpg"; }
 shell_one() { shell_unit u1; shell_unit u2; }
 shell_two() { shell_unit u1 & shell_unit u2 & wait; }
-export -f strata_one strata_two shell_unit shell_one shell_two
+gpg_one() { for u in u1 u2; do gpg_se < "$dir/lz4/$u.tar.lz4" > "$dir/out/$u.gpg-only"; done; }
+export -f strata_one strata_two gpg_se shell_unit shell_one shell_two gpg_one
 export STRATA_BIN dir signer recipient
 
-declare -A R
-for w in one two; do
-    rm -rf "$dir/store"/* "$dir/out"/*; sync
-    measure "strata, $w worker(s)" bash -c "strata_$w"; read -r s r < "$dir/last.txt"; R[strata_$w]="$s $r"
-    sync
-    measure "shell, $w worker(s)" bash -c "shell_$w"; read -r s r < "$dir/last.txt"; R[shell_$w]="$s $r"
+# The compressed streams gpg alone is timed on.
+mkdir -p "$dir/lz4"
+for u in u1 u2; do tar -c --format=gnu --sparse --xattrs --acls -C "$dir/root" "dump/$u" | lz4 -q -c > "$dir/lz4/$u.tar.lz4"; done
+
+rm -f "$dir"/*.vals
+for ((r = 1; r <= runs; r++)); do
+    for w in one two; do
+        rm -rf "$dir/store"/* "$dir/out"/*; sync
+        measure "strata, $w worker(s)" "pack-$w" strata bash -c "strata_$w"
+        sync
+        measure "shell, $w worker(s)" "pack-$w" reference bash -c "shell_$w"
+    done
+    rm -f "$dir/out"/*; sync
+    measure "gpg alone, one worker" pack-one floor bash -c gpg_one
 done
+med() { sort -g "$1" | awk '{ v[NR] = $1 } END { printf "%s", v[int((NR + 1) / 2)] }'; }
 for w in one two; do
-    read -r ss sr <<< "${R[strata_$w]}"; read -r hs hr <<< "${R[shell_$w]}"
-    printf '%s worker(s): time strata/shell %.2f, peak RSS strata/shell %.2f\n' "$w" "$(echo "$ss / $hs" | bc -l)" "$(echo "$sr / $hr" | bc -l)"
+    printf '%s worker(s): time shell/strata %.2f (medians)\n' "$w" "$(echo "$(med "$dir/pack-$w.reference.vals") / $(med "$dir/pack-$w.strata.vals")" | bc -l)"
 done
-echo "archive sizes: strata $(du -sh "$dir/store" | cut -f1), shell $(du -sh "$dir/out" | cut -f1)"
+printf 'one worker against the floor: strata %.2f s, gpg alone on the same lz4 streams %.2f s: strata takes %.2fx the floor\n' \
+    "$(med "$dir/pack-one.strata.vals")" "$(med "$dir/pack-one.floor.vals")" \
+    "$(echo "$(med "$dir/pack-one.strata.vals") / $(med "$dir/pack-one.floor.vals")" | bc -l)"
+echo "archive sizes: strata $(du -sh "$dir/store" | cut -f1), lz4 streams $(du -sh "$dir/lz4" | cut -f1)"
 gpgconf --kill all
 [ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir"

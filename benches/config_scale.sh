@@ -6,6 +6,7 @@
 # the next (linear reading keeps time / units flat). Not a test: a bench.
 #   benches/config_scale.sh [N...]      (RUNS=5 by default)
 #   STRATA_BIN=/path/to/strata benches/config_scale.sh   (another build, no cargo)
+#   BENCH_RESULTS=FILE    append result lines for benches/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(100 1000 4000)
@@ -43,6 +44,9 @@ for n in "${sizes[@]}"; do
   for _ in $(seq 1 "$runs"); do
     t0=$(now); "$bin" -c "$work/c$n.yaml" config check > /dev/null 2>&1; t1=$(now)
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')")
+    if [ -n "${BENCH_RESULTS:-}" ]; then
+      echo "config-$units strata ${times[-1]} - $(cut -d' ' -f1 /proc/loadavg)" >> "$BENCH_RESULTS"
+    fi
   done
   kib=$(( $(stat -c %s "$work/c$n.yaml") / 1024 ))
   printf '%s\n' "${times[@]}" | sort -n | awk -v u="$units" -v k="$kib" '

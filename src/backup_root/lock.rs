@@ -41,7 +41,15 @@ pub struct PidLock {
 impl PidLock {
     /// The run lock of a backup root: `<state_dir>/run.lock`.
     pub fn run(state_dir: &Path) -> Result<PidLock, LockError> {
-        PidLock::acquire(&state_dir.join("run.lock"), "another strata run")
+        let path = state_dir.join("run.lock");
+        let lock = PidLock::acquire(&path, "another strata run")?;
+        // why: once per run, so that after a power loss the next run still
+        // learns that this one did not finish (and warns)
+        if let Some(l) = &lock.lock {
+            l.sync_all()
+                .map_err(|source| LockError::Io { path, source })?;
+        }
+        Ok(lock)
     }
 
     /// Deltaic's lock `<root>/.lock/<name>` (`backup` for a run, `archive`
@@ -115,8 +123,10 @@ impl PidLock {
         let previous = previous.trim().to_owned();
         lock.set_len(0).map_err(io)?;
         lock.rewind().map_err(io)?;
+        // why: not synced (but for the run lock): the flock is the lock, and
+        // after a machine crash no holder is left to find by its PID; a
+        // unit's backup would otherwise pay an fsync for a message
         writeln!(lock, "{}", std::process::id()).map_err(io)?;
-        lock.sync_all().map_err(io)?;
         Ok(PidLock {
             lock: Some(lock),
             path: path.to_owned(),

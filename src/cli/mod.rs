@@ -217,6 +217,11 @@ fn run_source(
 ) -> anyhow::Result<ExitCode> {
     let load = || {
         let path = config::locate(cli.config.as_deref(), &home())?;
+        // why: a run's child reads the few lines its runner cut out for it,
+        // not the whole file again (config/job.rs)
+        if let Some(c) = crate::jobs::child::job_config(&path) {
+            return Ok(c);
+        }
         config::load(&path)
     };
     let cx = sources::Cx::new(

@@ -37,9 +37,18 @@ pub struct Config {
     /// The line of `settings.root`, for errors found when the root is used.
     #[serde(skip)]
     pub root_line: u64,
+    /// The text and tree it was read from, for [`Config::unit_config_text`].
+    #[serde(skip)]
+    pub(super) origin: Option<std::sync::Arc<super::job::Origin>>,
 }
 
-pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Option<Config> {
+/// The config, and the line where each unit is defined.
+pub(super) fn build(
+    r: &mut Reader,
+    doc: &Node,
+    file: &Path,
+    base: &Path,
+) -> Option<(Config, Vec<(super::UnitPath, u64)>)> {
     let ctx = Ctx { base };
     let top = KeyPath::root();
     let mut f = r.fields(doc, &top)?;
@@ -111,10 +120,12 @@ pub(super) fn build(r: &mut Reader, doc: &Node, file: &Path, base: &Path) -> Opt
         archive_units: archive_units.by_profile,
         warnings: Vec::new(),
         root_line: settings_line(doc, "root"),
+        origin: None,
     };
     check_unit_collisions(r, &defined);
     check_requirements(r, &config, doc);
-    Some(config)
+    let lines = defined.into_iter().map(|d| (d.unit, d.line)).collect();
+    Some((config, lines))
 }
 
 /// The line of `settings.<key>`, or of `settings:` when the key is absent

@@ -52,6 +52,7 @@ mod dump;
 mod entries;
 mod fields;
 mod github;
+mod job;
 mod mounted;
 mod node;
 mod rbd;
@@ -253,9 +254,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let mut r = reader::Reader::default();
     let config = document::build(&mut r, &doc, path, &base);
     match config {
-        Some(c) if r.problems.is_empty() => {
-            let mut c = c;
+        Some((mut c, unit_lines)) if r.problems.is_empty() => {
             c.warnings = r.warnings;
+            c.origin = Some(std::sync::Arc::new(job::Origin::new(text, doc, unit_lines)));
             Ok(c)
         }
         _ => {

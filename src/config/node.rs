@@ -37,6 +37,31 @@ impl Node {
             _ => None,
         }
     }
+
+    /// Whether `other` holds the same YAML as this node, wherever each one
+    /// stands in its file: the same values (keys in the same order), and
+    /// scalars written the same way.
+    #[must_use]
+    pub fn same_as(&self, other: &Node) -> bool {
+        let same = match (&self.value, &other.value) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+            (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Seq(a), Value::Seq(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_as(y))
+            }
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|((ka, x), (kb, y))| ka.name == kb.name && x.same_as(y))
+            }
+            _ => false,
+        };
+        same && self.raw() == other.raw()
+    }
 }
 
 #[derive(Debug, Clone)]

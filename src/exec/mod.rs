@@ -32,11 +32,16 @@ use std::thread::JoinHandle;
 pub const STDERR_TAIL_BYTES: usize = 4096;
 
 /// Variables through which a job runner talks to one job's child (the
-/// report file, the runner's PID; see `crate::jobs`). They reach only the
+/// report file, the runner's PID, the job's cut-down config; see
+/// `crate::jobs`). They reach only the
 /// child the runner sets them for: every command strata starts has them
 /// removed unless it sets them itself, so a grandchild never mistakes
 /// itself for a job.
-pub const JOB_PRIVATE_ENV: [&str; 2] = ["STRATA_JOB_REPORT", "STRATA_JOB_PARENT"];
+pub const JOB_PRIVATE_ENV: [&str; 3] = [
+    "STRATA_JOB_REPORT",
+    "STRATA_JOB_PARENT",
+    "STRATA_JOB_CONFIG",
+];
 
 static TRACE: AtomicBool = AtomicBool::new(false);
 

@@ -1,6 +1,6 @@
 //! The child's side of a job: dying with the runner, and the report.
 
-use super::{PARENT_ENV, REPORT_ENV};
+use super::{CONFIG_ENV, PARENT_ENV, REPORT_ENV};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::{getpgrp, getpid, getppid};
 use serde::Serialize;
@@ -57,6 +57,19 @@ pub fn adopt() -> Result<(), ChildError> {
     Ok(())
 }
 
+/// In a job's child, the config its runner cut down for it, read as if it
+/// were the file `path` names (paths resolve against its directory);
+/// `None` outside a job, or when that config is missing or does not
+/// validate: the caller then reads `path` itself, as by hand.
+#[must_use]
+pub fn job_config(path: &Path) -> Option<crate::config::Config> {
+    if !is_job() {
+        return None;
+    }
+    let text = std::fs::read_to_string(std::env::var_os(CONFIG_ENV)?).ok()?;
+    crate::config::parse(&text, path).ok()
+}
+
 /// Whether this process is a job's child that must report to a runner.
 #[must_use]
 pub fn is_job() -> bool {
@@ -74,9 +87,15 @@ pub fn report<R: Serialize>(report: &R) -> Result<bool, ChildError> {
         path: path.to_owned(),
         source: std::io::Error::other(e),
     })?;
-    crate::backup_root::write_atomic(path, &bytes).map_err(|source| ChildError::Report {
-        path: path.to_owned(),
-        source,
-    })?;
+    // why: atomic (the runner never reads half a report) but not synced: the
+    // runner reads it as soon as this process exits, and a machine crash
+    // ends the run that would read it
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| ChildError::Report {
+            path: path.to_owned(),
+            source,
+        })?;
     Ok(true)
 }

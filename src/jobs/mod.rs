@@ -41,6 +41,9 @@ use std::time::{Duration, Instant};
 pub const REPORT_ENV: &str = crate::exec::JOB_PRIVATE_ENV[0];
 /// The PID of the runner, which the child must not outlive.
 pub const PARENT_ENV: &str = crate::exec::JOB_PRIVATE_ENV[1];
+/// A config file holding only what the job reads (`Config::unit_config_text`),
+/// which the child reads instead of the whole file named by `-c`.
+pub const CONFIG_ENV: &str = crate::exec::JOB_PRIVATE_ENV[2];
 /// A token unique to one job, inherited by every process of the job.
 pub const TOKEN_ENV: &str = "STRATA_JOB_TOKEN";
 

@@ -231,10 +231,18 @@ pub fn run(
         .iter()
         .map(|s| (s.name().to_owned(), s.workers(config).max(1) as usize))
         .collect();
+    let cuts = JobConfigs::new(&root);
     let jobs: Vec<Job> = units
         .iter()
         .zip(&plans)
-        .map(|(u, plan)| unit_job(&root, config_path, u, plan, opts))
+        .enumerate()
+        .map(|(i, (u, plan))| {
+            let mut job = unit_job(&root, config_path, u, plan, opts);
+            if let Some(path) = cuts.write(i, config, u) {
+                job.cmd = job.cmd.env(jobs::CONFIG_ENV, path);
+            }
+            job
+        })
         .collect();
     let checks: BTreeMap<String, Check> = units
         .iter()
@@ -249,6 +257,7 @@ pub fn run(
     };
     let record = |job: &Job, o: &Outcome<UnitReport>| record_state(&root, job, o, &console);
     let ran = runner.run(&jobs, &record);
+    cuts.remove();
     outcomes.extend(ran.outcomes.into_iter().map(|o| UnitOutcome {
         check: checks.get(&o.name).copied().unwrap_or(Check::Normal),
         unit: o.name,
@@ -356,6 +365,47 @@ fn make_room(config: &Config, store: &dyn SnapshotStore, console: &Console) {
                 "cannot remove snapshot {name} to make room before the run: {error}"
             )),
             _ => {}
+        }
+    }
+}
+
+/// The cut-down configs of one run's jobs (`Config::unit_config_text`),
+/// under `<state>/job-configs/`: written before the jobs start, removed when
+/// they have ended (and, after a killed run, by the next run, which holds
+/// the same run lock). A job whose config could not be cut or written gets
+/// none, and its child reads the whole file.
+struct JobConfigs {
+    dir: Option<PathBuf>,
+}
+
+impl JobConfigs {
+    fn new(root: &BackupRoot) -> JobConfigs {
+        let dir = root.state_dir().join("job-configs");
+        // why: what a killed run left; nobody else writes here while we hold the run lock
+        let _ = std::fs::remove_dir_all(&dir);
+        JobConfigs {
+            dir: std::fs::create_dir_all(&dir).ok().map(|()| dir),
+        }
+    }
+
+    fn write(&self, i: usize, config: &Config, unit: &Unit) -> Option<PathBuf> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = config.unit_config_text(&unit.path)?;
+        let path = self.dir.as_ref()?.join(format!("{i}.yaml"));
+        // why: the settings may hold inline secrets, as the config file does
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .ok()?;
+        f.write_all(text.as_bytes()).ok()?;
+        Some(path)
+    }
+
+    fn remove(self) {
+        if let Some(dir) = self.dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -341,6 +341,52 @@ fn only_selects_units_by_glob_and_a_glob_matching_nothing_is_a_usage_error() {
     );
 }
 
+/// A run's children read the config cut out for them, not the whole file
+/// again (config/job.rs): with one worker, the first unit wrecks the config
+/// file and the units after it still back up, with paths resolved as in
+/// the original file; by hand the file is read, so the wreck is then seen.
+#[test]
+fn a_units_child_reads_the_config_its_run_cut_for_it() {
+    let s = Setup::new("  dump-workers: 1\n", "");
+    let config = s.config.display().to_string();
+    let dump = format!(
+        "  wreck:\n    command: [sh, -c, 'echo \"not: [valid\" > {config}']\n  here:\n    command: [pwd]\n  after:\n    command: [echo, still fine]\n    file: after.txt\n"
+    );
+    let text_before = std::fs::read_to_string(&s.config).unwrap() + &dump;
+    std::fs::write(&s.config, &text_before).unwrap();
+    let out = s.run(&["run", "--no-snapshot"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let pwd = std::fs::read_to_string(s.root.join("dump/here/here")).unwrap();
+    assert_eq!(Path::new(pwd.trim()), s.config.parent().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(s.root.join("dump/after/after.txt")).unwrap(),
+        "still fine\n"
+    );
+    assert!(!s.root.join(".strata/job-configs").exists());
+    let by_hand = s.run(&["dump", "backup", "after"]);
+    assert_eq!(by_hand.status.code(), Some(2), "{}", text(&by_hand.stderr));
+
+    // A section that cannot be cut (flow style) is read whole by the child.
+    std::fs::write(&s.config, text_before.replace(&dump, "")).unwrap();
+    let flow = "dump: {a: {command: [echo, a]}, b: {command: [echo, b]}}\n";
+    let mut t = std::fs::read_to_string(&s.config).unwrap();
+    t = t.replace("dump:\n", flow);
+    std::fs::write(&s.config, t).unwrap();
+    let out = s.run(&["run", "--no-snapshot"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(s.root.join("dump/a/a").exists() && s.root.join("dump/b/b").exists());
+}
+
 #[test]
 fn scrub_choice_is_reproducible_with_a_seed() {
     let units = (0..12)

@@ -36,7 +36,7 @@
 //!   byte) of the record at fault.
 
 use std::fmt;
-use std::io::{self, BufReader, ErrorKind, Read, Write};
+use std::io::{self, BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 
 use thiserror::Error;
 
@@ -183,6 +183,16 @@ pub struct DiffReader<R> {
     pending: Option<PendingData>,
     records: u64,
     ended: bool,
+    /// Set by [`DiffReader::new_seekable`]: how unread `w` data is skipped.
+    seek: Option<SeekSkip<R>>,
+}
+
+/// Skipping unread data of a seekable input by seeking over it, bounded by
+/// the input's length so that a truncated record is still caught.
+struct SeekSkip<R> {
+    /// Length of the stream: the input's bytes from where it began.
+    len: u64,
+    skip: fn(&mut BufReader<R>, i64) -> io::Result<()>,
 }
 
 impl<R: Read> DiffReader<R> {
@@ -199,6 +209,7 @@ impl<R: Read> DiffReader<R> {
             pending: None,
             records: 0,
             ended: false,
+            seek: None,
         };
         let mut header = [0u8; 12];
         let got = this.read_up_to(&mut header)?;
@@ -217,6 +228,30 @@ impl<R: Read> DiffReader<R> {
                 found: header.escape_ascii().to_string(),
             })
         }
+    }
+
+    /// [`DiffReader::new`] over a seekable input (a diff file): unread `w`
+    /// data is skipped by seeking instead of being read, so that checking a
+    /// whole file reads its records' headers only. The stream is the input
+    /// from its current position to its end; errors are the same as over a
+    /// stream of the same bytes.
+    ///
+    /// # Errors
+    /// As [`DiffReader::new`]; `Io` if the input's length cannot be learned.
+    pub fn new_seekable(mut reader: R) -> Result<Self, DiffError>
+    where
+        R: Seek,
+    {
+        let io = |source| DiffError::Io { offset: 0, source };
+        let start = reader.stream_position().map_err(io)?;
+        let end = reader.seek(SeekFrom::End(0)).map_err(io)?;
+        reader.seek(SeekFrom::Start(start)).map_err(io)?;
+        let mut this = Self::new(reader)?;
+        this.seek = Some(SeekSkip {
+            len: end.saturating_sub(start),
+            skip: BufReader::seek_relative,
+        });
+        Ok(this)
     }
 
     /// Bytes of the stream consumed so far.
@@ -306,14 +341,25 @@ impl<R: Read> DiffReader<R> {
         if pending.remaining == 0 {
             return Ok(());
         }
-        let copied = io::copy(
-            &mut (&mut self.inner).take(pending.remaining),
-            &mut io::sink(),
-        )
-        .map_err(|source| DiffError::Io {
-            offset: self.pos,
-            source,
-        })?;
+        let copied = if let Some(seek) = &self.seek {
+            let n = pending.remaining.min(seek.len.saturating_sub(self.pos));
+            // why: n is at most the input's length, which an off_t holds
+            let step = i64::try_from(n).unwrap_or(i64::MAX);
+            (seek.skip)(&mut self.inner, step).map_err(|source| DiffError::Io {
+                offset: self.pos,
+                source,
+            })?;
+            step.unsigned_abs()
+        } else {
+            io::copy(
+                &mut (&mut self.inner).take(pending.remaining),
+                &mut io::sink(),
+            )
+            .map_err(|source| DiffError::Io {
+                offset: self.pos,
+                source,
+            })?
+        };
         self.pos += copied;
         if copied < pending.remaining {
             return Err(DiffError::Truncated {
@@ -483,7 +529,20 @@ pub struct DiffSummary {
 /// # Errors
 /// The first [`DiffError`] in the stream.
 pub fn validate_diff<R: Read>(reader: R) -> Result<DiffSummary, DiffError> {
-    let mut diff = DiffReader::new(reader)?;
+    summarize(DiffReader::new(reader)?)
+}
+
+/// [`validate_diff`] of a diff file from its current position: the same
+/// checks and errors, but `w` data is seeked over, not read (a file on disk
+/// is read once, by the apply, instead of twice).
+///
+/// # Errors
+/// The first [`DiffError`] in the file.
+pub fn validate_diff_file<R: Read + Seek>(file: R) -> Result<DiffSummary, DiffError> {
+    summarize(DiffReader::new_seekable(file)?)
+}
+
+fn summarize<R: Read>(mut diff: DiffReader<R>) -> Result<DiffSummary, DiffError> {
     let mut summary = DiffSummary::default();
     while let Some(record) = diff.next_record()? {
         match record {
@@ -629,8 +688,13 @@ mod tests {
         w.into_inner()
     }
 
+    /// The error of a stream, checked to be the same whether the stream is
+    /// read (a pipe) or seeked over (a file).
     fn err(bytes: &[u8]) -> DiffError {
-        validate_diff(bytes).unwrap_err()
+        let streamed = validate_diff(bytes).unwrap_err();
+        let seeked = validate_diff_file(io::Cursor::new(bytes)).unwrap_err();
+        assert_eq!(format!("{streamed:?}"), format!("{seeked:?}"));
+        streamed
     }
 
     #[test]
@@ -721,6 +785,10 @@ mod tests {
         });
         let summary = validate_diff(&bytes[..]).unwrap();
         assert_eq!(
+            validate_diff_file(io::Cursor::new(&bytes)).unwrap(),
+            summary
+        );
+        assert_eq!(
             summary,
             DiffSummary {
                 from_snap: Some("a".into()),
@@ -734,6 +802,31 @@ mod tests {
                 stream_bytes: bytes.len() as u64,
             }
         );
+    }
+
+    #[test]
+    fn a_seekable_input_is_read_from_where_it_stands() {
+        let bytes = stream(|w| {
+            w.size(1 << 20)?;
+            w.data(0, &vec![3u8; 70_000])?;
+            w.data(100_000, &[4u8; 5])
+        });
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"junk before the stream").unwrap();
+        file.write_all(&bytes).unwrap();
+        file.seek(SeekFrom::Start(22)).unwrap();
+        let summary = validate_diff_file(&file).unwrap();
+        assert_eq!(summary, validate_diff(&bytes[..]).unwrap());
+        // A file cut inside the first record's data is caught, as in a stream.
+        file.set_len(22 + 21 + 17 + 1000).unwrap();
+        file.seek(SeekFrom::Start(22)).unwrap();
+        assert!(matches!(
+            validate_diff_file(&file),
+            Err(DiffError::Truncated {
+                record: RecordKind::Write,
+                offset: 21
+            })
+        ));
     }
 
     #[test]

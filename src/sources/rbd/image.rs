@@ -44,7 +44,7 @@
 //! Fault injection for the tests: [`super::fault`].
 
 use super::apply::{ApplyStats, apply_diff};
-use super::diff::{DiffReader, DiffSummary, Record, validate_diff};
+use super::diff::{DiffReader, DiffSummary, Record, validate_diff, validate_diff_file};
 use super::fault::{self, FaultReader};
 use super::scrub::scrub_file;
 use super::tool::{Rbd, Removal, SnapInfo, new_snapshot_name};
@@ -558,7 +558,7 @@ fn abandon(rbd: &Rbd, image: &str, files: &ImageFiles, p: &str) {
 
 fn validate_file(path: &Path) -> Result<DiffSummary, RbdError> {
     let f = File::open(path).map_err(io_err(path))?;
-    validate_diff(f).map_err(|source| RbdError::Diff {
+    validate_diff_file(f).map_err(|source| RbdError::Diff {
         path: path.to_owned(),
         source,
     })

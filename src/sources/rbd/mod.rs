@@ -334,11 +334,10 @@ pub fn apply_diff_file(diff: &Path, image: &Path) -> Result<apply::ApplyStats, R
     };
     let diff = spooled.as_ref().map_or(diff, tempfile::NamedTempFile::path);
     let f = std::fs::File::open(diff).map_err(io_err(diff))?;
-    let summary =
-        diff::validate_diff(std::io::BufReader::new(f)).map_err(|source| RbdError::Diff {
-            path: diff.to_owned(),
-            source,
-        })?;
+    let summary = diff::validate_diff_file(f).map_err(|source| RbdError::Diff {
+        path: diff.to_owned(),
+        source,
+    })?;
     let stored = image::Stored::read(image)?;
     let plan = image::plan_hand_apply(
         &stored,

@@ -1,6 +1,21 @@
 //! Backing up one bucket: list, plan each object, fetch what the plan asks
-//! for with `threads` concurrent transfers, store the bucket's ACL and CORS,
-//! then delete local entries whose objects are gone.
+//! for, store the bucket's ACL and CORS, then delete local entries whose
+//! objects are gone.
+//!
+//! Where the time goes, and what this module does about it:
+//! - Two requests per object (data, then ACL): they run in two lanes, at
+//!   most `threads` data transfers and `threads` ACL requests at once, so an
+//!   object's ACL request overlaps the data of others instead of holding a
+//!   transfer slot. One client (one connection pool, keep-alive) serves both.
+//! - An object up to [`SMALL`] bytes is received into memory and written by
+//!   one blocking call that also writes its sidecars; a larger one streams
+//!   to a temporary file.
+//! - No fsync per object: the crash guarantee is kept by the order of the
+//!   writes and one sync of each directory that got new names at the end
+//!   (`docs/rgw.md` says which guarantee, and why it holds).
+//! - A run in which nothing changed is the listing (with the bucket's ACL
+//!   and CORS requested beside it) and a comparison with what is stored:
+//!   no request per object, nothing written, nothing synced.
 
 use super::admin::{self, Keys};
 use super::keymap::{self, Entry, Role};
@@ -9,12 +24,17 @@ use super::{Endpoint, RgwError, io, write_if_changed};
 use crate::backup_root::BlockUpdate;
 use crate::sources::{Check, UnitReport};
 use aws_sdk_s3::types::EncodingType;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncWriteExt;
+
+/// Objects up to this size are received into memory (at most `threads` of
+/// them at once) and written in one go; larger ones stream to a temporary
+/// file.
+pub const SMALL: u64 = 1 << 20;
 
 /// Whether unchanged objects get their ACL fetched again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +142,63 @@ struct Ctx {
     owner: String,
     dir: PathBuf,
     check: Check,
+    /// Directories that got new names (files or subdirectories) this run,
+    /// synced once at its end.
+    touched: Mutex<BTreeSet<PathBuf>>,
+    /// Directories known to exist, so that each is created once.
+    made: Mutex<HashSet<PathBuf>>,
+}
+
+impl Ctx {
+    fn touch(&self, dir: &Path) {
+        let mut t = self.touched.lock().unwrap_or_else(PoisonError::into_inner);
+        if !t.contains(dir) {
+            t.insert(dir.to_owned());
+        }
+    }
+
+    /// Create `dir` and its parents under the unit directory (once per run),
+    /// noting each parent that got a new entry.
+    fn make_dir(&self, dir: &Path) -> Result<(), RgwError> {
+        if self
+            .made
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(dir)
+        {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        let mut d = dir;
+        while d != self.dir && !d.is_dir() {
+            missing.push(d.to_owned());
+            let Some(parent) = d.parent() else { break };
+            d = parent;
+        }
+        for m in missing.iter().rev() {
+            match std::fs::create_dir(m) {
+                Ok(()) => self.touch(m.parent().unwrap_or(&self.dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(m)(e)),
+            }
+        }
+        self.made
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(dir.to_owned());
+        Ok(())
+    }
+
+    /// Make the names written this run durable: one fsync of each
+    /// directory that got one (none when nothing was written).
+    fn sync_touched(&self) -> Result<(), RgwError> {
+        let dirs =
+            std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner));
+        for d in dirs {
+            crate::backup_root::sync_dir(&d).map_err(io(&d))?;
+        }
+        Ok(())
+    }
 }
 
 /// What happened to one object.
@@ -153,6 +230,8 @@ pub fn backup(
         owner,
         dir: dir.to_owned(),
         check: opts.check,
+        touched: Mutex::new(BTreeSet::new()),
+        made: Mutex::new(HashSet::new()),
     });
     super::runtime(endpoint.threads)?.block_on(run(ctx, endpoint.threads, opts))
 }
@@ -197,7 +276,10 @@ fn aws_smithy_secs(t: &aws_sdk_s3::primitives::DateTime) -> i64 {
 }
 
 async fn run(ctx: Arc<Ctx>, threads: usize, opts: BackupOptions) -> Result<UnitReport, RgwError> {
-    let listed = list(&ctx).await?;
+    // why: the bucket's ACL and CORS are two more round trips; they need
+    // nothing from the listing, so they go beside it
+    let (listed, bucket_docs) = tokio::join!(list(&ctx), bucket_docs(&ctx));
+    let listed = listed?;
     println!("listed {} objects in bucket {}", listed.len(), ctx.bucket);
     if let Some(hook) = &opts.after_list {
         hook();
@@ -218,7 +300,13 @@ async fn run(ctx: Arc<Ctx>, threads: usize, opts: BackupOptions) -> Result<UnitR
         }
     }
 
-    let sem = Arc::new(tokio::sync::Semaphore::new(threads));
+    // why: objects in flight: each holds at most one data transfer and one
+    // ACL request, from the lanes below, and then its blocking write
+    let sem = Arc::new(tokio::sync::Semaphore::new(2 * threads));
+    let lanes = Arc::new(Lanes {
+        data: tokio::sync::Semaphore::new(threads),
+        acl: tokio::sync::Semaphore::new(threads),
+    });
     let mut set = tokio::task::JoinSet::new();
     let mut errors: Vec<RgwError> = Vec::new();
     let mut fatal: Option<RgwError> = None;
@@ -291,9 +379,10 @@ async fn run(ctx: Arc<Ctx>, threads: usize, opts: BackupOptions) -> Result<UnitR
             .await
             .map_err(|_| RgwError::Build("semaphore closed".into()))?;
         let c = ctx.clone();
+        let lanes = lanes.clone();
         set.spawn(async move {
             let _permit = permit;
-            let r = sync_object(&c, &l, f).await;
+            let r = sync_object(&c, &lanes, &l, f).await;
             (l, f, expected, r)
         });
         while let Some(r) = set.try_join_next() {
@@ -310,15 +399,12 @@ async fn run(ctx: Arc<Ctx>, threads: usize, opts: BackupOptions) -> Result<UnitR
         return Err(e);
     }
 
-    let bucket_changed = bucket_files(&ctx).await?;
+    let bucket_changed = store_bucket_docs(&ctx, bucket_docs?)?;
     let keys: HashSet<&str> = listed.iter().map(|l| l.key.as_str()).collect();
     let deleted = collect_garbage(&ctx.dir, &keys)?;
-    // why: one flush of everything written, instead of an fsync per file
-    let d = std::fs::File::open(&ctx.dir).map_err(io(&ctx.dir))?;
-    nix::unistd::syncfs(&d).map_err(|e| RgwError::Io {
-        path: ctx.dir.clone(),
-        source: e.into(),
-    })?;
+    // why: the names written this run made durable, instead of an fsync per
+    // file (docs/rgw.md: the crash guarantee)
+    ctx.sync_touched()?;
 
     let summary = format!(
         "{} objects: {fetched} fetched, {deleted} deleted, {acls} ACLs updated, {unchanged} unchanged{}{}",
@@ -373,49 +459,66 @@ impl Drop for Temp {
     }
 }
 
-async fn sync_object(ctx: &Ctx, l: &Listed, fetch: Fetch) -> Result<Outcome, RgwError> {
+/// The two request lanes of a backup (module documentation).
+struct Lanes {
+    data: tokio::sync::Semaphore,
+    acl: tokio::sync::Semaphore,
+}
+
+async fn sync_object(
+    ctx: &Arc<Ctx>,
+    lanes: &Lanes,
+    l: &Listed,
+    fetch: Fetch,
+) -> Result<Outcome, RgwError> {
     let mut out = Outcome::default();
-    let data = ctx.dir.join(keymap::key_path(&l.key, Role::Data));
-    let parent = data.parent().unwrap_or(&ctx.dir).to_owned();
-    tokio::fs::create_dir_all(&parent)
-        .await
-        .map_err(io(&parent))?;
-    // why: the ACL is a second request per object; overlapping the two halves the latency
-    let (fetched, acl) = tokio::join!(
+    let data_path = ctx.dir.join(keymap::key_path(&l.key, Role::Data));
+    let parent = data_path.parent().unwrap_or(&ctx.dir).to_owned();
+    let (downloaded, acl) = tokio::join!(
         async {
             match fetch {
-                Fetch::All => fetch_data(ctx, l, &parent).await,
+                Fetch::All => {
+                    let _slot = lanes.data.acquire().await;
+                    download(ctx, l, &parent).await.map(Some)
+                }
                 Fetch::AclOnly | Fetch::Nothing => Ok(None),
             }
         },
-        fetch_acl(ctx, l)
+        async {
+            let _slot = lanes.acl.acquire().await;
+            fetch_acl(ctx, l).await
+        }
     );
-    match fetched? {
-        Some(Fetched::Gone) => {
-            out.vanished = true;
-            return Ok(out);
-        }
-        Some(Fetched::Stored { data, meta }) => {
-            out.fetched = true;
-            out.data_changed = data;
-            out.meta_changed = meta;
-        }
-        None => {}
-    }
-    let Some(doc) = acl? else {
-        out.vanished = !out.fetched;
+    let downloaded = downloaded?;
+    if let Some(Downloaded::Gone) = downloaded {
+        out.vanished = true;
         return Ok(out);
-    };
-    let path = ctx.dir.join(keymap::key_path(&l.key, Role::Acl));
-    out.acl_changed = super::put_if_changed(&path, &to_json(&doc))?;
-    Ok(out)
+    }
+    let acl = acl?;
+    if acl.is_none() && downloaded.is_none() {
+        out.vanished = true;
+        return Ok(out);
+    }
+    let c = Arc::clone(ctx);
+    let key = l.key.clone();
+    let mtime = l.mtime;
+    tokio::task::spawn_blocking(move || store(&c, &key, mtime, downloaded, acl.as_ref(), out))
+        .await
+        .map_err(|e| RgwError::Build(format!("storing an object: {e}")))?
 }
 
-enum Fetched {
+/// What a download brought.
+enum Downloaded {
     /// Deleted after the listing.
     Gone,
-    /// Stored; whether the data and the metadata changed.
-    Stored { data: bool, meta: bool },
+    /// The object's bytes and metadata.
+    Object { body: Body, meta: Box<ObjectMeta> },
+}
+
+/// Where a downloaded object's bytes are.
+enum Body {
+    Memory(Vec<u8>),
+    File(Temp),
 }
 
 async fn fetch_acl(ctx: &Ctx, l: &Listed) -> Result<Option<AclDoc>, RgwError> {
@@ -443,8 +546,21 @@ async fn fetch_acl(ctx: &Ctx, l: &Listed) -> Result<Option<AclDoc>, RgwError> {
     }
 }
 
-async fn fetch_data(ctx: &Ctx, l: &Listed, parent: &Path) -> Result<Option<Fetched>, RgwError> {
-    let temp = Temp::new(parent);
+fn stream_error(l: &Listed, e: &impl std::fmt::Display) -> RgwError {
+    RgwError::S3 {
+        op: "downloading",
+        target: l.key.clone(),
+        failure: super::s3::S3Failure {
+            code: None,
+            status: None,
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// The object's bytes (checked against its length) and metadata; a large
+/// object streams into a temporary file in `parent`.
+async fn download(ctx: &Ctx, l: &Listed, parent: &Path) -> Result<Downloaded, RgwError> {
     let resp = match ctx
         .client
         .get_object()
@@ -459,7 +575,7 @@ async fn fetch_data(ctx: &Ctx, l: &Listed, parent: &Path) -> Result<Option<Fetch
         Err(e) => {
             let failure = super::s3::S3Failure::from_sdk(&e);
             if failure.is("NoSuchKey") {
-                return Ok(Some(Fetched::Gone));
+                return Ok(Downloaded::Gone);
             }
             if failure.is("PreconditionFailed") || failure.status == Some(412) {
                 return Err(RgwError::ChangedDuringBackup { key: l.key.clone() });
@@ -491,27 +607,39 @@ async fn fetch_data(ctx: &Ctx, l: &Listed, parent: &Path) -> Result<Option<Fetch
             .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate).ok()),
     };
     let want = u64::try_from(resp.content_length().unwrap_or(0)).unwrap_or(0);
-    let mut body = resp.body;
-    let mut file = tokio::fs::File::create(&temp.path)
-        .await
-        .map_err(io(&temp.path))?;
-    let mut got = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| RgwError::S3 {
-            op: "downloading",
-            target: l.key.clone(),
-            failure: super::s3::S3Failure {
-                code: None,
-                status: None,
-                detail: e.to_string(),
-            },
-        })?;
-        got += chunk.len() as u64;
-        file.write_all(&chunk).await.map_err(io(&temp.path))?;
-    }
-    // why: no fsync per object; the backup ends with one syncfs
-    file.flush().await.map_err(io(&temp.path))?;
-    drop(file);
+    let mut stream = resp.body;
+    let (body, got) = if want <= SMALL {
+        let mut bytes = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| stream_error(l, &e))?;
+            // why: a server sending more than it announced must not grow this without bound
+            if (bytes.len() + chunk.len()) as u64 > SMALL {
+                return Err(RgwError::ShortRead {
+                    key: l.key.clone(),
+                    got: (bytes.len() + chunk.len()) as u64,
+                    want,
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let got = bytes.len() as u64;
+        (Body::Memory(bytes), got)
+    } else {
+        ctx.make_dir(parent)?;
+        let temp = Temp::new(parent);
+        let mut file = tokio::fs::File::create(&temp.path)
+            .await
+            .map_err(io(&temp.path))?;
+        let mut got = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| stream_error(l, &e))?;
+            got += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(io(&temp.path))?;
+        }
+        file.flush().await.map_err(io(&temp.path))?;
+        drop(file);
+        (Body::File(temp), got)
+    };
     if got != want {
         return Err(RgwError::ShortRead {
             key: l.key.clone(),
@@ -519,41 +647,85 @@ async fn fetch_data(ctx: &Ctx, l: &Listed, parent: &Path) -> Result<Option<Fetch
             want,
         });
     }
-    let key = l.key.clone();
-    let dir = ctx.dir.clone();
-    let mtime = l.mtime;
-    let (data, meta) = tokio::task::spawn_blocking(move || install(&dir, &key, temp, &meta, mtime))
-        .await
-        .map_err(|e| RgwError::Build(format!("storing an object: {e}")))??;
-    Ok(Some(Fetched::Stored { data, meta }))
+    Ok(Downloaded::Object {
+        body,
+        meta: Box::new(meta),
+    })
 }
 
-/// Move a complete download into place (blocking): returns whether the data
-/// and the metadata sidecar changed.
-fn install(
-    dir: &Path,
+/// Store what was fetched for one object (blocking): its data file and
+/// metadata sidecar (when downloaded), then its ACL sidecar, each written
+/// only if it differs. The data file gets the object's Last-Modified as its
+/// mtime last: that marks it complete.
+fn store(
+    ctx: &Ctx,
     key: &str,
-    temp: Temp,
-    meta: &ObjectMeta,
     mtime: i64,
-) -> Result<(bool, bool), RgwError> {
-    let data = dir.join(keymap::key_path(key, Role::Data));
-    let data_changed = if data.exists() {
+    downloaded: Option<Downloaded>,
+    acl: Option<&AclDoc>,
+    mut out: Outcome,
+) -> Result<Outcome, RgwError> {
+    let data = ctx.dir.join(keymap::key_path(key, Role::Data));
+    let parent = data.parent().unwrap_or(&ctx.dir).to_owned();
+    ctx.make_dir(&parent)?;
+    if let Some(Downloaded::Object { body, meta }) = downloaded {
+        out.fetched = true;
+        out.data_changed = install_data(ctx, &data, &parent, body)?;
+        let meta_path = ctx.dir.join(keymap::key_path(key, Role::Meta));
+        out.meta_changed = put(ctx, &meta_path, &meta.to_bytes())?;
+        set_mtime(&data, mtime)?;
+    }
+    if let Some(doc) = acl {
+        let path = ctx.dir.join(keymap::key_path(key, Role::Acl));
+        out.acl_changed = put(ctx, &path, &to_json(doc))?;
+    }
+    Ok(out)
+}
+
+/// A sidecar written unless unchanged (no fsync: see the module doc).
+fn put(ctx: &Ctx, path: &Path, bytes: &[u8]) -> Result<bool, RgwError> {
+    let written = super::put_if_changed(path, bytes)?;
+    if written {
+        ctx.touch(path.parent().unwrap_or(&ctx.dir));
+    }
+    Ok(written)
+}
+
+/// Put a downloaded object's bytes at `data`: a new file by rename, an
+/// existing one by block update (unchanged blocks not rewritten, DESIGN §2).
+/// Returns whether the data changed.
+fn install_data(ctx: &Ctx, data: &Path, parent: &Path, body: Body) -> Result<bool, RgwError> {
+    if data.exists() {
         // why: the commit mark: until the mtime is Last-Modified again, the next run refetches
-        set_mtime(&data, 0)?;
-        let src = std::fs::File::open(&temp.path).map_err(io(&temp.path))?;
-        let stats = BlockUpdate::apply(&data, std::io::BufReader::with_capacity(1 << 20, src))
-            .map_err(io(&data))?;
-        !stats.unchanged()
-    } else {
-        std::fs::rename(&temp.path, &data).map_err(io(&data))?;
-        true
+        set_mtime(data, 0)?;
+        let stats = match &body {
+            Body::Memory(bytes) => BlockUpdate::apply(data, &bytes[..]),
+            Body::File(temp) => {
+                let src = std::fs::File::open(&temp.path).map_err(io(&temp.path))?;
+                BlockUpdate::apply(data, std::io::BufReader::with_capacity(1 << 20, src))
+            }
+        }
+        .map_err(io(data))?;
+        if !stats.unchanged() {
+            // why: blocks rewritten in place must be on disk before the
+            // mtime says the file is complete (docs/rgw.md)
+            std::fs::File::open(data)
+                .and_then(|f| f.sync_data())
+                .map_err(io(data))?;
+        }
+        return Ok(!stats.unchanged());
+    }
+    let temp = match body {
+        Body::File(temp) => temp,
+        Body::Memory(bytes) => {
+            let temp = Temp::new(parent);
+            std::fs::write(&temp.path, &bytes).map_err(io(&temp.path))?;
+            temp
+        }
     };
-    drop(temp);
-    let meta_path = dir.join(keymap::key_path(key, Role::Meta));
-    let meta_changed = super::put_if_changed(&meta_path, &meta.to_bytes())?;
-    set_mtime(&data, mtime)?;
-    Ok((data_changed, meta_changed))
+    std::fs::rename(&temp.path, data).map_err(io(data))?;
+    ctx.touch(parent);
+    Ok(true)
 }
 
 fn set_mtime(path: &Path, secs: i64) -> Result<(), RgwError> {
@@ -569,45 +741,32 @@ fn set_mtime(path: &Path, secs: i64) -> Result<(), RgwError> {
     f.set_modified(t).map_err(io(path))
 }
 
-/// Fetch the bucket ACL and CORS; returns whether either file changed.
-async fn bucket_files(ctx: &Ctx) -> Result<bool, RgwError> {
-    let acl = ctx
-        .client
-        .get_bucket_acl()
-        .bucket(&ctx.bucket)
-        .send()
-        .await
-        .map_err(|e| {
-            RgwError::s3(
-                "reading the ACL of bucket",
-                &ctx.bucket,
-                &ctx.bucket,
-                &ctx.owner,
-                &e,
-            )
-        })?;
-    let doc = AclDoc::from_sdk(acl.owner(), acl.grants());
-    let mut changed = write_if_changed(&ctx.dir.join(keymap::BUCKET_ACL), &to_json(&doc))?;
-    let cors_path = ctx.dir.join(keymap::BUCKET_CORS);
-    match ctx
-        .client
-        .get_bucket_cors()
-        .bucket(&ctx.bucket)
-        .send()
-        .await
-    {
-        Ok(c) => {
-            let rules: Vec<CorsRuleDoc> =
-                c.cors_rules().iter().map(CorsRuleDoc::from_sdk).collect();
-            changed |= write_if_changed(&cors_path, &to_json(&rules))?;
-        }
+/// The bucket's ACL and CORS rules (`None`: no CORS configuration).
+struct BucketDocs {
+    acl: AclDoc,
+    cors: Option<Vec<CorsRuleDoc>>,
+}
+
+/// Fetch the bucket ACL and CORS rules.
+async fn bucket_docs(ctx: &Ctx) -> Result<BucketDocs, RgwError> {
+    let (acl, cors) = tokio::join!(
+        ctx.client.get_bucket_acl().bucket(&ctx.bucket).send(),
+        ctx.client.get_bucket_cors().bucket(&ctx.bucket).send()
+    );
+    let acl = acl.map_err(|e| {
+        RgwError::s3(
+            "reading the ACL of bucket",
+            &ctx.bucket,
+            &ctx.bucket,
+            &ctx.owner,
+            &e,
+        )
+    })?;
+    let cors = match cors {
+        Ok(c) => Some(c.cors_rules().iter().map(CorsRuleDoc::from_sdk).collect()),
         Err(e) => {
-            let failure = super::s3::S3Failure::from_sdk(&e);
-            if failure.is("NoSuchCORSConfiguration") {
-                if cors_path.exists() {
-                    std::fs::remove_file(&cors_path).map_err(io(&cors_path))?;
-                    changed = true;
-                }
+            if super::s3::S3Failure::from_sdk(&e).is("NoSuchCORSConfiguration") {
+                None
             } else {
                 return Err(RgwError::s3(
                     "reading the CORS rules of bucket",
@@ -616,6 +775,25 @@ async fn bucket_files(ctx: &Ctx) -> Result<bool, RgwError> {
                     &ctx.owner,
                     &e,
                 ));
+            }
+        }
+    };
+    Ok(BucketDocs {
+        acl: AclDoc::from_sdk(acl.owner(), acl.grants()),
+        cors,
+    })
+}
+
+/// Store the bucket ACL and CORS; returns whether either file changed.
+fn store_bucket_docs(ctx: &Ctx, docs: BucketDocs) -> Result<bool, RgwError> {
+    let mut changed = write_if_changed(&ctx.dir.join(keymap::BUCKET_ACL), &to_json(&docs.acl))?;
+    let cors_path = ctx.dir.join(keymap::BUCKET_CORS);
+    match docs.cors {
+        Some(rules) => changed |= write_if_changed(&cors_path, &to_json(&rules))?,
+        None => {
+            if cors_path.exists() {
+                std::fs::remove_file(&cors_path).map_err(io(&cors_path))?;
+                changed = true;
             }
         }
     }

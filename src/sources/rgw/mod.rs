@@ -12,10 +12,12 @@
 //! - A data file's mtime equals its object's Last-Modified (whole seconds)
 //!   only once the data and its metadata sidecar are complete: an update
 //!   first sets the mtime to 0, so a crash mid-update is refetched next run.
-//! - Object bytes land in a temporary `*_t` file beside their final place
-//!   and are renamed in (new objects) or block-updated in (changed objects:
-//!   unchanged blocks are not rewritten, DESIGN §2); a failed or cancelled
-//!   download removes its temporary file, and a run removes any it finds.
+//! - Object bytes land in memory (up to 1 MiB) or a temporary `*_t` file
+//!   beside their final place, and are renamed in (new objects, through a
+//!   `*_t` file) or block-updated in (changed objects: unchanged blocks are
+//!   not rewritten, DESIGN §2, and the file is synced before its mtime marks
+//!   it complete); a failed or cancelled download removes its temporary
+//!   file, and a run removes any it finds.
 //! - Local entries are deleted only after a complete listing and a run
 //!   without a bucket-wide failure.
 //!
@@ -28,6 +30,7 @@
 pub mod admin;
 mod backup;
 mod cmd;
+mod http;
 pub mod keymap;
 mod restore;
 pub mod s3;
@@ -204,8 +207,9 @@ pub(crate) fn write_if_changed(path: &std::path::Path, bytes: &[u8]) -> Result<b
 }
 
 /// Like [`write_if_changed`] but without fsync: for the per-object sidecars,
-/// of which a bucket has thousands. A backup ends with one `syncfs` instead
-/// (and a crash before it at worst costs a refetch: see the module invariants).
+/// of which a bucket has thousands. A backup ends with one sync of each
+/// directory that got new names instead (and a crash at worst costs a
+/// refetch: `docs/rgw.md`).
 pub(crate) fn put_if_changed(path: &std::path::Path, bytes: &[u8]) -> Result<bool, RgwError> {
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(false);

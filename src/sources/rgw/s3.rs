@@ -40,6 +40,9 @@ pub fn client(server: &str, secure: bool, keys: &Keys) -> aws_sdk_s3::Client {
         // why: radosgw (Pacific) rejects the SDK's default streaming CRC trailers
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        // why: radosgw's default frontend makes every small response on a
+        // reused connection wait 40 ms for an ACK; this client sends it at once
+        .http_client(super::http::QuickAckClient::shared())
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
