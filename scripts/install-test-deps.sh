@@ -2,17 +2,20 @@
 # install-test-deps.sh -- install what strata's integration tests need on a
 # Debian 12 (bookworm) machine, idempotently.
 #
-# Usage: scripts/install-test-deps.sh [--base] [--ceph] [--vm] [--all] [-q]
+# Usage: scripts/install-test-deps.sh [--base] [--ceph] [--vm] [--all] [--deltaic] [-q]
 #   --base  rsync, sshd, acl/attr tools, btrfs-progs, compressors, gnupg, GNU
 #           tar, sudo, e2fsprogs, python3 (the fakes of Google Drive,
 #           GitHub and Coda's tools, standard library only), ... and the
 #           Python venv with moto[server] (the local S3 server of the archive
-#           tests), git and git-lfs, and a second venv with Deltaic's github
-#           dependencies (github3.py 0.9.6, ...) for the github byte-identity test
+#           tests), git and git-lfs
 #   --ceph  a single-node Ceph (tests/support/ceph/start-ceph.sh uses it)
 #   --vm    QEMU + a stock kernel + LVM thin tools for the LVM VM tests
 #           (tests/support/lvm-vm/run-in-lvm-vm.sh uses it)
-#   --all   all groups (the default when no group is given)
+#   --all   base, ceph and vm (the default when no group is given)
+#   --deltaic  a venv with Deltaic's github dependencies (github3.py 0.9.6, ...)
+#           for the oracle mode of github_deltaic_byte_identity only
+#           (DELTAIC_SRC=<deltaic checkout>, docs/testing.md); CI does not
+#           need it: the test runs on Deltaic's recorded output without it
 #   -q      print nothing at all when everything is already present
 #
 # Environment:
@@ -42,23 +45,24 @@ MOTO_SPEC='moto[server]==5.*'
 VENV=${STRATA_TEST_VENV:-$HOME/.cache/strata-test-venv}
 # why: Deltaic's github source runs in a venv of its own (tests/support/github/
 # run_deltaic.py): github3.py 0.9.6 and the modules Deltaic's util imports,
-# pinned to what Deltaic's lock file allows
+# pinned to what Deltaic's lock file allows; only the oracle mode needs it
 DELTAIC_SPECS=('github3.py==0.9.6' 'click==8.*' 'PyYAML==6.*' 'xattr==1.*' 'pybloom-live==4.0.0' 'setuptools<81')
 DELTAIC_VENV=${STRATA_DELTAIC_VENV:-$HOME/.cache/strata-deltaic-venv}
 
-want_base=0 want_ceph=0 want_vm=0 quiet=0
+want_base=0 want_ceph=0 want_vm=0 want_deltaic=0 quiet=0
 for arg in "$@"; do
     case $arg in
         --base) want_base=1 ;;
         --ceph) want_ceph=1 ;;
         --vm) want_vm=1 ;;
         --all) want_base=1 want_ceph=1 want_vm=1 ;;
+        --deltaic) want_deltaic=1 ;;
         -q|--quiet) quiet=1 ;;
         -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) echo "install-test-deps: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
-if (( want_base + want_ceph + want_vm == 0 )); then
+if (( want_base + want_ceph + want_vm + want_deltaic == 0 )); then
     want_base=1 want_ceph=1 want_vm=1
 fi
 
@@ -81,6 +85,7 @@ pkgs=()
 (( want_base )) && pkgs+=("${BASE_PKGS[@]}")
 (( want_ceph )) && pkgs+=("${CEPH_PKGS[@]}")
 (( want_vm )) && pkgs+=("${VM_PKGS[@]}")
+(( want_deltaic )) && pkgs+=(python3 python3-venv)
 # why: groups overlap (xz-utils); apt does not mind, but the step line should
 # count each package once.
 mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
@@ -111,11 +116,14 @@ if (( ${#missing[@]} > 0 )); then
     logged apt-get "${apt_opts[@]}" install -y --no-install-recommends "${missing[@]}"
 fi
 
-if (( want_base )); then
+if (( want_base + want_deltaic )); then
     # why: Debian's interpreter, not whatever python3 comes first on PATH
     # (pyenv, conda): python3-venv above is what makes `-m venv` work.
     py=/usr/bin/python3
     [[ -x $py ]] || py=$(command -v python3) || die "python3 not found"
+fi
+
+if (( want_base )); then
     marker=$VENV/.strata-test-venv-complete
     if [[ ! -f $marker ]]; then
         did_something=1
@@ -138,7 +146,7 @@ if (( want_base )); then
     fi
 fi
 
-if (( want_base )); then
+if (( want_deltaic )); then
     marker=$DELTAIC_VENV/.strata-deltaic-venv-complete
     if [[ ! -f $marker ]]; then
         did_something=1
@@ -180,6 +188,8 @@ step "done; where things are:"
 if (( want_base )); then
     step "  moto_server: $VENV/bin/moto_server (moto $(cat "$VENV/.strata-test-venv-complete"))"
     step "  sshd: /usr/sbin/sshd, rsync: $(command -v rsync), setfacl: $(command -v setfacl)"
+fi
+if (( want_deltaic )); then
     step "  Deltaic's venv: $DELTAIC_VENV (github3.py $(cat "$DELTAIC_VENV/.strata-deltaic-venv-complete"))"
 fi
 if (( want_ceph )); then

@@ -3,7 +3,8 @@
 //! repositories on disk that it serves over smart HTTP; killed by PID in
 //! `Drop`. Also: the world the github tests share (an organization with a
 //! full repository, an empty one, an LFS one, a 3-page one, one whose
-//! issues answer 410), and Deltaic's venv.
+//! issues answer 410). Deltaic's recorded output and its oracle are in
+//! `deltaic_github`.
 
 use super::env::{self, TestHome};
 use serde_json::{Value, json};
@@ -362,46 +363,6 @@ pub fn publish_acme(home: &TestHome, fake: &FakeGithub, work: &Path) {
         );
         fake.publish(home, "acme", name, &d);
     }
-}
-
-/// The python of Deltaic's venv (`scripts/install-test-deps.sh`), if made.
-pub fn deltaic_python() -> Option<PathBuf> {
-    let venv = std::env::var_os("STRATA_DELTAIC_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/strata-deltaic-venv"))
-        })?;
-    let marker = venv.join(".strata-deltaic-venv-complete");
-    let py = venv.join("bin/python");
-    (marker.is_file() && py.is_file()).then_some(py)
-}
-
-/// Back up one unit with Deltaic's own github source into `root`.
-pub fn run_deltaic(
-    home: &TestHome,
-    py: &Path,
-    fake: &FakeGithub,
-    root: &Path,
-    org: &str,
-    repo: Option<&str>,
-) {
-    let mut c = home.command(py);
-    c.arg(repo_path("tests/support/github/run_deltaic.py"))
-        .arg(repo_path("tests/fixtures/deltaic/src"))
-        .arg(fake.base())
-        .arg(TOKEN)
-        .arg(root)
-        .arg(org);
-    if let Some(r) = repo {
-        c.arg(r);
-    }
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "Deltaic's github backup {org} {repo:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Wait until `f` holds or `secs` pass.

@@ -4,7 +4,8 @@
 //! that sshd to run (`coda`), the hostile
 //! source tree (`tree_builder`) and the attribute-by-attribute tree
 //! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`), the fake
-//! Glacier + `SimpleDB` server (`fake_aws`).
+//! Glacier + `SimpleDB` server (`fake_aws`), the fake GitHub (`github`) and
+//! Deltaic's recorded github output with its oracle (`deltaic_github`).
 //!
 //! Owns no strata logic: fixtures drive real programs (sshd, ssh-keygen,
 //! setfacl) and real syscalls, and never mock them. Every fixture tears down
@@ -17,6 +18,7 @@
 
 pub mod ceph;
 pub mod coda;
+pub mod deltaic_github;
 pub mod env;
 pub mod fake_aws;
 pub mod github;

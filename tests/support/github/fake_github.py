@@ -11,6 +11,11 @@ If-None-Match, x-ratelimit-* headers on every API response, 401 for a
 missing or wrong token, 410 for the issues of a repository with issues
 disabled, 404 for what does not exist, 422 for a label that exists.
 
+Deterministic: ids are given when the world is loaded, in its order, and an
+ETag does not depend on the port the fake listens on, so the same world
+gives the same bodies and ETags in every run (Deltaic's recorded output,
+tests/fixtures/github/deltaic-acme.json, relies on it).
+
 Usage: fake_github.py --port P --asset-port Q --git-root DIR --world FILE
 Prints "ready" on stdout once both ports listen.
 
@@ -64,6 +69,36 @@ def next_id():
     with LOCK:
         STATE["next_id"] += 1
         return STATE["next_id"]
+
+
+def assign_ids(world):
+    """Give every object of `world` that lacks one an id, in the world's own
+    order. Ids handed out on first use would depend on which client asked
+    first (a draft release's `untagged-<id>` directory, ids inside bodies and
+    so ETags): a world seeded the same way has the same ids, whoever asks."""
+    for o in world.get("orgs", {}).values():
+        o.setdefault("id", next_id())
+        for t in o.get("teams", []):
+            t.setdefault("id", next_id())
+        for r in o.get("repos", {}).values():
+            r.setdefault("id", next_id())
+            for l in r.get("labels", []):
+                l.setdefault("id", next_id())
+            for m in r.get("milestones", []):
+                m.setdefault("id", next_id())
+            for i in r.get("issues", []):
+                i.setdefault("id", next_id())
+                for x in i.get("comments", []) + i.get("events", []):
+                    x.setdefault("id", next_id())
+                p = i.get("pull") or {}
+                for x in p.get("reviews", []) + p.get("review_comments", []):
+                    x.setdefault("id", next_id())
+            for c in r.get("commit_comments", []):
+                c.setdefault("id", next_id())
+            for rel in r.get("releases", []):
+                rel.setdefault("id", next_id())
+                for a in rel.get("assets", []):
+                    a.setdefault("id", next_id())
 
 
 def base():
@@ -197,7 +232,10 @@ def issue_obj(org, name, r, i):
     url = "%s/repos/%s/%s/issues/%d" % (api(), org, name, i["number"])
     labels = []
     for ln in i.get("labels", []):
-        l = next((x for x in r.get("labels", []) if x["name"] == ln), {"name": ln})
+        # why: a label the repository does not list gets an id from its
+        # name, not a new one on every request (bodies and ETags stay stable)
+        l = next((x for x in r.get("labels", []) if x["name"] == ln),
+                 {"name": ln, "id": int(hashlib.sha256(ln.encode()).hexdigest()[:6], 16)})
         labels.append(label_obj(org, name, l))
     ms = None
     if i.get("milestone") is not None:
@@ -426,7 +464,10 @@ class Gone(Exception):
 
 
 def etag_of(body):
-    return 'W/"%s"' % hashlib.sha256(body).hexdigest()
+    # why: a body names the fake's own port (URLs), which each test run
+    # picks afresh; the ETag must not, so that one recorded from an earlier
+    # run (tests/fixtures/github/deltaic-acme.json) still matches
+    return 'W/"%s"' % hashlib.sha256(body.replace(base().encode(), b"http://github.invalid")).hexdigest()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -548,6 +589,7 @@ class Handler(BaseHTTPRequestHandler):
         if what == "world" and method == "POST":
             with LOCK:
                 STATE["world"] = json.loads(self.body_bytes())
+                assign_ids(STATE["world"])
             return self.send(200, b"{}")
         if what == "stats":
             with LOCK:
@@ -1088,6 +1130,7 @@ def main():
     if ARGS.world:
         with open(ARGS.world) as f:
             STATE["world"] = json.load(f)
+        assign_ids(STATE["world"])
     api_srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     asset_srv = ThreadingHTTPServer(("127.0.0.1", ARGS.asset_port), AssetHandler)
     for s in (api_srv, asset_srv):
