@@ -910,3 +910,304 @@ fn rgw_acl_refresh_scrub_force_restore_and_faults() {
         "{err}"
     );
 }
+
+/// A unit as Deltaic's rgw source wrote it: `_k` data and `_m` JSON (Python's
+/// `json.dumps(sort_keys=True)`) with the listing's Last-Modified as mtime,
+/// and the ACLs and CORS as the raw XML radosgw returns (fetched here with
+/// `curl`'s `SigV4`, as boto's `get_xml_acl` returned them).
+async fn write_as_deltaic(w: &World, c: &Client, bucket: &str, dir: &Path) {
+    fn raw_xml(w: &World, url_path: &str) -> Vec<u8> {
+        // why: Cmd fails on a non-zero exit, naming the command and its stderr
+        let out = strata::exec::Cmd::new("curl")
+            .args(["-sS", "--fail", "--aws-sigv4", "aws:amz:us-east-1:s3"])
+            // why: S3 wants the payload's digest signed (here: empty)
+            .args([
+                "-H",
+                "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ])
+            .arg("--user")
+            .arg(format!("{}:{}", w.alice.access_key, w.alice.secret_key))
+            .arg(format!("http://{}/{url_path}", w.server))
+            .run()
+            .unwrap();
+        assert!(
+            out.stdout.starts_with(b"<"),
+            "{url_path}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        out.stdout
+    }
+    fn py_str(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+    let set_mtime = |p: &Path, secs: i64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.try_into().unwrap());
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    let listed = c.list_objects_v2().bucket(bucket).send().await.unwrap();
+    for o in listed.contents() {
+        let key = o.key().unwrap();
+        let mtime = o.last_modified().unwrap().secs();
+        let (parents, name) = key.rsplit_once('/').map_or(("", key), |(a, b)| (a, b));
+        let mut at = dir.to_owned();
+        for p in parents.split('/').filter(|p| !p.is_empty()) {
+            at.push(format!("{p}_d"));
+        }
+        std::fs::create_dir_all(&at).unwrap();
+        let got = c.get_object().bucket(bucket).key(key).send().await.unwrap();
+        let mut fields: BTreeMap<&str, String> = BTreeMap::new();
+        for (k, v) in [
+            ("Cache-Control", got.cache_control()),
+            ("Content-Disposition", got.content_disposition()),
+            ("Content-Encoding", got.content_encoding()),
+            ("Content-Language", got.content_language()),
+            ("Content-Type", got.content_type()),
+            ("ETag", got.e_tag()),
+        ] {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                fields.insert(k, py_str(v));
+            }
+        }
+        let lm = got
+            .last_modified()
+            .unwrap()
+            .fmt(aws_sdk_s3::primitives::DateTimeFormat::HttpDate)
+            .unwrap();
+        fields.insert("Last-Modified", py_str(&lm));
+        let user: BTreeMap<String, String> = got
+            .metadata()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let user: Vec<String> = user
+            .iter()
+            .map(|(k, v)| format!("{}: {}", py_str(k), py_str(v)))
+            .collect();
+        fields.insert("metadata", format!("{{{}}}", user.join(", ")));
+        let meta: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", py_str(k)))
+            .collect();
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        let data = at.join(format!("{name}_k"));
+        std::fs::write(&data, &bytes).unwrap();
+        let meta_path = at.join(format!("{name}_m"));
+        std::fs::write(&meta_path, format!("{{{}}}", meta.join(", "))).unwrap();
+        std::fs::write(
+            at.join(format!("{name}_a")),
+            raw_xml(w, &format!("{bucket}/{key}?acl=")),
+        )
+        .unwrap();
+        set_mtime(&data, mtime);
+        set_mtime(&meta_path, mtime);
+    }
+    std::fs::write(dir.join("bucket_A"), raw_xml(w, &format!("{bucket}?acl="))).unwrap();
+    std::fs::write(dir.join("bucket_C"), raw_xml(w, &format!("{bucket}?cors="))).unwrap();
+}
+
+/// Every file under `dir`: relative path -> (inode, size, mtime, ctime).
+fn file_states(dir: &Path) -> BTreeMap<String, (u64, u64, i64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            (
+                e.path().strip_prefix(dir).unwrap().display().to_string(),
+                (m.ino(), m.size(), m.mtime(), m.ctime(), m.ctime_nsec()),
+            )
+        })
+        .collect()
+}
+
+fn changed_files(
+    before: &BTreeMap<String, (u64, u64, i64, i64, i64)>,
+    after: &BTreeMap<String, (u64, u64, i64, i64, i64)>,
+) -> Vec<String> {
+    let mut out: Vec<String> = before
+        .iter()
+        .filter(|(p, s)| after.get(*p) != Some(s))
+        .map(|(p, s)| format!("{p}: {s:?} -> {:?}", after.get(p)))
+        .collect();
+    out.extend(
+        after
+            .keys()
+            .filter(|p| !before.contains_key(*p))
+            .map(|p| format!("{p}: new")),
+    );
+    out
+}
+
+/// Issue 17: a unit Deltaic wrote (XML ACLs and CORS) restores as it is, and
+/// strata's first backup over it rewrites none of its files; a changed ACL
+/// is then rewritten, and only that one.
+#[test]
+fn rgw_restores_and_continues_a_deltaic_unit_rewriting_nothing_unchanged() {
+    let Some(w) = World::new("dx") else { return };
+    let c = w.client();
+    let bucket = format!("{}-dx", w.prefix);
+    let cli = Cli::new(&w, &bucket);
+    let unit = cli.root.join("rgw").join(&bucket);
+    let keys: Vec<String> = ["top", "empty", "dir/a", "dir/sub/b", "meta/hello.txt"]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    w.rt.block_on(async {
+        c.create_bucket().bucket(&bucket).send().await.unwrap();
+        for k in &keys[..4] {
+            let body = if k == "empty" { Vec::new() } else { body_of(k) };
+            c.put_object()
+                .bucket(&bucket)
+                .key(k)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+        }
+        c.put_object()
+            .bucket(&bucket)
+            .key("meta/hello.txt")
+            .body(ByteStream::from_static(b"hello world\n"))
+            .content_type("text/plain; charset=utf-8")
+            .cache_control("max-age=60")
+            .content_language("en")
+            .metadata("color", "blue")
+            .send()
+            .await
+            .unwrap();
+        c.put_object_acl()
+            .bucket(&bucket)
+            .key("meta/hello.txt")
+            .grant_read(format!("id={}", w.bob))
+            .grant_full_control(format!("id={}-alice", w.prefix))
+            .send()
+            .await
+            .unwrap();
+        c.put_object_acl()
+            .bucket(&bucket)
+            .key("top")
+            .acl(ObjectCannedAcl::PublicRead)
+            .send()
+            .await
+            .unwrap();
+        c.put_bucket_acl()
+            .bucket(&bucket)
+            .grant_read(format!("id={}", w.bob))
+            .grant_full_control(format!("id={}-alice", w.prefix))
+            .send()
+            .await
+            .unwrap();
+        c.put_bucket_cors()
+            .bucket(&bucket)
+            .cors_configuration(
+                CorsConfiguration::builder()
+                    .cors_rules(
+                        CorsRule::builder()
+                            .id("web")
+                            .allowed_methods("GET")
+                            .allowed_origins("https://example.org")
+                            .expose_headers("ETag")
+                            .max_age_seconds(300)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        write_as_deltaic(&w, &c, &bucket, &unit).await;
+    });
+    assert!(
+        std::fs::read(unit.join("dir_d/sub_d/b_a"))
+            .unwrap()
+            .starts_with(b"<?xml")
+    );
+
+    // A restore straight from Deltaic's files, no strata backup first.
+    let dst = format!("{}-dxr", w.prefix);
+    let out = cli.run(&w, &["rgw", "restore", &unit.display().to_string(), &dst]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, b) = w.rt.block_on(async {
+        (
+            snapshot(&c, &bucket, &keys).await,
+            snapshot(&c, &dst, &keys).await,
+        )
+    });
+    assert_eq!(
+        a, b,
+        "the restore of Deltaic's unit differs from the bucket"
+    );
+    assert!(!a.cors.is_empty() && a.bucket_acl.len() == 2, "{a:?}");
+
+    // strata's first backup over it: nothing rewritten.
+    let before = file_states(&unit);
+    let out = cli.ok(&w, &["rgw", "backup", &bucket]);
+    assert!(
+        out.contains("0 fetched") && out.contains("0 ACLs updated"),
+        "{out}"
+    );
+    let after = file_states(&unit);
+    let rewritten = changed_files(&before, &after);
+    assert!(
+        rewritten.is_empty(),
+        "strata rewrote Deltaic's files:\n{}",
+        rewritten.join("\n")
+    );
+
+    // One ACL changes: its sidecar alone is rewritten (in strata's form).
+    w.rt.block_on(async {
+        c.put_object_acl()
+            .bucket(&bucket)
+            .key("dir/a")
+            .grant_read(format!("id={}", w.bob))
+            .grant_full_control(format!("id={}-alice", w.prefix))
+            .send()
+            .await
+            .unwrap();
+    });
+    let listed_mtime = |k: &str| {
+        w.rt.block_on(async {
+            c.head_object()
+                .bucket(&bucket)
+                .key(k)
+                .send()
+                .await
+                .unwrap()
+                .last_modified()
+                .unwrap()
+                .secs()
+        })
+    };
+    // why: radosgw may give an object a new Last-Modified when its ACL changes,
+    // and then its data is fetched again (unchanged bytes, same inode)
+    let refetched = listed_mtime("dir/a") != before["dir_d/a_k"].2;
+    cli.ok(&w, &["rgw", "backup", &bucket, "--scrub-acls"]);
+    let after = file_states(&unit);
+    let mut rewritten = changed_files(&before, &after);
+    rewritten.sort();
+    let names: Vec<&str> = rewritten
+        .iter()
+        .map(|r| r.split(':').next().unwrap())
+        .collect();
+    let mut want = vec!["dir_d/a_a"];
+    if refetched {
+        want = vec!["dir_d/a_a", "dir_d/a_k", "dir_d/a_m"];
+    }
+    assert_eq!(names, want, "{}", rewritten.join("\n"));
+    let acl = std::fs::read(unit.join("dir_d/a_a")).unwrap();
+    assert!(acl.starts_with(b"{"), "{}", String::from_utf8_lossy(&acl));
+}

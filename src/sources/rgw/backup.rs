@@ -20,6 +20,7 @@
 use super::admin::{self, Keys};
 use super::keymap::{self, Entry, Role};
 use super::s3::{AclDoc, CorsRuleDoc, ObjectMeta, to_json};
+use super::sidecar;
 use super::{Endpoint, RgwError, io, write_if_changed};
 use crate::backup_root::BlockUpdate;
 use crate::sources::{Check, UnitReport};
@@ -86,7 +87,8 @@ pub struct Stored {
     pub mtime: i64,
     /// From the metadata sidecar; `None` if it is missing or unreadable.
     pub etag: Option<String>,
-    /// Whether the ACL sidecar is present and in strata's form.
+    /// Whether the ACL sidecar is present and readable (strata's JSON or
+    /// Deltaic's XML).
     pub acl_ok: bool,
 }
 
@@ -127,7 +129,7 @@ fn read_stored(dir: &Path, key: &str) -> Option<Stored> {
         .and_then(|m| m.etag);
     let acl_ok = std::fs::read(dir.join(keymap::key_path(key, Role::Acl)))
         .ok()
-        .is_some_and(|b| serde_json::from_slice::<AclDoc>(&b).is_ok());
+        .is_some_and(|b| sidecar::read_acl(&b).is_ok());
     Some(Stored {
         size: st.len(),
         mtime: st.mtime(),
@@ -672,14 +674,25 @@ fn store(
         out.fetched = true;
         out.data_changed = install_data(ctx, &data, &parent, body)?;
         let meta_path = ctx.dir.join(keymap::key_path(key, Role::Meta));
-        out.meta_changed = put(ctx, &meta_path, &meta.to_bytes())?;
+        out.meta_changed = !says(&meta_path, &*meta, |b| serde_json::from_slice(b).ok())
+            && put(ctx, &meta_path, &meta.to_bytes())?;
         set_mtime(&data, mtime)?;
     }
     if let Some(doc) = acl {
         let path = ctx.dir.join(keymap::key_path(key, Role::Acl));
-        out.acl_changed = put(ctx, &path, &to_json(doc))?;
+        out.acl_changed =
+            !says(&path, doc, |b| sidecar::read_acl(b).ok()) && put(ctx, &path, &to_json(doc))?;
     }
     Ok(out)
+}
+
+/// Whether the sidecar at `path` already says `doc`, in whichever form it
+/// is (a Deltaic sidecar whose meaning did not change is not rewritten).
+fn says<T: PartialEq>(path: &Path, doc: &T, read: impl Fn(&[u8]) -> Option<T>) -> bool {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| read(&b))
+        .is_some_and(|d| d == *doc)
 }
 
 /// A sidecar written unless unchanged (no fsync: see the module doc).
@@ -786,10 +799,15 @@ async fn bucket_docs(ctx: &Ctx) -> Result<BucketDocs, RgwError> {
 
 /// Store the bucket ACL and CORS; returns whether either file changed.
 fn store_bucket_docs(ctx: &Ctx, docs: BucketDocs) -> Result<bool, RgwError> {
-    let mut changed = write_if_changed(&ctx.dir.join(keymap::BUCKET_ACL), &to_json(&docs.acl))?;
+    let acl_path = ctx.dir.join(keymap::BUCKET_ACL);
+    let mut changed = !says(&acl_path, &docs.acl, |b| sidecar::read_acl(b).ok())
+        && write_if_changed(&acl_path, &to_json(&docs.acl))?;
     let cors_path = ctx.dir.join(keymap::BUCKET_CORS);
     match docs.cors {
-        Some(rules) => changed |= write_if_changed(&cors_path, &to_json(&rules))?,
+        Some(rules) => {
+            changed |= !says(&cors_path, &rules, |b| sidecar::read_cors(b).ok())
+                && write_if_changed(&cors_path, &to_json(&rules))?;
+        }
         None => {
             if cors_path.exists() {
                 std::fs::remove_file(&cors_path).map_err(io(&cors_path))?;

@@ -34,6 +34,7 @@ mod http;
 pub mod keymap;
 mod restore;
 pub mod s3;
+pub mod sidecar;
 
 pub use backup::{AclRefresh, BackupOptions, Fetch, Listed, Stored, backup, plan};
 pub use cmd::RGW;
@@ -123,7 +124,7 @@ pub enum RgwError {
     Sidecar {
         path: PathBuf,
         #[source]
-        source: serde_json::Error,
+        source: sidecar::SidecarError,
     },
     #[error("{} holds no rgw backup (no bucket_A)", path.display())]
     NoBackup { path: PathBuf },

@@ -10,6 +10,7 @@
 use super::admin::{self, Keys};
 use super::keymap::{self, Entry, Role};
 use super::s3::{AclDoc, CorsRuleDoc, GranteeDoc, ObjectMeta};
+use super::sidecar::{self, SidecarError};
 use super::{Endpoint, RgwError, io};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,12 +90,20 @@ fn poisoned<T>(_: std::sync::PoisonError<T>) -> RgwError {
     RgwError::Build("a restore worker panicked".into())
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RgwError> {
+/// A sidecar read with `read` (JSON, or for ACLs and CORS also Deltaic's XML).
+fn read_sidecar<T>(
+    path: &Path,
+    read: impl Fn(&[u8]) -> Result<T, SidecarError>,
+) -> Result<T, RgwError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    serde_json::from_slice(&bytes).map_err(|source| RgwError::Sidecar {
+    read(&bytes).map_err(|source| RgwError::Sidecar {
         path: path.to_owned(),
         source,
     })
+}
+
+fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, SidecarError> {
+    Ok(serde_json::from_slice(bytes)?)
 }
 
 /// Restore the backup in `dir` (a unit directory) to `dest` on `endpoint`.
@@ -110,7 +119,7 @@ pub fn restore(
             path: dir.to_owned(),
         });
     }
-    let bucket_acl: AclDoc = read_json(&acl_path)?;
+    let bucket_acl = read_sidecar(&acl_path, sidecar::read_acl)?;
     let part_size = crate::s3::part_size();
     let users = Arc::new(Users {
         known: Mutex::new(HashMap::new()),
@@ -190,7 +199,7 @@ pub fn restore(
             .map_err(|e| RgwError::s3("setting the ACL of bucket", dest, dest, &owner, &e))?;
         let cors_path = dir.join(keymap::BUCKET_CORS);
         if cors_path.exists() {
-            let rules: Vec<CorsRuleDoc> = read_json(&cors_path)?;
+            let rules = read_sidecar(&cors_path, sidecar::read_cors)?;
             client
                 .put_bucket_cors()
                 .bucket(dest)
@@ -332,10 +341,11 @@ impl Job {
 
     async fn upload(&self, key: &str) -> Result<u64, RgwError> {
         let data = self.dir.join(keymap::key_path(key, Role::Data));
-        let meta: ObjectMeta = read_json(&self.dir.join(keymap::key_path(key, Role::Meta)))?;
+        let meta: ObjectMeta =
+            read_sidecar(&self.dir.join(keymap::key_path(key, Role::Meta)), json)?;
         let acl_path = self.dir.join(keymap::key_path(key, Role::Acl));
         let acl: Option<AclDoc> = if acl_path.exists() {
-            Some(read_json(&acl_path)?)
+            Some(read_sidecar(&acl_path, sidecar::read_acl)?)
         } else {
             None
         };

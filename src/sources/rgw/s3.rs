@@ -4,8 +4,8 @@
 //! The metadata sidecar keeps Deltaic's JSON shape (`{"metadata": {...},
 //! "Content-Type": ..., "ETag": ..., "Last-Modified": ...}`), so a Deltaic
 //! root's sidecars stay valid. ACLs and CORS are stored as JSON documents
-//! of the fields S3 defines (Deltaic stored XML; a sidecar that does not
-//! parse as JSON is simply fetched again).
+//! of the fields S3 defines; Deltaic's XML forms of them are read by
+//! [`super::sidecar`] and left in place while they stay true.
 
 use super::RgwError;
 use super::admin::Keys;
