@@ -541,8 +541,8 @@ struct Stamp {
     xattrs: Vec<(std::ffi::OsString, Vec<u8>)>,
 }
 
-/// The [`Stamp`] of every entry under `dir` (`dir` itself included, as ``),
-/// symlinks not followed.
+/// The [`Stamp`] of every entry under `dir` (`dir` itself included, as the
+/// empty path), symlinks not followed.
 fn stamps(dir: &Path) -> std::collections::BTreeMap<PathBuf, Stamp> {
     use std::os::unix::fs::MetadataExt as _;
     let mut out = std::collections::BTreeMap::new();
