@@ -705,3 +705,220 @@ fn rbd_units_are_backed_up_by_run() {
         assert_eq!(sha_file(&rig.snapshot_file("rel")), rel);
     }
 }
+
+/// What Deltaic's `fetch_image` leaves: an RBD snapshot named
+/// `backup-<uuid1>`, the image at that snapshot in `rbd/<pool>/images/<name>`
+/// and its name in `user.rbd.snapshot`. The file is written by the real
+/// `rbd export` of that snapshot (the bytes Deltaic's unpacked full diff
+/// holds), with holes where it holds zeros, as Deltaic's. Returns the snapshot's name.
+fn deltaic_full_backup(rig: &Rig, friendly: &str, image: &str, uuid1: &str) -> String {
+    let snap = format!("backup-{uuid1}");
+    rig.rbd(&["snap", "create", &format!("{}@{snap}", rig.spec(image))]);
+    let file = rig.image_file(friendly);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    rig.rbd(&[
+        "export",
+        "--no-progress",
+        &format!("{}@{snap}", rig.spec(image)),
+        file.to_str().unwrap(),
+    ]);
+    // why: `rbd export` writes zeros out; Deltaic's unpack_diff seeks over
+    // what the diff leaves out and punches its zero extents, so its file has
+    // holes there
+    let out = rig
+        .home
+        .command("fallocate")
+        .arg("--dig-holes")
+        .arg(&file)
+        .output()
+        .expect("run fallocate");
+    assert!(out.status.success(), "fallocate: {}", text(&out.stderr));
+    xattr::set(&file, "user.rbd.snapshot", snap.as_bytes()).unwrap();
+    snap
+}
+
+/// The number before `word` in strata's summary line (`N bytes written`).
+fn summary_number(out: &str, word: &str) -> u64 {
+    let at = out
+        .find(word)
+        .unwrap_or_else(|| panic!("no `{word}` in:\n{out}"));
+    out[..at]
+        .split_whitespace()
+        .next_back()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before `{word}` in:\n{out}"))
+}
+
+/// Taking over a Deltaic root (issue 17): strata's first backup of an image
+/// Deltaic backed up continues from Deltaic's snapshot (an incremental, no
+/// full fetch), leaves the file's inode and, when the image did not change,
+/// its size and mtime, writes only the changed extents otherwise, and ends
+/// with the file equal to `rbd export` of its own new snapshot, Deltaic's
+/// snapshot removed; an incremental Deltaic left half done is finished; a
+/// snapshot unit Deltaic fetched is left untouched.
+#[test]
+fn rbd_takes_over_a_deltaic_image_backup_incrementally() {
+    let Some(rig) = Rig::new(
+        &[
+            ("quiet", "dq-img"),
+            ("busy", "db-img"),
+            ("crashed", "dc-img"),
+        ],
+        // why: Deltaic's configs name a snapshot alone
+        &[("release", "dq-release")],
+    ) else {
+        return;
+    };
+    let mut quiet = Image::create(&rig, "dq-img", 17);
+    quiet.mutate(&rig, 100, 0);
+    let mut busy = Image::create(&rig, "db-img", 18);
+    busy.mutate(&rig, 100, 0);
+    let quiet_snap = deltaic_full_backup(
+        &rig,
+        "quiet",
+        "dq-img",
+        "0c8a1f4e-2f1b-11ef-9a41-525400a1b2c3",
+    );
+    let busy_snap = deltaic_full_backup(
+        &rig,
+        "busy",
+        "db-img",
+        "0c8a1f4f-2f1b-11ef-9a41-525400a1b2c3",
+    );
+    let stat = |friendly: &str| std::fs::metadata(rig.image_file(friendly)).unwrap();
+    let (quiet_before, busy_before) = (stat("quiet"), stat("busy"));
+
+    // Nothing changed in the image: nothing of the file is written.
+    let out = rig.ok(&["rbd", "backup", &rig.pool, "quiet"]);
+    assert!(
+        out.contains(&format!("incremental from {quiet_snap} to backup-")),
+        "strata continued from Deltaic's snapshot:\n{out}"
+    );
+    assert_eq!(summary_number(&out, " bytes written"), 0, "{out}");
+    assert_eq!(summary_number(&out, " punched"), 0, "{out}");
+    rig.assert_consistent("quiet", "dq-img");
+    let after = stat("quiet");
+    assert_eq!(
+        (after.ino(), after.len(), after.mtime(), after.mtime_nsec()),
+        (
+            quiet_before.ino(),
+            quiet_before.len(),
+            quiet_before.mtime(),
+            quiet_before.mtime_nsec()
+        ),
+        "the file of an unchanged image is not rewritten"
+    );
+    assert_eq!(sha_file(&rig.image_file("quiet")), quiet.model_sha());
+
+    // A few extents changed: those alone are written, in the same file.
+    busy.mutate(&rig, 5, 1);
+    let out = rig.ok(&["rbd", "backup", &rig.pool, "busy"]);
+    assert!(
+        out.contains(&format!("incremental from {busy_snap} to backup-")),
+        "strata continued from Deltaic's snapshot:\n{out}"
+    );
+    let written = summary_number(&out, " bytes written");
+    // why: mutate writes 5 extents of at most 64 KiB each
+    assert!(
+        written > 0 && written <= 5 * 64 * 1024,
+        "only the changed extents are written:\n{out}"
+    );
+    rig.assert_consistent("busy", "db-img");
+    let new = xattr_text(&rig.image_file("busy"), "user.rbd.snapshot").unwrap();
+    assert_ne!(new, busy_snap);
+    assert_eq!(
+        sha_file(&rig.image_file("busy")),
+        rig.export_sha("db-img", Some(&new)),
+        "the file equals `rbd export` of strata's new snapshot"
+    );
+    assert_eq!(sha_file(&rig.image_file("busy")), busy.model_sha());
+    assert_eq!(stat("busy").ino(), busy_before.ino(), "updated in place");
+
+    // A Deltaic incremental interrupted after make_patch (the `.pending`
+    // diff written, user.rbd.pending-snapshot set, not yet applied) is
+    // finished by strata from Deltaic's own diff, then continued.
+    let mut crashed = Image::create(&rig, "dc-img", 19);
+    crashed.mutate(&rig, 100, 0);
+    let old = deltaic_full_backup(
+        &rig,
+        "crashed",
+        "dc-img",
+        "0c8a1f50-2f1b-11ef-9a41-525400a1b2c3",
+    );
+    crashed.mutate(&rig, 5, 1);
+    let pending = "backup-5e3d7a02-2f1c-11ef-9a41-525400a1b2c3";
+    let file = rig.image_file("crashed");
+    rig.rbd(&[
+        "snap",
+        "create",
+        "--no-progress",
+        &format!("{}@{pending}", rig.spec("dc-img")),
+    ]);
+    let diff = rig.rbd(&[
+        "export-diff",
+        "--no-progress",
+        "-p",
+        &rig.pool,
+        "dc-img",
+        "--snap",
+        pending,
+        "-",
+        "--from-snap",
+        &old,
+    ]);
+    let mut pending_path = file.clone().into_os_string();
+    pending_path.push(".pending");
+    std::fs::write(&pending_path, diff).unwrap();
+    xattr::set(&file, "user.rbd.pending-snapshot", pending.as_bytes()).unwrap();
+    let out = rig.ok(&["rbd", "backup", &rig.pool, "crashed"]);
+    assert!(
+        out.contains(&format!(
+            "finishing a backup interrupted at snapshot {pending}"
+        )) && out.contains(&format!("incremental from {pending} to backup-")),
+        "strata finished Deltaic's incremental, then continued from it:\n{out}"
+    );
+    rig.assert_consistent("crashed", "dc-img");
+    assert_eq!(sha_file(&file), crashed.model_sha());
+
+    // A snapshot unit Deltaic fetched (fetch_snapshot's file and
+    // user.rbd.snapshot, then user.rbd.snapid) is kept as it is: not
+    // even its ctime moves.
+    let spec = format!("{}@dq-release", rig.spec("dq-img"));
+    rig.rbd(&["snap", "create", "--no-progress", &spec]);
+    let file = rig.snapshot_file("release");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    rig.rbd(&["export", "--no-progress", &spec, file.to_str().unwrap()]);
+    let json = rig.rbd(&["snap", "ls", "--format=json", &rig.spec("dq-img")]);
+    let snapid = parse_snap_ls(&json)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "dq-release")
+        .unwrap()
+        .id;
+    xattr::set(&file, "user.rbd.snapshot", b"dq-release").unwrap();
+    xattr::set(&file, "user.rbd.snapid", snapid.to_string().as_bytes()).unwrap();
+    let stamp = |m: &std::fs::Metadata| {
+        (
+            m.ino(),
+            m.len(),
+            (m.mtime(), m.mtime_nsec()),
+            (m.ctime(), m.ctime_nsec()),
+        )
+    };
+    let before = stamp(&std::fs::metadata(&file).unwrap());
+    let out = rig.ok(&["rbd", "backup", "-s", &rig.pool, "release"]);
+    assert!(out.contains("unchanged"), "{out}");
+    assert_eq!(
+        stamp(&std::fs::metadata(&file).unwrap()),
+        before,
+        "Deltaic's snapshot file is not touched:\n{out}"
+    );
+    assert_eq!(
+        xattr_text(&file, "user.rbd.snapid"),
+        Some(snapid.to_string())
+    );
+    assert_eq!(
+        sha_file(&file),
+        rig.export_sha("dq-img", Some("dq-release"))
+    );
+}

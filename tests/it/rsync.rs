@@ -528,3 +528,235 @@ fn rsync_retries_without_acls_and_xattrs_for_an_old_far_side() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read(dest.join("d/f")).unwrap(), b"data\n");
 }
+
+/// What a rewrite of an entry would change: its inode (a new file renamed
+/// over it), size, mtime, ctime (any write, chmod, chown or xattr set) and
+/// xattrs (the `user.rsync.*` attributes `--fake-super` keeps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    xattrs: Vec<(std::ffi::OsString, Vec<u8>)>,
+}
+
+/// The [`Stamp`] of every entry under `dir` (`dir` itself included, as the
+/// empty path), symlinks not followed.
+fn stamps(dir: &Path) -> std::collections::BTreeMap<PathBuf, Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = std::collections::BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+        let entry = entry.unwrap_or_else(|e| panic!("walk {}: {e}", dir.display()));
+        let m = entry
+            .metadata()
+            .unwrap_or_else(|e| panic!("lstat {}: {e}", entry.path().display()));
+        // why: the xattr crate reads a symlink's own attributes (llistxattr)
+        let mut xattrs: Vec<_> = xattr::list(entry.path())
+            .unwrap_or_else(|e| panic!("listxattr {}: {e}", entry.path().display()))
+            .map(|name| {
+                let value = xattr::get(entry.path(), &name)
+                    .unwrap_or_else(|e| panic!("getxattr {}: {e}", entry.path().display()))
+                    .unwrap_or_default();
+                (name, value)
+            })
+            .collect();
+        xattrs.sort();
+        let rel = entry.path().strip_prefix(dir).unwrap().to_owned();
+        out.insert(
+            rel,
+            Stamp {
+                ino: m.ino(),
+                size: m.size(),
+                mtime: (m.mtime(), m.mtime_nsec()),
+                ctime: (m.ctime(), m.ctime_nsec()),
+                xattrs,
+            },
+        );
+    }
+    out
+}
+
+/// Every path whose stamp differs between `before` and `after` (or that
+/// exists on one side only), one per line, with what differs.
+fn rewritten(
+    before: &std::collections::BTreeMap<PathBuf, Stamp>,
+    after: &std::collections::BTreeMap<PathBuf, Stamp>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, b) in before {
+        match after.get(path) {
+            None => out.push(format!("{}: removed", path.display())),
+            Some(a) if a != b => {
+                let mut what = Vec::new();
+                if a.ino != b.ino {
+                    what.push("inode");
+                }
+                if a.size != b.size {
+                    what.push("size");
+                }
+                if a.mtime != b.mtime {
+                    what.push("mtime");
+                }
+                if a.ctime != b.ctime {
+                    what.push("ctime");
+                }
+                if a.xattrs != b.xattrs {
+                    what.push("xattrs");
+                }
+                out.push(format!("{}: {}", path.display(), what.join(", ")));
+            }
+            Some(_) => {}
+        }
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        out.push(format!("{}: new", path.display()));
+    }
+    out
+}
+
+/// Taking over a Deltaic root (issue 17): a unit Deltaic's rsync source
+/// wrote (its exact argv, run as the backup user over ssh) is continued by
+/// `strata rsync backup` without rewriting one entry when nothing changed at
+/// the source; a changed file is then updated, and only it and its directory
+/// change.
+#[test]
+fn root_rsync_takes_over_a_deltaic_unit_rewriting_nothing_unchanged() {
+    let Some(sshd) = Sshd::start() else { return };
+    let Some(user) = SystemUser::create("dt") else {
+        return;
+    };
+    let scratch = scratch();
+    let src = scratch.path().join("src");
+    let manifest = build_hostile_tree(&src, 300);
+    let site = Site::new(user);
+    let key = sshd.identity_file_for(site.user.uid, site.user.gid);
+    site.write_config(
+        0.0,
+        &[HostEntry {
+            host: sshd::HOST,
+            alias: "legacy",
+            mount: &src,
+            port: sshd.port(),
+            identity: &key,
+            pre: None,
+            post: None,
+        }],
+    );
+
+    // Deltaic's backup_host: make_dir_path(root_dir), then rsync with its
+    // own options; its `--rsh` value first, then the fixture's port, key and
+    // known hosts (what Deltaic's user had in ~/.ssh/config).
+    let unit = site.root.join("rsync/legacy");
+    let out = run(site.home.command("mkdir").arg("-p").arg(&unit));
+    assert!(out.status.success(), "mkdir: {}", text(&out));
+    let mut rsh: Vec<String> = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"]
+        .map(str::to_owned)
+        .to_vec();
+    rsh.extend(sshd.ssh_options_with(&key));
+    let deltaic = run(site
+        .home
+        .command("rsync")
+        .args([
+            "-aHRxi",
+            "--acls",
+            "--xattrs",
+            "--fake-super",
+            "--delete",
+            "--delete-excluded",
+            "--numeric-ids",
+            "--stats",
+            "--partial",
+        ])
+        .arg(format!("--rsh={}", sshd::rsh_string(&rsh)))
+        .arg(format!("root@{}:{}", sshd::HOST, src.display()))
+        .arg(&unit));
+    assert!(
+        matches!(deltaic.status.code(), Some(0 | 24)),
+        "Deltaic's rsync: {}",
+        text(&deltaic)
+    );
+    let copy = stored(&unit, &src);
+    assert!(
+        copy.join(&manifest.plain_file).is_file(),
+        "Deltaic's rsync filled the unit"
+    );
+    let before = stamps(&unit);
+    let outer = outer_mtimes(&src);
+
+    // strata's first backup over it, nothing changed at the source.
+    let out = site.strata(&["rsync", "backup", "legacy"]);
+    assert!(out.status.success(), "strata rsync backup: {}", text(&out));
+    let mut changed = rewritten(&before, &stamps(&unit));
+    changed.retain(|line| !outer_changed(&outer, line));
+    assert!(
+        changed.is_empty(),
+        "strata rewrote {} of {} entries of Deltaic's unit:\n{}\n{}",
+        changed.len(),
+        before.len(),
+        changed.join("\n"),
+        text(&out)
+    );
+
+    // A changed file is updated; it and its directory alone change.
+    let source_file = src.join(&manifest.plain_file);
+    let mut data = std::fs::read(&source_file).unwrap();
+    data.extend_from_slice(b"one more line\n");
+    std::fs::write(&source_file, &data).unwrap();
+    let out = site.strata(&["rsync", "backup", "legacy"]);
+    assert!(out.status.success(), "second backup: {}", text(&out));
+    assert_eq!(
+        std::fs::read(copy.join(&manifest.plain_file)).unwrap(),
+        data,
+        "the change reached the unit"
+    );
+    let file_rel = copy.join(&manifest.plain_file);
+    let file_rel = file_rel.strip_prefix(&unit).unwrap();
+    let dir_rel = file_rel.parent().unwrap();
+    let mut changed = rewritten(&before, &stamps(&unit));
+    changed.retain(|line| {
+        let path = line.rsplit_once(": ").unwrap().0;
+        Path::new(path) != file_rel && Path::new(path) != dir_rel && !outer_changed(&outer, line)
+    });
+    assert!(
+        changed.is_empty(),
+        "besides {} and its directory, strata rewrote:\n{}",
+        file_rel.display(),
+        changed.join("\n")
+    );
+}
+
+/// The mtimes of the directories above `mount` (`tmp`, `tmp/scratch...`),
+/// keyed by where `-R` stores them in the unit. They are outside the tree:
+/// other tests create files in /tmp meanwhile, and rsync rightly copies the
+/// new mtime.
+fn outer_mtimes(mount: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    mount
+        .ancestors()
+        .skip(1)
+        .filter_map(|a| {
+            let rel = a.strip_prefix("/").ok()?;
+            (!rel.as_os_str().is_empty()).then(|| {
+                (
+                    rel.to_owned(),
+                    std::fs::metadata(a).unwrap().modified().unwrap(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// True when `line` (from [`rewritten`]) names an outer directory whose
+/// mtime at the source changed since `outer` was taken, and only its times.
+fn outer_changed(outer: &[(PathBuf, std::time::SystemTime)], line: &str) -> bool {
+    let (path, what) = line.rsplit_once(": ").unwrap();
+    outer.iter().any(|(rel, mtime)| {
+        Path::new(path) == rel
+            && what == "mtime, ctime"
+            && std::fs::metadata(Path::new("/").join(rel))
+                .unwrap()
+                .modified()
+                .unwrap()
+                != *mtime
+    })
+}

@@ -467,7 +467,7 @@ pub fn unused_port() -> u16 {
 
 /// The `-e` string for rsync: `ssh` and `args`, single-quoting arguments
 /// that contain spaces (rsync splits on spaces and honours quotes).
-fn rsh_string(args: &[String]) -> String {
+pub fn rsh_string(args: &[String]) -> String {
     let mut out = String::from("ssh");
     for arg in args {
         out.push(' ');
