@@ -2,10 +2,13 @@
 //!
 //! Owns: whether progress is shown (`--progress auto|always|never`; `auto`
 //! shows it only when stdout and stderr are terminals and `-q` was not
-//! given), and the two kinds of bar strata draws on stderr: a byte count
-//! with rate and ETA (`retrieve`, `unpack`, `rbd`), and a count of units
-//! done with the running ones named (`run`, `archive run`). Lines printed
-//! while a bar is drawn go through [`Bar::println`], so they never tear it.
+//! given; never in a job's child, whose output is its log), and the three
+//! kinds of bar strata draws on stderr: a byte count with rate and ETA
+//! (`retrieve`, `unpack`, `rbd backup`, `rbd apply-diff`), a count of units
+//! done with the running ones named (`run`, `archive run`), and a count of
+//! steps whose total is learned on the way (a first git clone, from git's
+//! own progress). Lines printed while a bar is drawn go through
+//! [`Bar::suspend`], so they never tear it.
 //!
 //! With `always` and no terminal (a log file), the bar is written as a plain
 //! line once a second instead of being redrawn in place.
@@ -33,6 +36,8 @@ pub fn set_mode(mode: Mode, quiet: bool) {
     let tty = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let v = match mode {
         Mode::Never => NEVER,
+        // why: a unit under `run` writes to its log, and only the runner draws on the terminal
+        _ if crate::jobs::child::is_job() => NEVER,
         Mode::Auto if quiet || !tty => NEVER,
         Mode::Auto => TERMINAL,
         Mode::Always if std::io::stderr().is_terminal() => TERMINAL,
@@ -55,7 +60,9 @@ fn target() -> ProgressDrawTarget {
     }
 }
 
-/// A progress bar, or nothing when progress is off.
+/// A progress bar, or nothing when progress is off. Clones show the same
+/// bar (one may be moved to the thread that reads a child's stderr).
+#[derive(Clone)]
 pub struct Bar {
     bar: Option<ProgressBar>,
 }
@@ -97,6 +104,23 @@ impl Bar {
         Bar { bar: Some(bar) }
     }
 
+    /// Steps of `label` (objects, deltas), whose total and phase (the
+    /// message) are set as they become known.
+    #[must_use]
+    pub fn steps(label: &str) -> Bar {
+        if !enabled() {
+            return Bar { bar: None };
+        }
+        let bar = ProgressBar::with_draw_target(Some(0), target());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {msg} {pos}/{len} {elapsed} [{wide_bar}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_owned());
+        Bar { bar: Some(bar) }
+    }
+
     /// No bar: counts nothing, draws nothing.
     #[must_use]
     pub fn none() -> Bar {
@@ -106,6 +130,14 @@ impl Bar {
     pub fn inc(&self, n: u64) {
         if let Some(b) = &self.bar {
             b.inc(n);
+        }
+    }
+
+    /// Set the position and total of a [`Bar::steps`].
+    pub fn set_steps(&self, done: u64, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+            b.set_position(done);
         }
     }
 
