@@ -5,6 +5,7 @@
 
 use crate::run::{Setup, text};
 use crate::snap_env::have;
+use crate::support::ceph::Ceph;
 use crate::support::env::{self, TestHome, strata};
 use crate::support::github::{FakeGithub, TOKEN, acme_world, publish_acme};
 use strata::sources::rbd::diff::DiffWriter;
@@ -15,12 +16,18 @@ const UNITS: &str =
 /// `strata ARGS` run in `home` under `script`, on a pseudo-terminal; all it
 /// printed. `None` (after a loud skip) without `script`.
 fn in_a_terminal(home: &TestHome, args: &str) -> Option<String> {
+    in_a_terminal_with(home, args, &[])
+}
+
+/// [`in_a_terminal`] with `vars` added to the environment.
+fn in_a_terminal_with(home: &TestHome, args: &str, vars: &[(String, String)]) -> Option<String> {
     if !env::require("script (util-linux)", have("script")) {
         return None;
     }
     let line = format!("{} {args}", env::strata_bin().display());
     let out = home
         .command("script")
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         // why: a real terminal has a TERM; without one, a terminal is taken as dumb
         .env("TERM", "xterm")
         .args(["-q", "-e", "-f", "-c", &line, "/dev/null"])
@@ -77,14 +84,17 @@ fn run_shows_progress_on_a_terminal_and_nothing_extra_elsewhere() {
     assert!(!err.contains('\u{1b}'), "{err}");
 }
 
-/// A full-export diff of 32 MiB of data (long enough to be drawn).
-fn big_diff(to: &str) -> Vec<u8> {
+/// A diff of a 64 MiB image with 32 MiB of data (long enough to be drawn),
+/// to snapshot `to` when given, of bytes `fill + 1`, `fill + 2`, ...
+fn big_diff(to: Option<&str>, fill: u8) -> Vec<u8> {
     const MIB: u64 = 1 << 20;
     let mut w = DiffWriter::new(Vec::new()).unwrap();
-    w.to_snap(to).unwrap();
+    if let Some(to) = to {
+        w.to_snap(to).unwrap();
+    }
     w.size(64 * MIB).unwrap();
     for i in 0..32u8 {
-        w.data(u64::from(i) * 2 * MIB, &vec![i + 1; 1 << 20])
+        w.data(u64::from(i) * 2 * MIB, &vec![fill + i + 1; 1 << 20])
             .unwrap();
     }
     w.finish().unwrap()
@@ -94,7 +104,7 @@ fn big_diff(to: &str) -> Vec<u8> {
 fn rbd_apply_diff_shows_bytes_on_a_terminal_and_nothing_extra_elsewhere() {
     let home = TestHome::new();
     let diff = home.join("d");
-    std::fs::write(&diff, big_diff("s1")).unwrap();
+    std::fs::write(&diff, big_diff(Some("s1"), 0)).unwrap();
     let image = home.join("image");
     let args = format!("rbd apply-diff {} {}", diff.display(), image.display());
 
@@ -240,4 +250,80 @@ fn a_first_github_clone_shows_gits_progress_on_a_terminal_only() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains(bar), "{err}");
     assert!(!err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn rbd_backup_shows_bytes_on_a_terminal_and_nothing_extra_elsewhere() {
+    let ceph = match Ceph::shared() {
+        Ok(c) => c,
+        Err(e) => {
+            env::require(&format!("a throwaway Ceph cluster ({e})"), false);
+            return;
+        }
+    };
+    let home = TestHome::new();
+    let root = home.join("backup");
+    std::fs::create_dir(&root).unwrap();
+    let pool = ceph.rbd_pool().to_owned();
+    let config = home.join("strata.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "settings:\n  root: {}\n  snapshot-store: dir\nrbd:\n  {pool}:\n    images:\n      vm: progress-img\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let spec = format!("{pool}/progress-img");
+    ceph.rbd(["create", "--size", "64M", &spec]);
+    let write = |fill: u8| {
+        let d = home.join("change.diff");
+        std::fs::write(&d, big_diff(None, fill)).unwrap();
+        ceph.rbd(["import-diff", "--no-progress", d.to_str().unwrap(), &spec]);
+    };
+    write(0);
+    let vars = ceph.env();
+    let backup = format!("-c {} --allow-root rbd backup {pool} vm", config.display());
+
+    // The first backup fetches the whole image, the next exports a diff and applies it.
+    let Some(full) = in_a_terminal_with(&home, &backup, &vars) else {
+        return;
+    };
+    assert!(full.contains("full fetch to"), "{full}");
+    assert!(
+        full.contains("fetch progress-img@backup-"),
+        "the fetch's bar:\n{full}"
+    );
+    write(40);
+    let incremental = in_a_terminal_with(&home, &backup, &vars).unwrap();
+    assert!(incremental.contains("incremental from"), "{incremental}");
+    assert!(
+        incremental.contains("export progress-img@backup-"),
+        "the export's bar:\n{incremental}"
+    );
+    assert!(
+        incremental.contains("apply progress-img@backup-") && incremental.contains("ETA"),
+        "the apply's bar, with its total known:\n{incremental}"
+    );
+
+    // -q on a terminal, and pipes (cron): no bar.
+    write(80);
+    let quiet = in_a_terminal_with(&home, &format!("-q {backup}"), &vars).unwrap();
+    assert!(!quiet.contains("progress-img@"), "-q: {quiet}");
+    write(120);
+    let mut cmd = strata(&home);
+    cmd.arg("-c")
+        .arg(&config)
+        .args(["--allow-root", "rbd", "backup", &pool, "vm"]);
+    for (k, v) in &vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("incremental from"), "{all}");
+    assert!(
+        !all.contains("progress-img@") && !all.contains('\u{1b}'),
+        "{all}"
+    );
 }
