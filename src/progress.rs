@@ -16,6 +16,8 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// When progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +57,7 @@ pub fn enabled() -> bool {
 fn target() -> ProgressDrawTarget {
     match MODE.load(Ordering::Relaxed) {
         TERMINAL => ProgressDrawTarget::stderr(),
-        PLAIN => ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines), 1),
+        PLAIN => ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines::default()), 1),
         _ => ProgressDrawTarget::hidden(),
     }
 }
@@ -185,9 +187,12 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-/// `--progress always` without a terminal: each draw is one plain line.
-#[derive(Debug)]
-struct PlainLines;
+/// `--progress always` without a terminal: each draw is one plain line, at
+/// most one a second.
+#[derive(Debug, Default)]
+struct PlainLines {
+    last: Mutex<Option<Instant>>,
+}
 
 impl TermLike for PlainLines {
     fn width(&self) -> u16 {
@@ -209,6 +214,12 @@ impl TermLike for PlainLines {
         if s.trim().is_empty() {
             return Ok(());
         }
+        // why: indicatif's own limit lets a burst of 20 draws through first
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
         writeln!(std::io::stderr(), "{}", s.trim_end())
     }
     fn write_str(&self, s: &str) -> std::io::Result<()> {

@@ -137,17 +137,25 @@ fn rbd_apply_diff_shows_bytes_on_a_terminal_and_nothing_extra_elsewhere() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("applied "), "{err}");
 
-    // --progress always without a terminal: plain lines, no cursor movement.
+    // --progress always without a terminal: plain lines, no cursor
+    // movement, at most one a second.
+    let t = std::time::Instant::now();
     let out = strata(&home)
         .args(["--progress", "always", "rbd", "apply-diff"])
         .arg(&diff)
         .arg(&image)
         .output()
         .unwrap();
+    let secs = t.elapsed().as_secs();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("apply image"), "{err}");
     assert!(!err.contains('\u{1b}'), "{err}");
+    let lines = err.lines().filter(|l| l.starts_with("apply image")).count();
+    assert!(
+        lines as u64 <= secs + 1,
+        "{lines} lines in {secs} s:\n{err}"
+    );
 }
 
 #[test]
@@ -304,6 +312,18 @@ fn rbd_backup_shows_bytes_on_a_terminal_and_nothing_extra_elsewhere() {
     assert!(
         incremental.contains("apply progress-img@backup-") && incremental.contains("ETA"),
         "the apply's bar, with its total known:\n{incremental}"
+    );
+
+    // A scrub compares the whole image: its size is the total.
+    let scrub_args = format!(
+        "-c {} --allow-root rbd backup -c {pool} vm",
+        config.display()
+    );
+    let scrub = in_a_terminal_with(&home, &scrub_args, &vars).unwrap();
+    assert!(scrub.contains("scrub: compared"), "{scrub}");
+    assert!(
+        scrub.contains("scrub progress-img@backup-") && scrub.contains("64.00 MiB"),
+        "the scrub's bar:\n{scrub}"
     );
 
     // -q on a terminal, and pipes (cron): no bar.

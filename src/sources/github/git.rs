@@ -374,8 +374,8 @@ impl GitProgress {
     fn show(&mut self) {
         let line = String::from_utf8_lossy(&self.line);
         if let Some(step) = parse_progress(&line) {
-            self.bar.set_message(step.phase.to_owned());
             self.bar.set_steps(step.done, step.total);
+            self.bar.set_message(step.phase.to_owned());
         }
         self.line.clear();
     }

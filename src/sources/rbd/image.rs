@@ -292,13 +292,19 @@ fn run_step(
 /// rbd or the file.
 pub fn scrub_against(rbd: &Rbd, image: &str, snap: &str, path: &Path) -> Result<u64, RbdError> {
     let mut child = rbd.export(image, snap)?;
-    let res = scrub_file(&mut child, path, |offset, len| {
-        eprintln!(
-            "scrub: repaired bytes {offset}..{} ({len} bytes) of {}",
-            offset + len,
-            path.display()
-        );
+    // why: the export is as long as the image, which the file equals after the backup
+    let size = std::fs::metadata(path).map(|m| m.len()).ok();
+    let bar = crate::progress::Bar::bytes(&format!("scrub {image}@{snap}"), size);
+    let res = scrub_file(bar.reader(&mut child), path, |offset, len| {
+        bar.suspend(|| {
+            eprintln!(
+                "scrub: repaired bytes {offset}..{} ({len} bytes) of {}",
+                offset + len,
+                path.display()
+            );
+        });
     });
+    bar.finish();
     let fin = child.finish();
     let stats = match (res, fin) {
         (_, Err(e)) => return Err(e.into()),
