@@ -2,16 +2,16 @@
 //!
 //! Owns: whether progress is shown (`--progress auto|always|never`; `auto`
 //! shows it only when stdout and stderr are terminals and `-q` was not
-//! given; never in a job's child, whose output is its log), and the three
-//! kinds of bar strata draws on stderr: a byte count with rate and ETA
-//! (`retrieve`, `unpack`, `rbd backup`, `rbd apply-diff`), a count of units
-//! done with the running ones named (`run`, `archive run`), and a count of
-//! steps whose total is learned on the way (a first git clone, from git's
-//! own progress). Lines printed while a bar is drawn go through
-//! [`Bar::suspend`], so they never tear it.
+//! given; the command line asks for `never` in a job's child, whose output
+//! is its log), and the three kinds of bar strata draws on stderr: a byte
+//! count with rate and ETA (`retrieve`, `unpack`, `rbd backup`, `rbd
+//! apply-diff`), a count of units done with the running ones named (`run`,
+//! `archive run`), and a count of steps whose total is learned on the way
+//! (a first git clone, from git's own progress). Lines printed while a bar
+//! is drawn go through [`Bar::suspend`], so they never tear it.
 //!
 //! With `always` and no terminal (a log file), the bar is written as a plain
-//! line once a second instead of being redrawn in place.
+//! line at most once a second instead of being redrawn in place.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::io::{IsTerminal, Read, Write};
@@ -38,8 +38,6 @@ pub fn set_mode(mode: Mode, quiet: bool) {
     let tty = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
     let v = match mode {
         Mode::Never => NEVER,
-        // why: a unit under `run` writes to its log, and only the runner draws on the terminal
-        _ if crate::jobs::child::is_job() => NEVER,
         Mode::Auto if quiet || !tty => NEVER,
         Mode::Auto => TERMINAL,
         Mode::Always if std::io::stderr().is_terminal() => TERMINAL,

@@ -140,6 +140,8 @@ pub enum ProgressWhen {
 impl Globals {
     fn set_progress(&self) {
         let mode = match self.progress {
+            // why: a unit under `run` writes to its log; only the runner draws on the terminal
+            _ if crate::jobs::child::is_job() => crate::progress::Mode::Never,
             ProgressWhen::Auto => crate::progress::Mode::Auto,
             ProgressWhen::Always => crate::progress::Mode::Always,
             ProgressWhen::Never => crate::progress::Mode::Never,
