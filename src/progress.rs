@@ -2,17 +2,22 @@
 //!
 //! Owns: whether progress is shown (`--progress auto|always|never`; `auto`
 //! shows it only when stdout and stderr are terminals and `-q` was not
-//! given), and the two kinds of bar strata draws on stderr: a byte count
-//! with rate and ETA (`retrieve`, `unpack`, `rbd`), and a count of units
-//! done with the running ones named (`run`, `archive run`). Lines printed
-//! while a bar is drawn go through [`Bar::println`], so they never tear it.
+//! given; the command line asks for `never` in a job's child, whose output
+//! is its log), and the three kinds of bar strata draws on stderr: a byte
+//! count with rate and ETA (`retrieve`, `unpack`, `rbd backup`, `rbd
+//! apply-diff`), a count of units done with the running ones named (`run`,
+//! `archive run`), and a count of steps whose total is learned on the way
+//! (a first git clone, from git's own progress). Lines printed while a bar
+//! is drawn go through [`Bar::suspend`], so they never tear it.
 //!
 //! With `always` and no terminal (a log file), the bar is written as a plain
-//! line once a second instead of being redrawn in place.
+//! line at most once a second instead of being redrawn in place.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// When progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +55,14 @@ pub fn enabled() -> bool {
 fn target() -> ProgressDrawTarget {
     match MODE.load(Ordering::Relaxed) {
         TERMINAL => ProgressDrawTarget::stderr(),
-        PLAIN => ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines), 1),
+        PLAIN => ProgressDrawTarget::term_like_with_hz(Box::new(PlainLines::default()), 1),
         _ => ProgressDrawTarget::hidden(),
     }
 }
 
-/// A progress bar, or nothing when progress is off.
+/// A progress bar, or nothing when progress is off. Clones show the same
+/// bar (one may be moved to the thread that reads a child's stderr).
+#[derive(Clone)]
 pub struct Bar {
     bar: Option<ProgressBar>,
 }
@@ -97,6 +104,23 @@ impl Bar {
         Bar { bar: Some(bar) }
     }
 
+    /// Steps of `label` (objects, deltas), whose total and phase (the
+    /// message) are set as they become known.
+    #[must_use]
+    pub fn steps(label: &str) -> Bar {
+        if !enabled() {
+            return Bar { bar: None };
+        }
+        let bar = ProgressBar::with_draw_target(Some(0), target());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} {msg} {pos}/{len} {elapsed} [{wide_bar}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_owned());
+        Bar { bar: Some(bar) }
+    }
+
     /// No bar: counts nothing, draws nothing.
     #[must_use]
     pub fn none() -> Bar {
@@ -106,6 +130,14 @@ impl Bar {
     pub fn inc(&self, n: u64) {
         if let Some(b) = &self.bar {
             b.inc(n);
+        }
+    }
+
+    /// Set the position and total of a [`Bar::steps`].
+    pub fn set_steps(&self, done: u64, total: u64) {
+        if let Some(b) = &self.bar {
+            b.set_length(total);
+            b.set_position(done);
         }
     }
 
@@ -153,9 +185,12 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-/// `--progress always` without a terminal: each draw is one plain line.
-#[derive(Debug)]
-struct PlainLines;
+/// `--progress always` without a terminal: each draw is one plain line, at
+/// most one a second.
+#[derive(Debug, Default)]
+struct PlainLines {
+    last: Mutex<Option<Instant>>,
+}
 
 impl TermLike for PlainLines {
     fn width(&self) -> u16 {
@@ -177,6 +212,12 @@ impl TermLike for PlainLines {
         if s.trim().is_empty() {
             return Ok(());
         }
+        // why: indicatif's own limit lets a burst of 20 draws through first
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
         writeln!(std::io::stderr(), "{}", s.trim_end())
     }
     fn write_str(&self, s: &str) -> std::io::Result<()> {

@@ -52,6 +52,15 @@ pub struct Globals {
     #[arg(long, global = true)]
     pub json: bool,
     /// Progress bars: on a terminal unless -q (auto), always, or never
+    ///
+    /// Bars are drawn on stderr: `run` and `archive run` count the units done and
+    /// name the running ones; `archive retrieve`, `archive unpack`, `rbd backup`
+    /// and `rbd apply-diff` count bytes, with rate and ETA when the total is known;
+    /// `github backup` shows git's own progress while it clones a repository for
+    /// the first time. `auto` draws only when stdout and stderr are both terminals
+    /// and -q is not given, so cron mail holds nothing extra; `always` draws even
+    /// without a terminal, as a plain line once a second. A unit started by `run`
+    /// never draws: its output is its log.
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
     pub progress: ProgressWhen,
     /// Allow commands that write into the backup root to run as root
@@ -131,6 +140,8 @@ pub enum ProgressWhen {
 impl Globals {
     fn set_progress(&self) {
         let mode = match self.progress {
+            // why: a unit under `run` writes to its log; only the runner draws on the terminal
+            _ if crate::jobs::child::is_job() => crate::progress::Mode::Never,
             ProgressWhen::Auto => crate::progress::Mode::Auto,
             ProgressWhen::Always => crate::progress::Mode::Always,
             ProgressWhen::Never => crate::progress::Mode::Never,

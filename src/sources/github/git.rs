@@ -159,6 +159,9 @@ impl Git {
         };
         let clone = || {
             let _ = std::fs::remove_dir_all(&tmp);
+            if crate::progress::enabled() {
+                return self.clone_showing_progress(url, &tmp);
+            }
             self.cmd()
                 .args(["clone", "--mirror", "--quiet", url])
                 .arg(&tmp)
@@ -195,6 +198,25 @@ impl Git {
                 Err(e)
             }
         }
+    }
+
+    /// `git clone --mirror --progress`, git's progress (from its stderr)
+    /// drawn as a bar; its stderr is still the error's text.
+    fn clone_showing_progress(&self, url: &str, dest: &Path) -> Result<(), ExecError> {
+        let bar = crate::progress::Bar::steps(&format!("clone {}", short_url(url)));
+        let tee = GitProgress {
+            bar: bar.clone(),
+            line: Vec::new(),
+        };
+        let child = self
+            .cmd()
+            .args(["clone", "--mirror", "--progress", url])
+            .arg(dest)
+            .spawn_reader_tee_stderr(Box::new(tee));
+        // why: clone prints nothing on stdout; finish waits for it and judges its status
+        let done = child.and_then(crate::exec::ChildReader::finish).map(drop);
+        bar.finish();
+        done
     }
 
     fn attempts(what: &str, mut f: impl FnMut() -> Result<(), ExecError>) -> Result<(), GitError> {
@@ -308,9 +330,117 @@ impl Git {
     }
 }
 
+/// The end of `url` that names the repository (`org/repo.git`).
+fn short_url(url: &str) -> String {
+    let parts: Vec<&str> = url.trim_end_matches('/').rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [repo, org, _] => format!("{org}/{repo}"),
+        _ => url.to_owned(),
+    }
+}
+
+/// One of git's progress lines: its phase and `done` of `total`
+/// (`Receiving objects:  45% (450/1000), 1.20 MiB | 2.00 MiB/s`, with or
+/// without `remote: ` before it); `None` for any other line.
+fn parse_progress(line: &str) -> Option<GitStep<'_>> {
+    let line = line.trim().strip_prefix("remote: ").unwrap_or(line.trim());
+    let (phase, rest) = line.split_once(": ")?;
+    let rest = rest.trim_start();
+    let (_percent, rest) = rest.split_once("% (")?;
+    let (counts, _) = rest.split_once(')')?;
+    let (done, total) = counts.split_once('/')?;
+    Some(GitStep {
+        phase,
+        done: done.parse().ok()?,
+        total: total.parse().ok()?,
+    })
+}
+
+/// Where git is: `done` of `total` in `phase`.
+#[derive(Debug, PartialEq, Eq)]
+struct GitStep<'a> {
+    phase: &'a str,
+    done: u64,
+    total: u64,
+}
+
+/// git's stderr, cut at `\r` and `\n` into lines that move a bar.
+struct GitProgress {
+    bar: crate::progress::Bar,
+    line: Vec<u8>,
+}
+
+impl GitProgress {
+    fn show(&mut self) {
+        let line = String::from_utf8_lossy(&self.line);
+        if let Some(step) = parse_progress(&line) {
+            self.bar.set_steps(step.done, step.total);
+            self.bar.set_message(step.phase.to_owned());
+        }
+        self.line.clear();
+    }
+}
+
+impl std::io::Write for GitProgress {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            if b == b'\r' || b == b'\n' {
+                self.show();
+            } else {
+                self.line.push(b);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Want = (&'static str, u64, u64);
+
+    #[test]
+    fn progress_lines_give_phase_and_counts() {
+        let table: &[(&str, Option<Want>)] = &[
+            (
+                "Receiving objects:  45% (450/1000), 1.20 MiB | 2.00 MiB/s",
+                Some(("Receiving objects", 450, 1000)),
+            ),
+            (
+                "remote: Compressing objects: 100% (3/3), done.",
+                Some(("Compressing objects", 3, 3)),
+            ),
+            (
+                "Resolving deltas:   0% (0/7)",
+                Some(("Resolving deltas", 0, 7)),
+            ),
+            ("remote: Enumerating objects: 12, done.", None),
+            ("Cloning into bare repository 'x'...", None),
+            ("fatal: repository 'http://h/x.git/' not found", None),
+            ("", None),
+        ];
+        for (line, want) in table {
+            let got = parse_progress(line).map(|s| (s.phase, s.done, s.total));
+            assert_eq!(got, *want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_clone_url_is_shown_by_its_org_and_repo() {
+        assert_eq!(
+            short_url("https://github.com/acme/widgets.git"),
+            "acme/widgets.git"
+        );
+        assert_eq!(
+            short_url("http://127.0.0.1:9/acme/w.wiki.git/"),
+            "acme/w.wiki.git"
+        );
+        assert_eq!(short_url("widgets"), "widgets");
+    }
 
     #[test]
     fn the_token_is_only_in_the_environment() {

@@ -292,13 +292,19 @@ fn run_step(
 /// rbd or the file.
 pub fn scrub_against(rbd: &Rbd, image: &str, snap: &str, path: &Path) -> Result<u64, RbdError> {
     let mut child = rbd.export(image, snap)?;
-    let res = scrub_file(&mut child, path, |offset, len| {
-        eprintln!(
-            "scrub: repaired bytes {offset}..{} ({len} bytes) of {}",
-            offset + len,
-            path.display()
-        );
+    // why: the export is as long as the image, which the file equals after the backup
+    let size = std::fs::metadata(path).map(|m| m.len()).ok();
+    let bar = crate::progress::Bar::bytes(&format!("scrub {image}@{snap}"), size);
+    let res = scrub_file(bar.reader(&mut child), path, |offset, len| {
+        bar.suspend(|| {
+            eprintln!(
+                "scrub: repaired bytes {offset}..{} ({len} bytes) of {}",
+                offset + len,
+                path.display()
+            );
+        });
     });
+    bar.finish();
     let fin = child.finish();
     let stats = match (res, fin) {
         (_, Err(e)) => return Err(e.into()),
@@ -393,7 +399,11 @@ pub fn plan_hand_apply(
 pub fn apply_by_hand(diff: &Path, image: &Path, plan: &HandApply) -> Result<ApplyStats, RbdError> {
     let apply = |image: &Path| {
         let f = File::open(diff).map_err(io_err(diff))?;
-        apply_diff(BufReader::new(f), image).map_err(|source| RbdError::Apply {
+        let size = f.metadata().map(|m| m.len()).ok();
+        let bar = crate::progress::Bar::bytes(&format!("apply {}", file_name(image)), size);
+        let applied = apply_diff(BufReader::new(bar.reader(f)), image);
+        bar.finish();
+        applied.map_err(|source| RbdError::Apply {
             path: image.to_owned(),
             source,
         })
@@ -427,6 +437,14 @@ pub fn apply_by_hand(diff: &Path, image: &Path, plan: &HandApply) -> Result<Appl
             Ok(stats)
         }
     }
+}
+
+/// The last component of `path`, for a bar's label.
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn set_xattr(path: &Path, name: &str, value: &str) -> Result<(), RbdError> {
@@ -500,12 +518,16 @@ fn incremental(
     }
     fault::point("pending-written");
     let diff = File::open(&files.pending).map_err(io_err(&files.pending))?;
+    let bar =
+        crate::progress::Bar::bytes(&format!("apply {image}@{p}"), Some(summary.stream_bytes));
     let reader = FaultReader::new(
-        BufReader::with_capacity(1 << 20, diff),
+        BufReader::with_capacity(1 << 20, bar.reader(diff)),
         "apply",
         summary.stream_bytes / 2,
     );
-    let stats = apply_diff(reader, path).map_err(|source| RbdError::Apply {
+    let applied = apply_diff(reader, path);
+    bar.finish();
+    let stats = applied.map_err(|source| RbdError::Apply {
         path: path.clone(),
         source,
     })?;
@@ -590,10 +612,13 @@ fn export_to_pending(
     let mut child = rbd.export_diff(image, Some(s), p)?;
     let part = File::create(&files.part).map_err(io_err(&files.part))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, part);
+    // why: the size of a diff is not known before rbd has sent it
+    let bar = crate::progress::Bar::bytes(&format!("export {image}@{s}..{p}"), None);
     let checked = validate_diff(Tee {
-        inner: FaultReader::new(&mut child, "export", 1),
+        inner: bar.reader(FaultReader::new(&mut child, "export", 1)),
         out: &mut out,
     });
+    bar.finish();
     let fin = child.finish();
     let summary = match (checked, fin) {
         // why: a failing rbd also truncates the stream; its own error says more
@@ -644,7 +669,13 @@ fn full(
             .and_then(|f| f.set_len(0))
             .map_err(io_err(path))?;
         let mut child = rbd.export_diff(image, None, p)?;
-        let applied = apply_diff(FaultReader::new(&mut child, "full-fetch", 1 << 20), path);
+        // why: a full export carries the allocated extents only, whose size rbd does not tell first
+        let bar = crate::progress::Bar::bytes(&format!("fetch {image}@{p}"), None);
+        let applied = apply_diff(
+            bar.reader(FaultReader::new(&mut child, "full-fetch", 1 << 20)),
+            path,
+        );
+        bar.finish();
         let fin = child.finish();
         let stats = match (applied, fin) {
             (_, Err(e)) => return Err(RbdError::from(e)),

@@ -327,7 +327,10 @@ pub fn apply_diff_file(diff: &Path, image: &Path) -> Result<apply::ApplyStats, R
             .prefix(".strata-apply-diff-")
             .tempfile_in(dir)
             .map_err(io_err(dir))?;
-        std::io::copy(&mut std::io::stdin().lock(), &mut t).map_err(io_err(t.path()))?;
+        let bar = crate::progress::Bar::bytes("read diff from stdin", None);
+        let copied = std::io::copy(&mut bar.reader(std::io::stdin().lock()), &mut t);
+        bar.finish();
+        copied.map_err(io_err(t.path()))?;
         Some(t)
     } else {
         None
