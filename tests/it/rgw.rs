@@ -236,6 +236,12 @@ async fn populate(w: &World, c: &Client, bucket: &str) {
     );
     put_multipart(c, bucket, "big/one", &big(1)).await;
     put_multipart(c, bucket, "big/two", &big(2)).await;
+    decorate(w, c, bucket, "a").await;
+}
+
+/// `meta/hello.txt` with content headers, user metadata and grants to bob;
+/// `public` made public-read; a bucket ACL with a grant to bob; a CORS rule.
+async fn decorate(w: &World, c: &Client, bucket: &str, public: &str) {
     c.put_object()
         .bucket(bucket)
         .key("meta/hello.txt")
@@ -259,7 +265,7 @@ async fn populate(w: &World, c: &Client, bucket: &str) {
         .unwrap();
     c.put_object_acl()
         .bucket(bucket)
-        .key("a")
+        .key(public)
         .acl(ObjectCannedAcl::PublicRead)
         .send()
         .await
@@ -1072,59 +1078,7 @@ fn rgw_restores_and_continues_a_deltaic_unit_rewriting_nothing_unchanged() {
                 .await
                 .unwrap();
         }
-        c.put_object()
-            .bucket(&bucket)
-            .key("meta/hello.txt")
-            .body(ByteStream::from_static(b"hello world\n"))
-            .content_type("text/plain; charset=utf-8")
-            .cache_control("max-age=60")
-            .content_language("en")
-            .metadata("color", "blue")
-            .send()
-            .await
-            .unwrap();
-        c.put_object_acl()
-            .bucket(&bucket)
-            .key("meta/hello.txt")
-            .grant_read(format!("id={}", w.bob))
-            .grant_full_control(format!("id={}-alice", w.prefix))
-            .send()
-            .await
-            .unwrap();
-        c.put_object_acl()
-            .bucket(&bucket)
-            .key("top")
-            .acl(ObjectCannedAcl::PublicRead)
-            .send()
-            .await
-            .unwrap();
-        c.put_bucket_acl()
-            .bucket(&bucket)
-            .grant_read(format!("id={}", w.bob))
-            .grant_full_control(format!("id={}-alice", w.prefix))
-            .send()
-            .await
-            .unwrap();
-        c.put_bucket_cors()
-            .bucket(&bucket)
-            .cors_configuration(
-                CorsConfiguration::builder()
-                    .cors_rules(
-                        CorsRule::builder()
-                            .id("web")
-                            .allowed_methods("GET")
-                            .allowed_origins("https://example.org")
-                            .expose_headers("ETag")
-                            .max_age_seconds(300)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        decorate(&w, &c, &bucket, "top").await;
         write_as_deltaic(&w, &c, &bucket, &unit).await;
     });
     assert!(
