@@ -5,6 +5,7 @@
 //!
 //! - `lvm-thin`: the root must be a mount point, of `backup-lv`'s device.
 //! - `btrfs`: the root must be a subvolume (inode 256 on btrfs).
+//! - `cephfs`: a directory on a mounted CephFS (it answers `ceph.dir.rbytes`).
 //! - `dir`: any directory.
 
 use super::{StoreKind, VgLv};
@@ -25,7 +26,21 @@ pub(super) fn check(root: &Path, store: StoreKind, lv: Option<&VgLv>) -> Result<
         StoreKind::Dir => Ok(()),
         StoreKind::LvmThin => check_lvm(root, lv),
         StoreKind::Btrfs => check_btrfs(root),
+        StoreKind::Cephfs => check_cephfs(root),
     }
+}
+
+fn check_cephfs(root: &Path) -> Result<(), NotMounted> {
+    if crate::snapshot::cephfs::is_on_cephfs(root) {
+        return Ok(());
+    }
+    Err(NotMounted {
+        why: "is not on a mounted CephFS".into(),
+        how: format!(
+            "Mount the CephFS first (`ceph-fuse --id NAME -r /PATH {}`, or the kernel client), then run again",
+            root.display()
+        ),
+    })
 }
 
 fn check_lvm(root: &Path, lv: Option<&VgLv>) -> Result<(), NotMounted> {

@@ -376,7 +376,7 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "bad choice",
         "settings:\n  snapshot-store: dri\n  root: R\n",
         2,
-        "`dri` is not one of lvm-thin, btrfs, dir (did you mean `dir`?)",
+        "`dri` is not one of lvm-thin, btrfs, dir, cephfs (did you mean `dir`?)",
     ),
     (
         "lvm-thin needs backup-lv",
