@@ -289,6 +289,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ceph_caps_names_the_fs_the_path_and_rws_and_refuses_odd_input() {
+        let t = Target::reference();
+        let text = ceph_caps(&t, "cephfs", "/backups/a1", Path::new("/srv/backup")).unwrap();
+        assert!(
+            text.contains("\nceph fs authorize cephfs client.backup /backups/a1 rws > "),
+            "{text}"
+        );
+        assert!(
+            text.contains("ceph-fuse --id backup -r /backups/a1 /srv/backup"),
+            "{text}"
+        );
+        for (fs, path) in [
+            ("c fs", "/b"),
+            ("cephfs", "b"),
+            ("cephfs", "/b;rm"),
+            ("", "/b"),
+        ] {
+            assert!(
+                ceph_caps(&t, fs, path, Path::new("/srv/backup")).is_err(),
+                "{fs:?} {path:?}"
+            );
+        }
+    }
+
+    #[test]
     fn sudoers_allows_one_command() {
         let s = sudoers(&Target::reference()).unwrap();
         let rules: Vec<&str> = s

@@ -274,6 +274,10 @@ fn cephfs_snapshot_past_the_limit_fails_the_run_and_prune_makes_room() {
         all.contains("mds_max_snaps_per_dir") && all.contains("EMLINK"),
         "{all}"
     );
+    assert!(
+        all.contains("100 snapshots already, the most this store holds"),
+        "{all}"
+    );
     assert_eq!(rig.listed(), names, "no snapshot was added or lost");
 
     // config check says the default policy outgrows the limit.
