@@ -31,7 +31,8 @@ pub(super) fn check(root: &Path, store: StoreKind, lv: Option<&VgLv>) -> Result<
 }
 
 fn check_cephfs(root: &Path) -> Result<(), NotMounted> {
-    if crate::snapshot::cephfs::is_on_cephfs(root) {
+    // why: only CephFS answers this virtual xattr (kernel client or ceph-fuse); ceph-fuse's statfs type is plain FUSE
+    if matches!(xattr::get(root, "ceph.dir.rbytes"), Ok(Some(_))) {
         return Ok(());
     }
     Err(NotMounted {
@@ -109,7 +110,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_plain_directory_is_refused_for_lvm_and_btrfs_and_fine_for_dir() {
+    fn a_plain_directory_is_refused_for_lvm_btrfs_and_cephfs_and_fine_for_dir() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("backup");
         std::fs::create_dir(&root).unwrap();
@@ -121,6 +122,8 @@ mod tests {
         let e = check(&root, StoreKind::LvmThin, Some(&lv)).err().unwrap();
         assert!(e.why.contains("not a mount point"), "{}", e.why);
         assert!(e.how.contains("mount /dev/vg/backup"), "{}", e.how);
+        let e = check(&root, StoreKind::Cephfs, None).err().unwrap();
+        assert_eq!(e.why, "is not on a mounted CephFS");
         let e = check(&root, StoreKind::Btrfs, None).err().unwrap();
         assert!(e.why.contains("btrfs"), "{}", e.why);
     }

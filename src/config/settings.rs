@@ -27,6 +27,9 @@ pub enum StoreKind {
     Cephfs,
 }
 
+/// CephFS's default `mds_max_snaps_per_dir`, the default of `cephfs-max-snapshots`.
+pub const DEFAULT_CEPHFS_MAX_SNAPSHOTS: u32 = 100;
+
 /// `vg/lv`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VgLv {
@@ -133,7 +136,7 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
         r,
         &mut f,
         "cephfs-max-snapshots",
-        crate::snapshot::cephfs::DEFAULT_MAX_SNAPS_PER_DIR,
+        DEFAULT_CEPHFS_MAX_SNAPSHOTS,
         2,
     );
 

@@ -27,9 +27,6 @@ use crate::config::StoreKind;
 use chrono::NaiveDate;
 use std::path::{Path, PathBuf};
 
-/// CephFS's default `mds_max_snaps_per_dir`.
-pub const DEFAULT_MAX_SNAPS_PER_DIR: u32 = 100;
-
 /// The virtual xattr holding a directory's quota in bytes (0 or absent: none).
 const QUOTA_XATTR: &str = "ceph.quota.max_bytes";
 /// The virtual xattr holding a directory's recursive size in bytes.
@@ -61,13 +58,6 @@ impl CephfsStore {
     fn listed(&self, name: &SnapshotName) -> Result<bool, SnapshotError> {
         Ok(self.list()?.iter().any(|s| &s.name == name))
     }
-}
-
-/// Whether `root` is a directory on CephFS: only CephFS answers its
-/// virtual xattr `ceph.dir.rbytes` (through the kernel client or ceph-fuse).
-#[must_use]
-pub fn is_on_cephfs(root: &Path) -> bool {
-    matches!(xattr::get(root, RBYTES_XATTR), Ok(Some(_)))
 }
 
 fn xattr_u64(path: &Path, name: &str) -> Option<u64> {
@@ -116,26 +106,20 @@ impl SnapshotStore for CephfsStore {
         match std::fs::create_dir(&path) {
             Ok(()) => Ok(name),
             Err(e) => Err(match e.raw_os_error() {
-                Some(libc_errno) if libc_errno == nix::errno::Errno::EMLINK as i32 => {
-                    SnapshotError::CephfsSnapLimit {
-                        name,
-                        root: self.root.clone(),
-                        existing: existing.len(),
-                        max: self.max_snaps,
-                    }
-                }
-                Some(libc_errno) if libc_errno == nix::errno::Errno::EEXIST as i32 => {
-                    SnapshotError::CephfsSnapExists {
-                        name,
-                        root: self.root.clone(),
-                    }
-                }
-                Some(libc_errno) if libc_errno == nix::errno::Errno::EACCES as i32 => {
-                    SnapshotError::CephfsSnapDenied {
-                        name,
-                        root: self.root.clone(),
-                    }
-                }
+                Some(nix::libc::EMLINK) => SnapshotError::CephfsSnapLimit {
+                    name,
+                    root: self.root.clone(),
+                    existing: existing.len(),
+                    max: self.max_snaps,
+                },
+                Some(nix::libc::EEXIST) => SnapshotError::CephfsSnapExists {
+                    name,
+                    root: self.root.clone(),
+                },
+                Some(nix::libc::EACCES) => SnapshotError::CephfsSnapDenied {
+                    name,
+                    root: self.root.clone(),
+                },
                 _ => SnapshotError::Io { path, source: e },
             }),
         }
@@ -230,12 +214,6 @@ mod tests {
             );
             assert_eq!((s.inodes, s.inodes_free), (10, 5));
         }
-    }
-
-    #[test]
-    fn a_plain_directory_is_not_cephfs() {
-        let d = tempfile::tempdir().unwrap();
-        assert!(!is_on_cephfs(d.path()));
     }
 
     #[test]

@@ -190,7 +190,8 @@ pub trait SnapshotStore {
     fn create(&self, today: NaiveDate) -> Result<SnapshotName, SnapshotError>;
     /// Remove a snapshot; refuses a mounted one.
     fn remove(&self, name: &SnapshotName) -> Result<Removed, SnapshotError>;
-    /// Make a snapshot readable at `<root>/Snapshots/<name>`; returns that path.
+    /// Make a snapshot readable at `<root>/Snapshots/<name>` (cephfs: it
+    /// already is, at `<root>/.snap/<name>`); returns where it is readable.
     fn mount(&self, name: &SnapshotName) -> Result<PathBuf, SnapshotError>;
     /// Undo `mount`.
     fn umount(&self, name: &SnapshotName) -> Result<(), SnapshotError>;

@@ -31,11 +31,13 @@ struct Rig {
     dir: tempfile::TempDir,
     /// The directory in the file system, `/<name>`.
     fs_path: String,
+    /// The backup root's path under the mount ("" = the mount itself).
+    sub: &'static str,
 }
 
 impl Rig {
     /// `None` (after a loud skip) when a prerequisite is missing.
-    fn setup(tag: &str, extra_settings: &str) -> Option<Rig> {
+    fn setup(tag: &str, sub: &'static str, extra_settings: &str) -> Option<Rig> {
         if !env::require("root (ceph-fuse mounts, useradd)", env::is_root()) {
             return None;
         }
@@ -68,7 +70,12 @@ impl Rig {
             user,
             dir,
             fs_path,
+            sub,
         };
+        if !sub.is_empty() {
+            fs::create_dir(rig.root()).unwrap();
+            nix::unistd::chown(&rig.root(), Some(rig.user.uid), Some(rig.user.gid)).unwrap();
+        }
         fs::write(rig.source(), "v1\n").unwrap();
         fs::set_permissions(rig.source(), fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(
@@ -83,8 +90,11 @@ impl Rig {
         Some(rig)
     }
 
-    fn root(&self) -> PathBuf {
+    fn mount_path(&self) -> PathBuf {
         self.mount.as_ref().unwrap().path().to_owned()
+    }
+    fn root(&self) -> PathBuf {
+        self.mount_path().join(self.sub)
     }
     fn snap(&self) -> PathBuf {
         self.root().join(".snap")
@@ -137,8 +147,12 @@ impl Rig {
 
     /// `mkdir .snap/NAME` as the backup user (what a run's snapshot does).
     fn mkdir_snap(&self, name: &str) -> std::io::Result<()> {
+        self.mkdir_as_user(&self.snap().join(name))
+    }
+
+    fn mkdir_as_user(&self, path: &Path) -> std::io::Result<()> {
         let out = clean("mkdir", &self.home())
-            .arg(self.snap().join(name))
+            .arg(path)
             .uid(self.user.uid.as_raw())
             .gid(self.user.gid.as_raw())
             .output()?;
@@ -155,9 +169,14 @@ impl Drop for Rig {
         // why: unmount before the directory's snapshots go; the admin mount removes them
         self.mount.take();
         let top = self.fs.admin().join(self.fs_path.trim_start_matches('/'));
-        if let Ok(entries) = fs::read_dir(top.join(".snap")) {
-            for e in entries.flatten() {
-                let _ = fs::remove_dir(e.path());
+        // why: a directory with snapshots cannot be removed; ancestors' (`_...`) go with their own
+        for dir in [top.join(self.sub), top.clone()] {
+            if let Ok(entries) = fs::read_dir(dir.join(".snap")) {
+                for e in entries.flatten() {
+                    if !e.file_name().to_string_lossy().starts_with('_') {
+                        let _ = fs::remove_dir(e.path());
+                    }
+                }
             }
         }
         let _ = fs::remove_dir_all(&top);
@@ -170,7 +189,7 @@ fn day_name(d: NaiveDate) -> String {
 
 #[test]
 fn cephfs_run_snapshots_in_dot_snap_ls_mount_prune_df_mkconf() {
-    let Some(rig) = Rig::setup("cfa", "") else {
+    let Some(rig) = Rig::setup("cfa", "data", "") else {
         return;
     };
     let out = rig.ok(&["run"]);
@@ -207,16 +226,29 @@ fn cephfs_run_snapshots_in_dot_snap_ls_mount_prune_df_mkconf() {
     rig.ok(&["umount", &first]);
     assert!(!rig.root().join("Snapshots").exists());
 
+    // A snapshot of the directory above the root shows in the root's `.snap`
+    // as `_<name>_<inode>`: not strata's, neither listed nor removed.
+    rig.mkdir_as_user(&rig.mount_path().join(".snap/20200101-1"))
+        .unwrap();
+    let listed = rig.listed();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let alias = listed
+        .iter()
+        .find(|n| n.starts_with("_20200101-1_"))
+        .unwrap_or_else(|| panic!("no ancestor alias in {listed:?}"))
+        .clone();
+    assert_eq!(rig.ok(&["ls"]), format!("{first}\n{second}\n"));
+
     // prune a year later: the first is not the last of its day and goes, by rmdir.
     let later = (chrono::Local::now().date_naive() + Days::new(400)).to_string();
     let out = rig.ok(&["-v", "prune", "--as-of", &later]);
     assert!(out.contains(&format!("removed {first}")), "{out}");
-    assert_eq!(rig.listed(), std::slice::from_ref(&second));
+    assert_eq!(rig.listed(), [second.clone(), alias]);
     assert_eq!(rig.ok(&["ls"]).trim(), second);
 
     // df: the root's quota bounds the free space (statvfs, never st_blocks).
     let top = rig.fs.admin().join(rig.fs_path.trim_start_matches('/'));
-    xattr::set(&top, "ceph.quota.max_bytes", b"100000000").unwrap();
+    xattr::set(top.join("data"), "ceph.quota.max_bytes", b"100000000").unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let size = loop {
         let df: serde_json::Value = serde_json::from_str(&rig.ok(&["--json", "df"])).unwrap();
@@ -253,7 +285,7 @@ fn cephfs_run_snapshots_in_dot_snap_ls_mount_prune_df_mkconf() {
 
 #[test]
 fn cephfs_snapshot_past_the_limit_fails_the_run_and_prune_makes_room() {
-    let Some(rig) = Rig::setup("cfl", "") else {
+    let Some(rig) = Rig::setup("cfl", "", "") else {
         return;
     };
     // 100 snapshots, each the first of its 28-day month: the policy keeps them all.
@@ -303,7 +335,7 @@ fn cephfs_snapshot_past_the_limit_fails_the_run_and_prune_makes_room() {
 #[test]
 fn cephfs_two_years_of_daily_snapshots_with_weekly_prune_stay_under_the_limit() {
     // why: cephfs-max-snapshots 93 leaves room for the 7 snapshots of a week between prunes
-    let Some(rig) = Rig::setup("cfy", "  cephfs-max-snapshots: 93\n") else {
+    let Some(rig) = Rig::setup("cfy", "", "  cephfs-max-snapshots: 93\n") else {
         return;
     };
     let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
