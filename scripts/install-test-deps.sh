@@ -8,7 +8,8 @@
 #           GitHub and Coda's tools, standard library only), ... and the
 #           Python venv with moto[server] (the local S3 server of the archive
 #           tests), git and git-lfs
-#   --ceph  a single-node Ceph (tests/support/ceph/start-ceph.sh uses it)
+#   --ceph  a single-node Ceph (tests/support/ceph/start-ceph.sh uses it),
+#           with an MDS and ceph-fuse for CephFS (tests/support/cephfs/)
 #   --vm    QEMU + a stock kernel + LVM thin tools for the LVM VM tests
 #           (tests/support/lvm-vm/run-in-lvm-vm.sh uses it)
 #   --all   base, ceph and vm (the default when no group is given)
@@ -37,8 +38,11 @@ BASE_PKGS=(rsync openssh-server openssh-client acl attr btrfs-progs lzop lz4
     python3 python3-venv git git-lfs curl)
 # why: python3-boto3 and librados-dev/librbd-dev from the recipe are left out;
 # the tests talk S3 through strata itself and rbd through the CLI.
+# why: ceph-mds and ceph-fuse serve the cephfs store's tests (tests/support/
+# cephfs/: an MDS added to the shared test Ceph, mounted with ceph-fuse; no
+# kernel client and, as root, no fusermount needed)
 CEPH_PKGS=(ceph-mon ceph-mgr ceph-osd ceph-common radosgw uuid-runtime curl
-    iproute2 openssl)
+    iproute2 openssl ceph-mds ceph-fuse)
 VM_PKGS=(qemu-system-x86 linux-image-amd64 busybox-static cpio kmod xz-utils
     lvm2 thin-provisioning-tools)
 MOTO_SPEC='moto[server]==5.*'

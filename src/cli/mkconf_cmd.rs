@@ -26,9 +26,16 @@ pub enum MkconfCmd {
         target: TargetArgs,
     },
     /// The sudoers rule that lets the backup user run the snapshot helper, and nothing else
+    /// (with snapshot-store cephfs: the `ceph fs authorize` command for its key instead)
     Sudoers {
         #[command(flatten)]
         target: TargetArgs,
+        /// snapshot-store cephfs: the file system's name
+        #[arg(long, value_name = "NAME", default_value = "cephfs")]
+        cephfs_name: String,
+        /// snapshot-store cephfs: the root's path inside the file system [default: the root's path]
+        #[arg(long, value_name = "PATH")]
+        cephfs_path: Option<String>,
     },
     /// systemd service and timer units for run, prune, df check and archive
     Systemd {
@@ -98,8 +105,29 @@ pub fn run(cli: &Cli, args: &MkconfArgs) -> anyhow::Result<ExitCode> {
                 mkconf::crontab(&target.target(cli)?, email.as_deref()).map_err(usage)?
             );
         }
-        MkconfCmd::Sudoers { target } => {
-            print!("{}", mkconf::sudoers(&target.target(cli)?).map_err(usage)?);
+        MkconfCmd::Sudoers {
+            target,
+            cephfs_name,
+            cephfs_path,
+        } => {
+            let t = target.target(cli)?;
+            // why: only a config that loads and says cephfs changes the answer; without one, the rule is the same for every store
+            let cephfs_root = super::load_config(cli).ok().and_then(|ctx| {
+                (ctx.config.settings.snapshot_store == crate::config::StoreKind::Cephfs)
+                    .then(|| ctx.config.settings.root.clone())
+            });
+            match cephfs_root {
+                Some(root) => {
+                    let fs_path = cephfs_path
+                        .clone()
+                        .unwrap_or_else(|| root.to_string_lossy().into_owned());
+                    print!(
+                        "{}",
+                        mkconf::ceph_caps(&t, cephfs_name, &fs_path, &root).map_err(usage)?
+                    );
+                }
+                None => print!("{}", mkconf::sudoers(&t).map_err(usage)?),
+            }
         }
         MkconfCmd::Systemd { dir, target } => {
             let units = mkconf::systemd(&target.target(cli)?).map_err(usage)?;

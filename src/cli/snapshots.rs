@@ -229,6 +229,13 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
                     println!("removed {name} ({why})");
                 }
             }
+            PruneEvent::OverLimit { name, why, done } => {
+                if *done {
+                    println!("removed {name} ({why})");
+                } else {
+                    println!("would remove {name} ({why})");
+                }
+            }
             PruneEvent::AlreadyGone { .. } => {}
             PruneEvent::RemoveFailed { name, error } => {
                 eprintln!("strata: cannot remove {name}: {error}");

@@ -145,6 +145,36 @@ fn settings_line(doc: &Node, key: &str) -> u64 {
     skey.line.max(1)
 }
 
+/// Horizon of the simulated daily runs behind the CephFS limit warning.
+const CEPHFS_LIMIT_HORIZON_DAYS: u32 = 10 * 365;
+
+/// `snapshot-store: cephfs`: warn when the retention policy, with one run
+/// a day, would keep more snapshots than the directory may hold.
+fn cephfs_limit_warning(r: &mut Reader, s: &super::Settings, line: u64, at: &KeyPath) {
+    let limit = s.cephfs_max_snapshots;
+    // why: a fixed start keeps the message the same from one day to the next
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("a valid date");
+    if let Some((day, _)) = crate::retention::snap_limit::first_day_over(
+        &s.retention.policy,
+        limit,
+        start,
+        CEPHFS_LIMIT_HORIZON_DAYS,
+    ) {
+        r.warn(
+            line,
+            at,
+            format!(
+                "with one run a day this policy keeps more than cephfs-max-snapshots ({limit}) \
+                 snapshots after {day} days, and CephFS refuses a snapshot past \
+                 mds_max_snaps_per_dir (EMLINK); `strata prune` removes the oldest kept \
+                 snapshots (monthly first) to stay below it. To keep them instead, raise the \
+                 limit (`ceph config set mds mds_max_snaps_per_dir N`) and set \
+                 cephfs-max-snapshots to N"
+            ),
+        );
+    }
+}
+
 fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
     let s = &c.settings;
     let at = |key: &str| KeyPath::root().key("settings").key(key);
@@ -168,6 +198,9 @@ fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
     }
     if s.archive.gpg_signing_key.is_some() == s.archive.gpg_recipients.is_empty() {
         r.error(line("archive-gpg-recipients"), &at("archive-gpg-recipients"), "archive-gpg-signing-key and archive-gpg-recipients must be given together to encrypt archives");
+    }
+    if s.snapshot_store == StoreKind::Cephfs {
+        cephfs_limit_warning(r, s, line("gc-policy"), &at("gc-policy"));
     }
     // Machine state: warnings only (DESIGN §8).
     match std::fs::metadata(&s.root) {

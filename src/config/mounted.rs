@@ -5,6 +5,7 @@
 //!
 //! - `lvm-thin`: the root must be a mount point, of `backup-lv`'s device.
 //! - `btrfs`: the root must be a subvolume (inode 256 on btrfs).
+//! - `cephfs`: a directory on a mounted CephFS (it answers `ceph.dir.rbytes`).
 //! - `dir`: any directory.
 
 use super::{StoreKind, VgLv};
@@ -25,7 +26,22 @@ pub(super) fn check(root: &Path, store: StoreKind, lv: Option<&VgLv>) -> Result<
         StoreKind::Dir => Ok(()),
         StoreKind::LvmThin => check_lvm(root, lv),
         StoreKind::Btrfs => check_btrfs(root),
+        StoreKind::Cephfs => check_cephfs(root),
     }
+}
+
+fn check_cephfs(root: &Path) -> Result<(), NotMounted> {
+    // why: only CephFS answers this virtual xattr (kernel client or ceph-fuse); ceph-fuse's statfs type is plain FUSE
+    if matches!(xattr::get(root, "ceph.dir.rbytes"), Ok(Some(_))) {
+        return Ok(());
+    }
+    Err(NotMounted {
+        why: "is not on a mounted CephFS".into(),
+        how: format!(
+            "Mount the CephFS first (`ceph-fuse --id NAME -r /PATH {}`, or the kernel client), then run again",
+            root.display()
+        ),
+    })
 }
 
 fn check_lvm(root: &Path, lv: Option<&VgLv>) -> Result<(), NotMounted> {
@@ -94,7 +110,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_plain_directory_is_refused_for_lvm_and_btrfs_and_fine_for_dir() {
+    fn a_plain_directory_is_refused_for_lvm_btrfs_and_cephfs_and_fine_for_dir() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("backup");
         std::fs::create_dir(&root).unwrap();
@@ -106,6 +122,8 @@ mod tests {
         let e = check(&root, StoreKind::LvmThin, Some(&lv)).err().unwrap();
         assert!(e.why.contains("not a mount point"), "{}", e.why);
         assert!(e.how.contains("mount /dev/vg/backup"), "{}", e.how);
+        let e = check(&root, StoreKind::Cephfs, None).err().unwrap();
+        assert_eq!(e.why, "is not on a mounted CephFS");
         let e = check(&root, StoreKind::Btrfs, None).err().unwrap();
         assert!(e.why.contains("btrfs"), "{}", e.why);
     }

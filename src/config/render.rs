@@ -98,9 +98,15 @@ pub fn to_yaml(c: &Config) -> String {
         super::StoreKind::LvmThin => "lvm-thin",
         super::StoreKind::Btrfs => "btrfs",
         super::StoreKind::Dir => "dir",
+        super::StoreKind::Cephfs => "cephfs",
     };
     o.kv(2, "snapshot-store", store);
     o.kv(2, "snapshot-dir", &path(&s.snapshot_dir));
+    o.kv(
+        2,
+        "cephfs-max-snapshots",
+        &s.cephfs_max_snapshots.to_string(),
+    );
     o.kv(2, "stale-days", &s.stale_days.to_string());
     match &s.retention.policy {
         Policy::Calendar(p) => {

@@ -24,7 +24,11 @@ pub enum StoreKind {
     LvmThin,
     Btrfs,
     Dir,
+    Cephfs,
 }
+
+/// CephFS's default `mds_max_snaps_per_dir`, the default of `cephfs-max-snapshots`.
+pub const DEFAULT_CEPHFS_MAX_SNAPSHOTS: u32 = 100;
 
 /// `vg/lv`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,6 +45,8 @@ pub struct Settings {
     pub df_warning: f64,
     pub snapshot_store: StoreKind,
     pub snapshot_dir: PathBuf,
+    /// `cephfs-max-snapshots`: the cluster's `mds_max_snaps_per_dir`.
+    pub cephfs_max_snapshots: u32,
     pub stale_days: u32,
     pub retention: Retention,
     pub coda: CodaSettings,
@@ -119,12 +125,20 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
                 ("lvm-thin", StoreKind::LvmThin),
                 ("btrfs", StoreKind::Btrfs),
                 ("dir", StoreKind::Dir),
+                ("cephfs", StoreKind::Cephfs),
             ],
         ),
         None => Some(StoreKind::LvmThin),
     };
     let snapshot_dir = get_path(r, ctx, &mut f, "snapshot-dir");
     let stale_days = get_count(r, &mut f, "stale-days", 3, 1);
+    let cephfs_max_snapshots = get_count(
+        r,
+        &mut f,
+        "cephfs-max-snapshots",
+        DEFAULT_CEPHFS_MAX_SNAPSHOTS,
+        2,
+    );
 
     let duplicate_days = get_count(r, &mut f, "gc-duplicate-days", 14, 0);
     let daily_weeks = get_count(r, &mut f, "gc-daily-weeks", 8, 0);
@@ -182,6 +196,7 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
         backup_lv: backup_lv?,
         df_warning: df_warning?,
         snapshot_store: snapshot_store?,
+        cephfs_max_snapshots: cephfs_max_snapshots?,
         stale_days: stale_days?,
         retention: Retention {
             policy,

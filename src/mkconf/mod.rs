@@ -203,6 +203,43 @@ pub fn sudoers(t: &Target) -> Result<String, MkconfError> {
     ))
 }
 
+/// For `snapshot-store: cephfs`, instead of a sudoers rule: the `ceph fs
+/// authorize` command that gives the backup user's CephFS client a key
+/// restricted to the root's path, with the `s` flag that snapshots need.
+/// `fs` is the file system's name, `fs_path` the root as seen from the
+/// file system's top (what `ceph-fuse -r` mounts).
+pub fn ceph_caps(t: &Target, fs: &str, fs_path: &str, root: &Path) -> Result<String, MkconfError> {
+    t.check()?;
+    let plain = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b))
+    };
+    if !plain(fs) {
+        return Err(MkconfError::BadPath {
+            what: "CephFS name",
+            path: fs.to_owned(),
+        });
+    }
+    if !plain(fs_path) || !fs_path.starts_with('/') {
+        return Err(MkconfError::BadPath {
+            what: "path in the CephFS",
+            path: fs_path.to_owned(),
+        });
+    }
+    Ok(format!(
+        "# strata: snapshot-store cephfs needs no sudo and no helper (strata mkconf\n\
+         # sudoers). On a host with the Ceph admin key, give {user}'s CephFS client a key\n\
+         # restricted to the backup root's path, with `s` (snapshots: mkdir .snap/NAME):\n\
+         ceph fs authorize {fs} client.{user} {fs_path} rws > /etc/ceph/ceph.client.{user}.keyring\n\
+         # Then mount it as the root ({user} must be able to write it):\n\
+         #   ceph-fuse --id {user} -r {fs_path} {root}\n\
+         # Use `rwps` instead of `rws` if {user} should set ceph.quota.max_bytes itself.\n",
+        user = t.user,
+        root = root.display(),
+    ))
+}
+
 /// systemd units: `(file name, contents)`, a service and a timer per job.
 pub fn systemd(t: &Target) -> Result<Vec<(String, String)>, MkconfError> {
     t.check()?;
@@ -250,6 +287,31 @@ pub fn systemd(t: &Target) -> Result<Vec<(String, String)>, MkconfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ceph_caps_names_the_fs_the_path_and_rws_and_refuses_odd_input() {
+        let t = Target::reference();
+        let text = ceph_caps(&t, "cephfs", "/backups/a1", Path::new("/srv/backup")).unwrap();
+        assert!(
+            text.contains("\nceph fs authorize cephfs client.backup /backups/a1 rws > "),
+            "{text}"
+        );
+        assert!(
+            text.contains("ceph-fuse --id backup -r /backups/a1 /srv/backup"),
+            "{text}"
+        );
+        for (fs, path) in [
+            ("c fs", "/b"),
+            ("cephfs", "b"),
+            ("cephfs", "/b;rm"),
+            ("", "/b"),
+        ] {
+            assert!(
+                ceph_caps(&t, fs, path, Path::new("/srv/backup")).is_err(),
+                "{fs:?} {path:?}"
+            );
+        }
+    }
 
     #[test]
     fn sudoers_allows_one_command() {

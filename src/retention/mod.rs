@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod free_space;
 pub mod hanoi;
 pub mod logs;
+pub mod snap_limit;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -125,6 +126,9 @@ pub enum RemoveReason {
     NotFirstOfMonth { iso_year: i32, month: u32 },
     /// Hanoi: a newer snapshot holds this disc.
     HanoiDiscReused { disc: u32 },
+    /// The policy keeps it, but the store holds at most `limit` snapshots
+    /// (CephFS's `mds_max_snaps_per_dir`): see [`snap_limit::cap`].
+    OverSnapshotLimit { limit: u32, kept_as: KeepReason },
 }
 
 impl fmt::Display for RemoveReason {
@@ -140,6 +144,10 @@ impl fmt::Display for RemoveReason {
             RemoveReason::HanoiDiscReused { disc } => {
                 write!(f, "Hanoi disc {disc} holds a newer snapshot")
             }
+            RemoveReason::OverSnapshotLimit { limit, kept_as } => write!(
+                f,
+                "over the limit of {limit} snapshots per directory; was kept: {kept_as}"
+            ),
         }
     }
 }

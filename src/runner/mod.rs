@@ -209,6 +209,9 @@ pub fn run(
     }
     if let Some(store) = store {
         make_room(config, store, &console);
+        if opts.snapshot == SnapshotMode::Take {
+            warn_at_snapshot_limit(store, &console);
+        }
     }
     let (units, list_failures) = match select_units(config, &opts.only) {
         Ok(u) => u,
@@ -298,6 +301,23 @@ pub fn run(
         lock_taken_over_from: taken_over,
         interrupted: ran.interrupted,
     })
+}
+
+/// A store already holding as many snapshots as it can (CephFS): said before
+/// the units run, since the snapshot at the end will fail (EMLINK).
+fn warn_at_snapshot_limit(store: &dyn SnapshotStore, console: &Console) {
+    let Some(limit) = store.snapshot_limit() else {
+        return;
+    };
+    if let Ok(list) = store.list()
+        && list.len() >= limit as usize
+    {
+        console.failure(&format!(
+            "warning: {} snapshots already, the most this store holds (cephfs-max-snapshots {limit}): \
+             this run's snapshot will fail; run `strata prune` first",
+            list.len()
+        ));
+    }
 }
 
 /// The free-space rule before the units write: old snapshots go while space

@@ -4,7 +4,8 @@
 //! the config. One file per store: `dir.rs` (a copy, for hosts without a
 //! volume manager), and the privileged ones, `lvm_thin.rs` and `btrfs.rs`,
 //! that go through the `strata-snapshot` root helper (`helper.rs`: `sudo -n`,
-//! JSON replies; DESIGN §4, docs/privilege.md).
+//! JSON replies; DESIGN §4, docs/privilege.md), and `cephfs.rs` (CephFS
+//! snapshots of a root on a mounted CephFS, no privilege; docs/scale-out.md).
 //!
 //! Contract shared by every store: names are [`SnapshotName`]s (`YYYYMMDD-N`,
 //! N the first unused number of the day); a snapshot is never modified after
@@ -12,6 +13,7 @@
 //! `create` leaves no half snapshot under a valid name.
 
 pub mod btrfs;
+pub mod cephfs;
 pub mod dir;
 pub mod helper;
 pub mod lvm_thin;
@@ -136,6 +138,33 @@ pub enum SnapshotError {
         refused: bool,
         reason: String,
     },
+    #[error(
+        "cannot take snapshot {name} of {}: CephFS allows at most mds_max_snaps_per_dir snapshots \
+         per directory, ancestors' snapshots included (mkdir .snap/{name}: EMLINK, with {existing} \
+         of this root's own; cephfs-max-snapshots is {max}). Remove old snapshots \
+         (`strata prune`, which keeps the count under cephfs-max-snapshots), or raise the limit \
+         with `ceph config set mds mds_max_snaps_per_dir N` and set cephfs-max-snapshots to N",
+        root.display()
+    )]
+    CephfsSnapLimit {
+        name: SnapshotName,
+        root: PathBuf,
+        existing: usize,
+        max: u32,
+    },
+    #[error(
+        "cannot take snapshot {name} of {}: a CephFS snapshot of that name already exists \
+         (mkdir .snap/{name}: EEXIST); snapshot names are never reused",
+        root.display()
+    )]
+    CephfsSnapExists { name: SnapshotName, root: PathBuf },
+    #[error(
+        "cannot take snapshot {name} of {}: permission denied (mkdir .snap/{name}: EACCES). \
+         The client key needs the `s` flag on this path (`ceph fs authorize FS client.NAME /PATH rws`, \
+         see `strata mkconf sudoers`) and the backup user needs write permission on the root",
+        root.display()
+    )]
+    CephfsSnapDenied { name: SnapshotName, root: PathBuf },
     #[error("strata-snapshot {verb}: unreadable reply: {source}")]
     HelperReply {
         verb: String,
@@ -161,12 +190,18 @@ pub trait SnapshotStore {
     fn create(&self, today: NaiveDate) -> Result<SnapshotName, SnapshotError>;
     /// Remove a snapshot; refuses a mounted one.
     fn remove(&self, name: &SnapshotName) -> Result<Removed, SnapshotError>;
-    /// Make a snapshot readable at `<root>/Snapshots/<name>`; returns that path.
+    /// Make a snapshot readable at `<root>/Snapshots/<name>` (cephfs: it
+    /// already is, at `<root>/.snap/<name>`); returns where it is readable.
     fn mount(&self, name: &SnapshotName) -> Result<PathBuf, SnapshotError>;
     /// Undo `mount`.
     fn umount(&self, name: &SnapshotName) -> Result<(), SnapshotError>;
     /// Free space of the filesystem (and pool).
     fn space(&self) -> Result<Space, SnapshotError>;
+    /// How many snapshots the store can hold at most, when it has a limit
+    /// (CephFS: `mds_max_snaps_per_dir`); `prune` keeps the count below it.
+    fn snapshot_limit(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A snapshot mounted for the life of this value. If this value mounted
@@ -238,6 +273,10 @@ pub fn open(config: &Config) -> Result<Box<dyn SnapshotStore>, SnapshotError> {
         StoreKind::Btrfs => Ok(Box::new(btrfs::BtrfsStore::new(
             &config.settings.root,
             helper::HelperClient::from_env(),
+        ))),
+        StoreKind::Cephfs => Ok(Box::new(cephfs::CephfsStore::new(
+            &config.settings.root,
+            config.settings.cephfs_max_snapshots,
         ))),
     }
 }

@@ -3,7 +3,10 @@
 //! [`PruneReport`] (the command line prints it).
 //!
 //! The decisions are [`crate::retention`]'s pure plans; this module only
-//! applies them, in this order: the policy's removals, then (when the pool
+//! applies them, in this order: the policy's removals (with, for a store
+//! that holds a limited number of snapshots, CephFS, the oldest kept ones
+//! beyond `limit - 1`, monthly first, so that the next run's snapshot still
+//! fits: [`retention::snap_limit::cap`]), then (when the pool
 //! or filesystem is below `gc-min-free-percent` or `gc-min-free-bytes`) the
 //! oldest kept snapshots down to `gc-min-keep`, then per-unit logs beyond
 //! `gc-log-distinct-days`. A snapshot that cannot be removed is reported
@@ -49,6 +52,13 @@ pub enum PruneEvent {
     Protected {
         name: SnapshotName,
         why: String,
+    },
+    /// The policy keeps it, but the store's snapshot limit does not (`done`
+    /// false in a dry run).
+    OverLimit {
+        name: SnapshotName,
+        why: String,
+        done: bool,
     },
     /// The policy keeps it.
     Keep {
@@ -155,10 +165,38 @@ pub fn prune(
         protected.insert(s.name.clone(), ProtectReason::Mounted);
     }
     let plan = retention::plan(&names, &retention.policy, today, &protected);
+    let plan = match store.snapshot_limit() {
+        // why: one below the limit, so the next run's snapshot is not the one refused
+        Some(limit) => retention::snap_limit::cap(plan, limit.saturating_sub(1) as usize, limit),
+        None => plan,
+    };
     let mut report = PruneReport::default();
     for entry in &plan.entries {
         let name = entry.name.clone();
+        let over_limit = matches!(
+            entry.mark,
+            Mark::Remove(retention::RemoveReason::OverSnapshotLimit { .. })
+        );
         report.events.push(match &entry.mark {
+            Mark::Remove(why) if over_limit => match mode {
+                PruneMode::DryRun => PruneEvent::OverLimit {
+                    name,
+                    why: why.to_string(),
+                    done: false,
+                },
+                PruneMode::Apply => match store.remove(&entry.name) {
+                    Ok(Removed::Removed) => PruneEvent::OverLimit {
+                        name,
+                        why: why.to_string(),
+                        done: true,
+                    },
+                    Ok(Removed::AlreadyGone) => PruneEvent::AlreadyGone { name },
+                    Err(e) => PruneEvent::RemoveFailed {
+                        name,
+                        error: e.to_string(),
+                    },
+                },
+            },
             Mark::Remove(why) if mode == PruneMode::DryRun => PruneEvent::Remove {
                 name,
                 why: why.to_string(),

@@ -255,6 +255,44 @@ fn defaults_are_filled_in_by_config_show() {
     }
 }
 
+#[test]
+fn cephfs_store_warns_when_the_policy_outgrows_the_snapshot_limit() {
+    let home = TestHome::new();
+    let cfg = home.join("c.yaml");
+    // (settings, whether config check warns)
+    let table = [
+        ("", true),
+        ("  cephfs-max-snapshots: 1000\n", false),
+        ("  gc-policy: hanoi\n  gc-hanoi-discs: 10\n", false),
+        ("  gc-weekly-months: 1\n  gc-daily-weeks: 1\n", true),
+        (
+            "  gc-policy: hanoi\n  gc-hanoi-discs: 10\n  cephfs-max-snapshots: 8\n",
+            true,
+        ),
+    ];
+    for (extra, warns) in table {
+        std::fs::write(
+            &cfg,
+            format!("settings:\n  root: /nonexistent\n  snapshot-store: cephfs\n{extra}"),
+        )
+        .unwrap();
+        let out = check(&home, &cfg);
+        assert!(out.status.success(), "{extra}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            stderr.contains("mds_max_snaps_per_dir"),
+            warns,
+            "{extra}: {stderr}"
+        );
+        if warns {
+            assert!(
+                stderr.contains("settings.gc-policy: with one run a day"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
 /// One bad config per rule: (what, yaml, expected line, expected fragment).
 /// `R` is replaced by an empty root directory.
 const BAD: &[(&str, &str, u32, &str)] = &[
@@ -376,7 +414,7 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "bad choice",
         "settings:\n  snapshot-store: dri\n  root: R\n",
         2,
-        "`dri` is not one of lvm-thin, btrfs, dir (did you mean `dir`?)",
+        "`dri` is not one of lvm-thin, btrfs, dir, cephfs (did you mean `dir`?)",
     ),
     (
         "lvm-thin needs backup-lv",

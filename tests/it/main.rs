@@ -4,6 +4,7 @@
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
 mod archive;
+mod cephfs;
 mod coda;
 mod config;
 mod deltaic_compat;

@@ -3,7 +3,8 @@
 //! system user (`system_user`), a fake Coda server's tools installed for
 //! that sshd to run (`coda`), the hostile
 //! source tree (`tree_builder`) and the attribute-by-attribute tree
-//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`), the fake
+//! comparison (`treecmp`), a throwaway Ceph cluster (`ceph`) and a CephFS
+//! added to it (`cephfs`), the fake
 //! Glacier + `SimpleDB` server (`fake_aws`), the fake GitHub (`github`) and
 //! Deltaic's recorded github output with its oracle (`deltaic_github`).
 //!
@@ -17,6 +18,7 @@
 #![allow(dead_code)]
 
 pub mod ceph;
+pub mod cephfs;
 pub mod coda;
 pub mod deltaic_github;
 pub mod env;

@@ -8,7 +8,8 @@
 #   refuses to remove a directory without start-ceph.sh's marker file).
 #   Safe to run twice.  Needs nothing beyond bash, coreutils, grep.
 #
-# Order matters: radosgw is stopped FIRST, while the OSD and mon are still up.
+# Order matters: ceph-fuse mounts and the MDS (tests/support/cephfs/) go
+# first, then radosgw, while the OSD and mon are still up.
 # If radosgw gets SIGTERM after the OSD is gone it can hang in shutdown
 # (observed on 16.2.15: it never exits, needing SIGKILL after the grace time).
 #
@@ -64,6 +65,15 @@ stop_group() { # names... : SIGTERM them, wait up to GRACE s, SIGKILL leftovers
 }
 
 rc=0
+# why: tests/support/cephfs/ adds ceph-fuse mounts and an MDS to this cluster.
+# Clients go first, while the MDS can still close their sessions (a mount
+# left behind a dead cluster hangs every stat); the MDS goes before the mon
+# and OSD, without which its shutdown hangs.
+for f in "$DIR"/mounts/*.mnt; do
+    [[ -e "$f" ]] || continue
+    "$(dirname "${BASH_SOURCE[0]}")/../cephfs/umount-cephfs.sh" "$DIR" "$(cat "$f")" || rc=1
+done
+stop_group mds.a        || rc=1
 stop_group rgw.a        || rc=1
 stop_group osd.0 mgr.x  || rc=1
 stop_group mon.a        || rc=1
