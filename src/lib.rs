@@ -25,6 +25,8 @@
 //! - [`names`]: `SnapshotName` and `UnitPath`, validated names shared by
 //!   the user side and the root helper (a leaf: it imports nothing of ours).
 //! - [`exec`]: the only module that starts processes.
+//! - [`writeback`]: starting a file's writeback early (the one `unsafe`
+//!   block), for files strata writes front to back and syncs at the end.
 //! - [`fault`]: named crash points for the crash-safety tests, inert unless
 //!   `STRATA_FAULT_KILL_AT` names one.
 //! - [`privileged`]: `strata-snapshot`, the only code that runs as root
@@ -51,3 +53,4 @@ pub mod runner;
 pub mod s3;
 pub mod snapshot;
 pub mod sources;
+pub mod writeback;

@@ -107,7 +107,11 @@ pub fn pack(
         .as_file()
         .try_clone()
         .map_err(ArchiveError::io(spool.path()))?;
-    let sink = HashingWriter::new(BufWriter::with_capacity(BUF, out));
+    // why: the disk writes while tar, the compressor and gpg still work; the sync at the end waits for less
+    let sink = HashingWriter::new(BufWriter::with_capacity(
+        BUF,
+        crate::writeback::StepWriter::new(out),
+    ));
     let stage = |stage: &'static str| {
         move |source: std::io::Error| ArchiveError::Pipeline {
             unit: unit.to_owned(),
@@ -180,7 +184,8 @@ pub fn pack(
     };
     let file = sink
         .into_inner()
-        .map_err(|e| write_error(e.into_error(), unit))?;
+        .map_err(|e| write_error(e.into_error(), unit))?
+        .into_file();
     file.sync_all().map_err(|e| write_error(e, unit))?;
     Ok(Packed {
         file: spool,

@@ -60,8 +60,8 @@ use super::diff::{DiffError, DiffReader, Record, WriteData};
 pub const BLOCK: usize = 4096;
 /// Size of each of the two buffers (incoming data, existing data).
 pub const CHUNK: usize = 1 << 20;
-/// Bytes written between two starts of writeback (see [`start_writeback`]).
-const WRITEBACK_STEP: u64 = 32 << 20;
+/// Bytes written between two starts of writeback ([`crate::writeback::start`]).
+const WRITEBACK_STEP: u64 = crate::writeback::STEP;
 
 // why: comparing with a static zero block is one memcmp, much faster than a
 // byte loop with an early exit.
@@ -523,7 +523,7 @@ impl Target<'_> {
         self.unsent += data.len() as u64;
         if self.unsent >= WRITEBACK_STEP {
             self.unsent = 0;
-            start_writeback(&self.file);
+            crate::writeback::start(&self.file);
         }
         Ok(())
     }
@@ -596,21 +596,6 @@ enum Existing {
 )]
 fn span(base: u64, at: u64) -> usize {
     (at - base) as usize
-}
-
-/// Asks the kernel to start writing the file's dirty pages now, without
-/// waiting for them: the disk then works while the diff is still being
-/// applied, and the one `fdatasync` at the end waits only for the rest.
-/// Durability still rests on that `fdatasync` alone.
-#[allow(unsafe_code)]
-fn start_writeback(file: &File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: sync_file_range takes no pointers; any fd, offset and length
-    // are valid inputs (a bad one is an error return, which is ignored:
-    // this is only a hint).
-    let _ = unsafe {
-        nix::libc::sync_file_range(file.as_raw_fd(), 0, 0, nix::libc::SYNC_FILE_RANGE_WRITE)
-    };
 }
 
 #[allow(
