@@ -28,6 +28,9 @@ use std::process::Stdio;
 use tempfile::NamedTempFile;
 
 const BUF: usize = 1 << 20;
+/// The pipe buffer asked for between tar, strata and gpg (the default 64 KiB
+/// makes each side wake the other every 64 KiB).
+const PIPE: i32 = 1 << 20;
 
 /// A packed archive waiting in the spool.
 pub struct Packed {
@@ -121,6 +124,7 @@ pub fn pack(
     };
 
     let mut tar = tar_create(env, snapshot, mount, unit, compression, snar).spawn_reader()?;
+    tar.grow_pipe(PIPE);
     let (sink, sha256, size) = match (env.encryption(), env.signing_key.as_deref()) {
         (Encryption::None, _) => {
             let mut enc = Encoder::new(compression, sink).map_err(stage("compression"))?;
@@ -145,7 +149,9 @@ pub fn pack(
                 signer,
                 &env.recipients,
             ));
+            crate::exec::grow_pipe(&pipe_r, PIPE);
             let gpg = gpg_cmd.spawn_writer(Stdio::from(pipe_w))?;
+            gpg.grow_pipe(PIPE);
             // why: gpg's stdout must be drained while we feed its stdin, or both block
             let reader = std::thread::spawn(move || {
                 let mut pipe_r = pipe_r;

@@ -17,7 +17,7 @@ mod pipe;
 mod pipeline;
 
 pub use error::{ExecError, Termination};
-pub use pipe::{ChildReader, ChildWriter, Finished};
+pub use pipe::{ChildReader, ChildWriter, Finished, grow_pipe};
 pub use pipeline::{PipelineFinished, PipelineReader, StageFailure, spawn_pipeline};
 
 use std::ffi::{OsStr, OsString};

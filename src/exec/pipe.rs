@@ -54,6 +54,12 @@ impl Drop for Running {
     }
 }
 
+/// Ask for a pipe buffer of `bytes` (`F_SETPIPE_SZ`); a hint, so a refusal
+/// (over `/proc/sys/fs/pipe-max-size`, or not a pipe) is ignored.
+pub fn grow_pipe(pipe: &impl std::os::fd::AsFd, bytes: i32) {
+    let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(bytes));
+}
+
 /// A running command whose stdout is read as a stream.
 pub struct ChildReader {
     run: Running,
@@ -74,6 +80,14 @@ impl ChildReader {
                 stderr: Some(stderr),
             },
             stdout: Some(stdout),
+        }
+    }
+
+    /// Ask for a pipe buffer of `bytes` on stdout (a hint: fewer, larger
+    /// transfers between the child and us; ignored where refused).
+    pub fn grow_pipe(&self, bytes: i32) {
+        if let Some(out) = &self.stdout {
+            grow_pipe(out, bytes);
         }
     }
 
@@ -124,6 +138,14 @@ impl ChildWriter {
                 stderr: Some(stderr),
             },
             stdin: Some(stdin),
+        }
+    }
+
+    /// Ask for a pipe buffer of `bytes` on stdin (a hint, as
+    /// [`ChildReader::grow_pipe`]).
+    pub fn grow_pipe(&self, bytes: i32) {
+        if let Some(i) = &self.stdin {
+            grow_pipe(i, bytes);
         }
     }
 
