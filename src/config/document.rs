@@ -2,6 +2,7 @@
 //! span sections (units that collide, keys required by what is configured,
 //! tools missing on this machine).
 
+use super::appliances::{self, Appliances};
 use super::archivers::{self, ArchiveUnitOverride};
 use super::coda::{self, CodaVolume};
 use super::collisions::check_unit_collisions;
@@ -30,6 +31,8 @@ pub struct Config {
     pub rgw: Vec<RgwBucket>,
     pub coda: Vec<CodaVolume>,
     pub dump: Vec<DumpUnit>,
+    /// Top-level `appliances:`: who backs up which units of a shared root.
+    pub appliances: Appliances,
     /// Top-level `archivers:`: profile -> unit -> overrides.
     pub archive_units: BTreeMap<String, BTreeMap<String, ArchiveUnitOverride>>,
     #[serde(skip)]
@@ -88,6 +91,10 @@ pub(super) fn build(
         .get("dump")
         .map(|(n, p)| dump::units(r, &ctx, n, &p))
         .unwrap_or_default();
+    let appliances = f
+        .get("appliances")
+        .map(|(n, p)| appliances::read(r, n, &p))
+        .unwrap_or_default();
     let archive_units = f
         .get("archivers")
         .map(|(n, p)| archivers::unit_overrides(r, n, &p))
@@ -117,6 +124,7 @@ pub(super) fn build(
         rgw: rgw.items,
         coda: coda.items,
         dump: dump.items,
+        appliances,
         archive_units: archive_units.by_profile,
         warnings: Vec::new(),
         root_line: settings_line(doc, "root"),
@@ -124,7 +132,8 @@ pub(super) fn build(
     };
     check_unit_collisions(r, &defined);
     check_requirements(r, &config, doc);
-    let lines = defined.into_iter().map(|d| (d.unit, d.line)).collect();
+    let lines: Vec<_> = defined.into_iter().map(|d| (d.unit, d.line)).collect();
+    appliances::check_ownership(r, &config.appliances, &lines, &top.key("appliances"));
     Some((config, lines))
 }
 
@@ -198,6 +207,19 @@ fn check_requirements(r: &mut Reader, c: &Config, doc: &Node) {
     }
     if s.archive.gpg_signing_key.is_some() == s.archive.gpg_recipients.is_empty() {
         r.error(line("archive-gpg-recipients"), &at("archive-gpg-recipients"), "archive-gpg-signing-key and archive-gpg-recipients must be given together to encrypt archives");
+    }
+    if !c.appliances.is_empty() && matches!(s.snapshot_store, StoreKind::LvmThin | StoreKind::Btrfs)
+    {
+        let kind = if s.snapshot_store == StoreKind::Btrfs {
+            "btrfs"
+        } else {
+            "lvm-thin"
+        };
+        r.error(
+            line("snapshot-store"),
+            &at("snapshot-store"),
+            format!("several appliances need a root they all mount: snapshot-store cephfs (or dir, on a shared file system); {kind} is one machine's"),
+        );
     }
     if s.snapshot_store == StoreKind::Cephfs {
         cephfs_limit_warning(r, s, line("gc-policy"), &at("gc-policy"));

@@ -40,6 +40,54 @@ pub(super) fn get_count(
     }
 }
 
+/// A duration in whole seconds: a number of seconds, or a number with a
+/// unit `s`, `m`, `h` or `d` (`90m`, `6h`), at least `min` seconds.
+pub(super) fn get_duration(
+    r: &mut Reader,
+    f: &mut Fields,
+    key: &'static str,
+    default: u64,
+    min: u64,
+) -> Option<u64> {
+    let Some((n, p)) = f.get(key) else {
+        return Some(default);
+    };
+    let raw = r.string(n, &p)?;
+    let t = raw.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let scale = match unit.trim() {
+        "" | "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    let secs = digits
+        .parse::<u64>()
+        .ok()
+        .zip(scale)
+        .and_then(|(d, s)| d.checked_mul(s));
+    match secs {
+        Some(s) if s >= min => Some(s),
+        Some(_) => {
+            r.error(
+                n.line,
+                &p,
+                format!("must be at least {min} seconds, found `{raw}`"),
+            );
+            None
+        }
+        None => {
+            r.error(
+                n.line,
+                &p,
+                format!("expected a duration such as 600, 90m, 6h or 1d, found `{raw}`"),
+            );
+            None
+        }
+    }
+}
+
 pub(super) fn get_prob(
     r: &mut Reader,
     f: &mut Fields,

@@ -44,6 +44,7 @@
 //! 5. `render.rs`: its keys in `config show`; `example-config.yaml` and the
 //!    key list of `tests/it/config.rs`.
 
+mod appliances;
 mod archivers;
 mod coda;
 mod collisions;
@@ -64,6 +65,7 @@ mod secret;
 mod settings;
 
 pub use crate::names::{UnitPath, UnitPathError};
+pub use appliances::{Appliance, Appliances};
 pub use archivers::{
     ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, AwsProfile, COMPRESSIONS,
     Compression, GoogledriveProfile, KeepPolicy, RestoreTier, S3Price, S3Profile, parse_size,

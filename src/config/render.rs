@@ -107,6 +107,7 @@ pub fn to_yaml(c: &Config) -> String {
         "cephfs-max-snapshots",
         &s.cephfs_max_snapshots.to_string(),
     );
+    o.kv(2, "appliance-lease", &s.appliance_lease.to_string());
     o.kv(2, "stale-days", &s.stale_days.to_string());
     match &s.retention.policy {
         Policy::Calendar(p) => {
@@ -438,6 +439,13 @@ pub fn to_yaml(c: &Config) -> String {
             o.kv(4, "file", &q(&d.file));
             o.opt(4, "user", d.user.as_deref());
             o.opt_num(4, "scrub", d.scrub.map(num));
+        }
+    }
+    if !c.appliances.is_empty() {
+        o.head(0, "appliances");
+        for a in &c.appliances.0 {
+            let globs: Vec<String> = a.units.iter().map(|g| q(g)).collect();
+            let _ = writeln!(o.0, "  {}: [{}]", a.name, globs.join(", "));
         }
     }
     if !c.archive_units.is_empty() {

@@ -6,7 +6,7 @@
 use super::archivers::{self, ArchiveSettings, ArchiverProfile};
 use super::coda::{self, CodaSettings};
 use super::dump::{self, DumpSettings};
-use super::fields::{Ctx, get_count, get_path};
+use super::fields::{Ctx, get_count, get_duration, get_path};
 use super::github::{self, GithubSettings};
 use super::node::Node;
 use super::rbd::{self, RbdSettings};
@@ -30,6 +30,9 @@ pub enum StoreKind {
 /// CephFS's default `mds_max_snaps_per_dir`, the default of `cephfs-max-snapshots`.
 pub const DEFAULT_CEPHFS_MAX_SNAPSHOTS: u32 = 100;
 
+/// The default `appliance-lease`: six hours.
+pub const DEFAULT_APPLIANCE_LEASE_SECS: u64 = 6 * 3600;
+
 /// `vg/lv`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VgLv {
@@ -47,6 +50,9 @@ pub struct Settings {
     pub snapshot_dir: PathBuf,
     /// `cephfs-max-snapshots`: the cluster's `mds_max_snaps_per_dir`.
     pub cephfs_max_snapshots: u32,
+    /// `appliance-lease` in seconds: how long the appliances of a shared run
+    /// wait for one another's share before taking over what is left of it.
+    pub appliance_lease: u64,
     pub stale_days: u32,
     pub retention: Retention,
     pub coda: CodaSettings,
@@ -132,6 +138,13 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
     };
     let snapshot_dir = get_path(r, ctx, &mut f, "snapshot-dir");
     let stale_days = get_count(r, &mut f, "stale-days", 3, 1);
+    let appliance_lease = get_duration(
+        r,
+        &mut f,
+        "appliance-lease",
+        DEFAULT_APPLIANCE_LEASE_SECS,
+        1,
+    );
     let cephfs_max_snapshots = get_count(
         r,
         &mut f,
@@ -197,6 +210,7 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
         df_warning: df_warning?,
         snapshot_store: snapshot_store?,
         cephfs_max_snapshots: cephfs_max_snapshots?,
+        appliance_lease: appliance_lease?,
         stale_days: stale_days?,
         retention: Retention {
             policy,
