@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub profile: String,
     pub allow_root: bool,
     pub quiet: bool,
+    /// The appliance this is, when several share the root (`appliances:`):
+    /// they archive the same set together, each unit claimed by one.
+    pub appliance: Option<String>,
 }
 
 /// What a run did.
@@ -54,6 +57,10 @@ pub struct RunSummary {
     /// Until when it refuses them (RFC 3339), when it does.
     pub paused_until: Option<String>,
     pub completed: bool,
+    /// Another appliance completed the set (several share the root).
+    pub completed_by: Option<String>,
+    /// Units this appliance left to the others, which hold them now.
+    pub left_to_others: usize,
     /// The signal that interrupted the run.
     pub interrupted: Option<i32>,
 }
@@ -170,18 +177,26 @@ pub fn run(
         profile: opts.profile.clone(),
         source,
     })?;
-    // why: Deltaic's archive lock too, so a Deltaic `archive run` left in cron never runs beside this one
-    let deltaic_lock = PidLock::deltaic(&config.settings.root, "archive").map_err(|source| {
-        ArchiveError::Locked {
-            profile: opts.profile.clone(),
-            source,
-        }
-    })?;
+    // why: Deltaic's archive lock too, so a Deltaic `archive run` left in cron never runs beside
+    // this one; not when several appliances share the root, whose runs do run side by side
+    let deltaic_lock = match &opts.appliance {
+        Some(_) => None,
+        None => Some(
+            PidLock::deltaic(&config.settings.root, "archive").map_err(|source| {
+                ArchiveError::Locked {
+                    profile: opts.profile.clone(),
+                    source,
+                }
+            })?,
+        ),
+    };
     env.clean_spool()?;
     let mounted = MountedSnapshot::mount(store, snapshot)?;
     let result = run_mounted(config, archiver, snapshot, mounted.path(), workers, opts);
     mounted.close()?;
-    let _ = deltaic_lock.close();
+    if let Some(l) = deltaic_lock {
+        let _ = l.close();
+    }
     let _ = lock.close();
     result
 }
@@ -268,13 +283,37 @@ fn run_mounted(
         Box::new(std::io::stderr()),
         verbosity,
     );
+    let together = opts
+        .appliance
+        .as_ref()
+        .map(|me| Together::new(&root, &opts.profile, set, me));
+    let state_dir = match &opts.appliance {
+        Some(me) => crate::runner::shared::appliance_dir(&root, me),
+        None => root.state_dir(),
+    };
+    let claim = |job: &Job| -> Option<Box<dyn std::any::Any + Send>> {
+        together
+            .as_ref()?
+            .claim(&job.name)
+            .map(|l| Box::new(l) as Box<dyn std::any::Any + Send>)
+    };
+    let on_end = |job: &Job, o: &Outcome<Archived>| {
+        if let Some(t) = &together
+            && o.failure.is_none()
+            && o.report.as_ref().is_some_and(|r| r.paused_until.is_none())
+        {
+            t.mark_done(&job.name);
+        }
+    };
     let runner = jobs::Runner {
         title: "strata archive run",
         pools: &pools,
-        state_dir: &root.state_dir(),
+        state_dir: &state_dir,
         console: &console,
+        claim: together.as_ref().map(|_| &claim as &jobs::Claim),
     };
-    let ran = runner.run(&jobs, &|_: &Job, _: &Outcome<Archived>| {});
+    let ran = runner.run(&jobs, &on_end);
+    summary.left_to_others = ran.skipped.len();
     for o in ran.outcomes {
         let paused = o.report.as_ref().and_then(|r| r.paused_until.clone());
         match (o.failure, paused) {
@@ -292,9 +331,110 @@ fn run_mounted(
         }
     }
     summary.interrupted = ran.interrupted;
-    if summary.failed.is_empty() && summary.paused.is_empty() && summary.interrupted.is_none() {
-        archiver.complete_set(set)?;
-        summary.completed = true;
+    if !(summary.failed.is_empty() && summary.paused.is_empty() && summary.interrupted.is_none()) {
+        return Ok(summary);
+    }
+    match &together {
+        None => {
+            archiver.complete_set(set)?;
+            summary.completed = true;
+        }
+        Some(t) => {
+            // why: listed after this appliance's last upload is stored, so the
+            // appliance that stores the set's last unit sees every unit in
+            let now_in = archiver.list_set_units(set)?;
+            let missing = units_in_snapshot(config, &opts.profile, mount)
+                .into_iter()
+                .filter(|u| !now_in.contains_key(u))
+                .count();
+            summary.left_to_others = missing;
+            if missing == 0 {
+                match t.elect()? {
+                    None => {
+                        if let Err(e) = archiver.complete_set(set) {
+                            // why: so that a later `archive run -r` may complete it
+                            let _ = std::fs::remove_file(t.dir.join("complete.claim"));
+                            return Err(e);
+                        }
+                        summary.completed = true;
+                    }
+                    Some(by) => summary.completed_by = Some(by),
+                }
+            }
+        }
     }
     Ok(summary)
+}
+
+/// `archive run` on several appliances at once (`appliances:`): each unit of
+/// the set is archived by the one appliance that claims it, and the set is
+/// completed once, by the one that wins the election after seeing every
+/// unit in. Its files: `<state>/archive-runs/<profile>/<set>/`, with
+/// `claims/<unit>.lock` (flock, held while the unit is archived),
+/// `done/<unit>` (archived by this round of runs) and `complete.claim`
+/// (`O_EXCL`: who completes the set).
+struct Together {
+    dir: PathBuf,
+    me: String,
+}
+
+impl Together {
+    fn new(root: &BackupRoot, profile: &str, set: &str, me: &str) -> Together {
+        Together {
+            dir: root
+                .state_dir()
+                .join("archive-runs")
+                .join(profile)
+                .join(set),
+            me: me.to_owned(),
+        }
+    }
+
+    fn done_path(&self, unit: &str) -> PathBuf {
+        self.dir.join("done").join(unit)
+    }
+
+    /// `None` when another appliance archives the unit now, or has done so.
+    fn claim(&self, unit: &str) -> Option<PidLock> {
+        let lock = PidLock::acquire(
+            &self.dir.join("claims").join(format!("{unit}.lock")),
+            &format!("archiving {unit}"),
+        )
+        .ok()?;
+        if self.done_path(unit).exists() {
+            let _ = lock.close();
+            return None;
+        }
+        Some(lock)
+    }
+
+    fn mark_done(&self, unit: &str) {
+        let p = self.done_path(unit);
+        if let Some(d) = p.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let _ = std::fs::write(&p, format!("{}\n", self.me));
+    }
+
+    /// `None`: this appliance completes the set; `Some(other)`: another does.
+    fn elect(&self) -> Result<Option<String>, ArchiveError> {
+        std::fs::create_dir_all(&self.dir).map_err(ArchiveError::io(&self.dir))?;
+        let path = self.dir.join("complete.claim");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                writeln!(f, "{}", self.me).map_err(ArchiveError::io(&path))?;
+                Ok(None)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Some(
+                std::fs::read_to_string(&path)
+                    .map_or_else(|_| "another appliance".to_owned(), |s| s.trim().to_owned()),
+            )),
+            Err(e) => Err(ArchiveError::io(&path)(e)),
+        }
+    }
 }

@@ -23,6 +23,10 @@ pub struct UnitState {
     /// "ok", or how the last attempt failed.
     pub last_result: String,
     pub last_duration_secs: f64,
+    /// The appliance whose run made the last attempt (several appliances
+    /// sharing the root); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appliance: Option<String>,
 }
 
 /// How one attempt ended, as recorded.
@@ -93,6 +97,7 @@ pub fn record(
     started: i64,
     secs: f64,
     attempt: &Attempt,
+    appliance: Option<&str>,
 ) -> Result<Recorded, StateError> {
     let path = state_path(root, unit);
     let (mut s, recorded) = match read(&path) {
@@ -112,6 +117,7 @@ pub fn record(
     };
     s.last_attempt = Some(started);
     s.last_duration_secs = secs;
+    s.appliance = appliance.map(str::to_owned);
     match attempt {
         Attempt::Succeeded { scrubbed, bytes } => {
             s.last_success = Some(started);
@@ -150,7 +156,7 @@ mod tests {
             bytes: 7,
         };
         assert_eq!(
-            record(&root, &unit, 10, 1.0, &ok).unwrap(),
+            record(&root, &unit, 10, 1.0, &ok, None).unwrap(),
             Recorded::Written
         );
         let path = state_path(&root, &unit);
@@ -159,7 +165,7 @@ mod tests {
         let err = load(&root, &unit).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(err.contains("corrupt"), "{err}");
-        let r = record(&root, &unit, 20, 1.0, &ok).unwrap();
+        let r = record(&root, &unit, 20, 1.0, &ok, None).unwrap();
         let Recorded::CorruptKeptAt(aside) = r else {
             panic!("{r:?}")
         };

@@ -35,6 +35,10 @@ enum ArchiveCmd {
         /// Resume the newest incomplete set
         #[arg(short = 'r', long)]
         resume: bool,
+        /// Which appliance of `appliances:` this is, when several share the
+        /// root and archive the same set together (default: the host name)
+        #[arg(long, value_name = "NAME")]
+        appliance: Option<String>,
         snapshot: Option<String>,
     },
     /// List archives (or, with -s, archive sets)
@@ -199,6 +203,37 @@ fn env(ctx: &Ctx) -> anyhow::Result<ArchiveEnv> {
     ArchiveEnv::from_config(&ctx.config).map_err(|e| UsageError(e.to_string()).into())
 }
 
+/// The appliance this `archive run` is, when `appliances:` is configured:
+/// `--appliance`, else the host name, which the config must name.
+fn shared_appliance(ctx: &Ctx, given: Option<&str>) -> anyhow::Result<Option<String>> {
+    let appliances = &ctx.config.appliances;
+    if appliances.is_empty() {
+        if given.is_some() {
+            return Err(UsageError(format!(
+                "--appliance needs an `appliances:` section in {}",
+                ctx.config.file.display()
+            ))
+            .into());
+        }
+        return Ok(None);
+    }
+    let name = match given {
+        Some(n) => n.to_owned(),
+        None => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    if appliances.get(&name).is_none() {
+        return Err(UsageError(format!(
+            "{}: appliances: this is appliance `{name}`, which the config does not name (it names {}); give --appliance NAME",
+            ctx.config.file.display(),
+            appliances.names().join(", ")
+        ))
+        .into());
+    }
+    Ok(Some(name))
+}
+
 fn set_name(s: &str) -> anyhow::Result<SnapshotName> {
     SnapshotName::parse(s).map_err(|e| UsageError(e.to_string()).into())
 }
@@ -207,7 +242,11 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
     let profile = &args.profile;
     let cli = ctx.cli;
     match &args.cmd {
-        ArchiveCmd::Run { resume, snapshot } => {
+        ArchiveCmd::Run {
+            resume,
+            snapshot,
+            appliance,
+        } => {
             refuse_root(cli, "archive run")?;
             ctx.root()?;
             let env = env(ctx)?;
@@ -243,6 +282,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 profile: profile.clone(),
                 allow_root: cli.g.allow_root,
                 quiet: cli.g.quiet,
+                appliance: shared_appliance(ctx, appliance.as_deref())?,
             };
             let s = archive::run::run(
                 &ctx.config,
@@ -261,7 +301,29 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             if !archiver.stores() {
                 dry_report(profile, archiver.kind(), &s);
             }
-            if s.completed {
+            if let (false, Some(by)) = (s.completed, &s.completed_by) {
+                if !cli.g.quiet {
+                    println!(
+                        "set {name} complete (completed by appliance {by}): {} archived here",
+                        s.archived.len()
+                    );
+                }
+                Ok(ExitCode::Ok)
+            } else if !s.completed
+                && s.failed.is_empty()
+                && s.paused.is_empty()
+                && s.left_to_others > 0
+            {
+                // why: not a failure: the appliance that archives the last unit completes the set
+                if !cli.g.quiet {
+                    println!(
+                        "set {name}: {} archived here; {} unit(s) are being archived by other appliances, and the last of them completes the set",
+                        s.archived.len(),
+                        s.left_to_others
+                    );
+                }
+                Ok(ExitCode::Ok)
+            } else if s.completed {
                 if !cli.g.quiet && archiver.stores() {
                     println!(
                         "set {name} complete: {} archived now, {} already in",

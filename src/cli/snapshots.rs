@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Seed of the random scrub choice (for reproducible runs)
     #[arg(long, env = "STRATA_SEED")]
     seed: Option<u64>,
+    /// Which appliance of `appliances:` this is, when several share the
+    /// root (default: the host name)
+    #[arg(long, value_name = "NAME")]
+    appliance: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +99,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
             Verbosity::Normal
         },
         allow_root: ctx.cli.g.allow_root,
+        appliance: args.appliance.clone(),
     };
     let config_path =
         std::path::absolute(&ctx.config_path).unwrap_or_else(|_| ctx.config_path.clone());

@@ -4,6 +4,7 @@ use super::{Ctx, output};
 use crate::backup_root::BackupRoot;
 use crate::backup_root::state::{self, UnitState};
 use crate::error::ExitCode;
+use crate::runner::shared::{self, ApplianceRecord};
 use crate::sources;
 use std::fmt::Write as _;
 
@@ -17,6 +18,8 @@ struct Row {
     unreadable: Option<String>,
     /// What the source says of the unit beyond its state (gone upstream).
     note: Option<String>,
+    /// The appliance that owns it, when several share the root.
+    owner: Option<String>,
 }
 
 fn rows(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
@@ -32,7 +35,13 @@ fn rows(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
             };
             let stale = state.last_success.is_none_or(|t| now - t > stale_after);
             let note = source.status_note(&ctx.config, root.path(), &unit);
+            let owner = ctx
+                .config
+                .appliances
+                .owner(unit.as_str())
+                .map(|a| a.name.clone());
             rows.push(Row {
+                owner,
                 note,
                 unit: unit.to_string(),
                 source: source.name(),
@@ -52,14 +61,46 @@ fn rows(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// What `status` says of each appliance sharing the root: its last run.
+fn appliance_rows(ctx: &Ctx) -> anyhow::Result<Vec<(String, Option<ApplianceRecord>)>> {
+    let root = BackupRoot::new(ctx.root()?);
+    Ok(ctx
+        .config
+        .appliances
+        .0
+        .iter()
+        .map(|a| (a.name.clone(), shared::last_run(&root, &a.name)))
+        .collect())
+}
+
+/// Who backed the unit up last, when not its owner: `owner (last by X)`.
+fn appliance_cell(r: &Row) -> String {
+    let owner = r.owner.clone().unwrap_or_else(|| "-".to_owned());
+    match &r.state.appliance {
+        Some(by) if Some(by) != r.owner.as_ref() => format!("{owner} (last by {by})"),
+        _ => owner,
+    }
+}
+
 pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
     let rows = rows(ctx)?;
+    let shared = !ctx.config.appliances.is_empty();
+    let appliances = appliance_rows(ctx)?;
     if ctx.cli.g.json {
         let list: Vec<_> = rows
             .iter()
-            .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state, "state_error": r.unreadable, "note": r.note}))
+            .map(|r| serde_json::json!({"unit": r.unit, "source": r.source, "stale": r.stale, "state": r.state, "state_error": r.unreadable, "note": r.note, "appliance": r.owner}))
             .collect();
-        output::json("status", "units", serde_json::Value::Array(list))?;
+        let mut body = serde_json::Map::new();
+        body.insert("units".into(), serde_json::Value::Array(list));
+        if shared {
+            let list: Vec<_> = appliances
+                .iter()
+                .map(|(name, last)| serde_json::json!({"appliance": name, "last_run": last}))
+                .collect();
+            body.insert("appliances".into(), serde_json::Value::Array(list));
+        }
+        output::json("status", "units", serde_json::Value::Object(body))?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -77,7 +118,7 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     (false, 0) => "ok".to_owned(),
                     (false, n) => format!("failing ({n} in a row)"),
                 };
-                vec![
+                let mut row = vec![
                     r.unit.clone(),
                     output::time(r.state.last_attempt),
                     output::time(r.state.last_success),
@@ -85,21 +126,63 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                     output::size(r.state.bytes),
                     r.state.failures_in_row.to_string(),
                     flag,
-                ]
+                ];
+                if shared {
+                    row.insert(1, appliance_cell(r));
+                }
+                row
             })
             .collect();
-        output::table(
-            &[
-                "UNIT",
-                "LAST ATTEMPT",
-                "LAST SUCCESS",
-                "LAST SCRUB",
-                "SIZE",
-                "FAILS",
-                "STATE",
-            ],
-            &table,
-        );
+        let mut head = vec![
+            "UNIT",
+            "LAST ATTEMPT",
+            "LAST SUCCESS",
+            "LAST SCRUB",
+            "SIZE",
+            "FAILS",
+            "STATE",
+        ];
+        if shared {
+            head.insert(1, "APPLIANCE");
+            output::table(&head, &table);
+            println!();
+            let table: Vec<Vec<String>> = appliances
+                .iter()
+                .map(|(name, last)| match last {
+                    None => vec![name.clone(), "never".to_owned()],
+                    Some(l) => vec![
+                        name.clone(),
+                        l.run.clone(),
+                        output::time(Some(l.joined)),
+                        l.ended.map_or_else(
+                            || "killed or running".to_owned(),
+                            |t| output::time(Some(t)),
+                        ),
+                        format!("{} ({} failed)", l.units, l.failed),
+                        if l.taken_over.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            l.taken_over.len().to_string()
+                        },
+                        l.snapshot.clone().unwrap_or_else(|| "-".to_owned()),
+                    ],
+                })
+                .collect();
+            output::table(
+                &[
+                    "APPLIANCE",
+                    "LAST RUN",
+                    "STARTED",
+                    "ENDED",
+                    "UNITS",
+                    "TOOK OVER",
+                    "SNAPSHOT",
+                ],
+                &table,
+            );
+        } else {
+            output::table(&head, &table);
+        }
     }
     Ok(if rows.iter().any(|r| r.stale) {
         ExitCode::Failed

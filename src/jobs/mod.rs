@@ -210,13 +210,22 @@ pub struct Runner<'a> {
     /// Where reports and the records of running jobs live (`<root>/.strata`).
     pub state_dir: &'a Path,
     pub console: &'a Console,
+    /// Asked before each job starts (several appliances sharing a root):
+    /// `None` skips the job (another holds it, or it is done already);
+    /// `Some(guard)` runs it, the guard dropped after `on_end`.
+    pub claim: Option<&'a Claim<'a>>,
 }
+
+/// See [`Runner::claim`].
+pub type Claim<'a> = dyn Fn(&Job) -> Option<Box<dyn std::any::Any + Send>> + Sync + 'a;
 
 /// What [`Runner::run`] returns: every job's outcome, in the order given,
 /// and the signal that interrupted the run, if one did (jobs never started
 /// then have no outcome).
 pub struct Ran<R> {
     pub outcomes: Vec<Outcome<R>>,
+    /// The jobs [`Runner::claim`] skipped.
+    pub skipped: Vec<String>,
     pub interrupted: Option<i32>,
 }
 
@@ -257,6 +266,7 @@ impl Runner<'_> {
         }
         let running: Running = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
         let results: Mutex<Vec<(usize, Outcome<R>)>> = Mutex::new(Vec::new());
+        let skipped: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
         let mut queues: BTreeMap<&str, VecDeque<(usize, &Job)>> = BTreeMap::new();
         for (i, job) in jobs.iter().enumerate() {
             queues.entry(&job.pool).or_default().push_back((i, job));
@@ -287,7 +297,7 @@ impl Runner<'_> {
                 let queue = Arc::new(Mutex::new(queue));
                 for _ in 0..n {
                     let queue = Arc::clone(&queue);
-                    let (results, running, stop) = (&results, &running, &stop);
+                    let (results, running, stop, skipped) = (&results, &running, &stop, &skipped);
                     workers.push(scope.spawn(move || {
                         loop {
                             if stop.load(Ordering::Relaxed) {
@@ -298,7 +308,16 @@ impl Runner<'_> {
                                 .unwrap_or_else(PoisonError::into_inner)
                                 .pop_front();
                             let Some((i, job)) = next else { break };
+                            let guard = self.claim.map(|claim| claim(job));
+                            if let Some(None) = guard {
+                                skipped
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .push((i, job.name.clone()));
+                                continue;
+                            }
                             let o = self.run_one(job, running, on_end);
+                            drop(guard);
                             results
                                 .lock()
                                 .unwrap_or_else(PoisonError::into_inner)
@@ -319,9 +338,12 @@ impl Runner<'_> {
         self.console.end_progress();
         let mut results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
         results.sort_by_key(|(i, _)| *i);
+        let mut skipped = skipped.into_inner().unwrap_or_else(PoisonError::into_inner);
+        skipped.sort_by_key(|(i, _)| *i);
         let signal = i32::try_from(which.load(Ordering::Relaxed)).unwrap_or(0);
         Ran {
             outcomes: results.into_iter().map(|(_, o)| o).collect(),
+            skipped: skipped.into_iter().map(|(_, n)| n).collect(),
             interrupted: stop.load(Ordering::Relaxed).then_some(signal),
         }
     }

@@ -26,6 +26,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub mod shared;
+
 pub use jobs::FAILURE_TAIL_LINES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +51,9 @@ pub struct RunOptions {
     pub verbosity: Verbosity,
     /// Pass `--allow-root` on to children.
     pub allow_root: bool,
+    /// `--appliance`: which appliance of `appliances:` this is (default:
+    /// the host name).
+    pub appliance: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +68,25 @@ pub enum RunError {
     },
     #[error("--only {0:?} matches no configured unit")]
     NoMatch(Vec<String>),
+    #[error("{}: appliances: this is appliance `{name}`{how}, which the config does not name (it names {}); give --appliance NAME", file.display(), known.join(", "))]
+    UnknownAppliance {
+        file: PathBuf,
+        name: String,
+        how: &'static str,
+        known: Vec<String>,
+    },
+    #[error("--appliance needs an `appliances:` section in {}", .0.display())]
+    NoAppliances(PathBuf),
+    #[error(
+        "--only cannot narrow a run shared by several appliances, which ends in one snapshot of every unit; add --no-snapshot to back up only those units"
+    )]
+    OnlyInSharedRun,
+    #[error("the shared run directory {}: {source}", path.display())]
+    Shared {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// How one unit ended.
@@ -191,6 +215,38 @@ pub fn run(
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
 ) -> Result<RunSummary, RunError> {
+    if !config.appliances.is_empty() {
+        let (name, how) = match &opts.appliance {
+            Some(n) => (n.clone(), ""),
+            None => (
+                nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                " (the host name; --appliance not given)",
+            ),
+        };
+        let Some(me) = config.appliances.get(&name) else {
+            return Err(RunError::UnknownAppliance {
+                file: config.file.clone(),
+                name,
+                how,
+                known: config
+                    .appliances
+                    .names()
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            });
+        };
+        if !opts.only.is_empty() && opts.snapshot == SnapshotMode::Take {
+            return Err(RunError::OnlyInSharedRun);
+        }
+        let console = Console::new(out, err, opts.verbosity);
+        return shared::run(config, config_path, store, opts, me, &console);
+    }
+    if opts.appliance.is_some() {
+        return Err(RunError::NoAppliances(config.file.clone()));
+    }
     let root = BackupRoot::new(&config.settings.root);
     check_logs_writable(&root)?;
     let lock = PidLock::run(&root.state_dir())?;
@@ -257,8 +313,9 @@ pub fn run(
         pools: &pools,
         state_dir: &root.state_dir(),
         console: &console,
+        claim: None,
     };
-    let record = |job: &Job, o: &Outcome<UnitReport>| record_state(&root, job, o, &console);
+    let record = |job: &Job, o: &Outcome<UnitReport>| record_state(&root, job, o, &console, None);
     let ran = runner.run(&jobs, &record);
     cuts.remove();
     outcomes.extend(ran.outcomes.into_iter().map(|o| UnitOutcome {
@@ -400,7 +457,11 @@ struct JobConfigs {
 
 impl JobConfigs {
     fn new(root: &BackupRoot) -> JobConfigs {
-        let dir = root.state_dir().join("job-configs");
+        JobConfigs::in_dir(root.state_dir().join("job-configs"))
+    }
+
+    /// Under `dir` (an appliance's own, when several share the root).
+    fn in_dir(dir: PathBuf) -> JobConfigs {
         // why: what a killed run left; nobody else writes here while we hold the run lock
         let _ = std::fs::remove_dir_all(&dir);
         JobConfigs {
@@ -458,7 +519,13 @@ fn unit_job(
     }
 }
 
-fn record_state(root: &BackupRoot, job: &Job, o: &Outcome<UnitReport>, console: &Console) {
+fn record_state(
+    root: &BackupRoot,
+    job: &Job,
+    o: &Outcome<UnitReport>,
+    console: &Console,
+    appliance: Option<&str>,
+) {
     let attempt = match (&o.failure, &o.report) {
         (None, Some(r)) => state::Attempt::Succeeded {
             scrubbed: r.scrubbed,
@@ -470,7 +537,7 @@ fn record_state(root: &BackupRoot, job: &Job, o: &Outcome<UnitReport>, console: 
     let Ok(unit) = crate::config::UnitPath::parse(&job.name) else {
         return;
     };
-    match state::record(root, &unit, o.started, o.secs, &attempt) {
+    match state::record(root, &unit, o.started, o.secs, &attempt, appliance) {
         Ok(state::Recorded::Written) => {}
         Ok(state::Recorded::CorruptKeptAt(p)) => console.failure(&format!(
             "{}: its state file was corrupt; kept at {} and a new one written",

@@ -416,7 +416,7 @@ pub fn backup_unit(
                     scrubbed: r.scrubbed,
                     bytes: r.bytes,
                 };
-                note_recorded(state::record(&root, unit, started, secs, &attempt)?);
+                note_recorded(state::record(&root, unit, started, secs, &attempt, None)?);
             } else {
                 jobs::child::report(&r)?;
             }
@@ -430,7 +430,7 @@ pub fn backup_unit(
             if by_hand {
                 let why = crate::error::chain(&e);
                 let attempt = state::Attempt::Failed { why: &why };
-                if let Ok(r) = state::record(&root, unit, started, secs, &attempt) {
+                if let Ok(r) = state::record(&root, unit, started, secs, &attempt, None) {
                     note_recorded(r);
                 }
             }

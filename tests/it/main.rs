@@ -3,6 +3,7 @@
 //! Tests that need root or devices are named `root_...` / `vm_...`; a missing
 //! prerequisite fails them under `STRATA_TEST_STRICT=1` and skips loudly otherwise.
 
+mod appliances;
 mod archive;
 mod cephfs;
 mod coda;

@@ -50,6 +50,38 @@ impl SystemUser {
             gid: user.gid,
         })
     }
+
+    /// A second account `strata-rs<pid><tag>` with `of`'s uid and group:
+    /// what a second machine's backup user is (CephFS checks permissions
+    /// by uid, so every appliance runs strata as the same uid).
+    #[track_caller]
+    pub fn alias(of: &SystemUser, tag: &str) -> SystemUser {
+        let name = format!("strata-rs{}{tag}", std::process::id());
+        let out = run(tool("useradd").args([
+            "--system",
+            "--non-unique",
+            "--uid",
+            &of.uid.as_raw().to_string(),
+            "--gid",
+            &of.gid.as_raw().to_string(),
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/bin/sh",
+            &name,
+        ]));
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SystemUser {
+            name,
+            uid: of.uid,
+            gid: of.gid,
+        }
+    }
 }
 
 impl Drop for SystemUser {
