@@ -656,3 +656,96 @@ pub(super) fn run(
         interrupted,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appliances_racing_to_open_a_run_all_join_one() {
+        let d = tempfile::tempdir().unwrap();
+        let runs = d.path().join("runs");
+        let lease = Duration::from_secs(3600);
+        let ids: Vec<(String, bool)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..12)
+                .map(|i| {
+                    let runs = runs.clone();
+                    s.spawn(move || {
+                        let r = RunDir::join(&runs, &format!("a{i}"), lease).unwrap();
+                        (r.id, r.opened_here)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|(id, _)| id == "00000001"), "{ids:?}");
+        assert_eq!(
+            ids.iter().filter(|(_, opened)| *opened).count(),
+            1,
+            "{ids:?}"
+        );
+    }
+
+    #[test]
+    fn a_closed_or_expired_run_is_not_joined() {
+        let d = tempfile::tempdir().unwrap();
+        let runs = d.path().join("runs");
+        let lease = Duration::from_secs(3600);
+        let first = RunDir::join(&runs, "a", lease).unwrap();
+        assert!(first.opened_here);
+        assert!(!RunDir::join(&runs, "b", lease).unwrap().opened_here);
+        write_json(
+            &first.path.join("snapshot.json"),
+            &SnapshotRecord {
+                by: "a".into(),
+                name: Some("20261201-1".into()),
+                error: None,
+            },
+        )
+        .unwrap();
+        let second = RunDir::join(&runs, "b", lease).unwrap();
+        assert_eq!((second.id.as_str(), second.opened_here), ("00000002", true));
+        // Opened longer than a lease ago: abandoned, and a new run opened.
+        let mut old = second.record.clone();
+        old.opened -= 7200;
+        write_json(&second.path.join("run.json"), &old).unwrap();
+        let third = RunDir::join(&runs, "a", lease).unwrap();
+        assert_eq!((third.id.as_str(), third.opened_here), ("00000003", true));
+        assert!(second.path.join("abandoned").exists());
+    }
+
+    #[test]
+    fn claims_exclude_each_other_and_done_units_and_one_appliance_is_elected() {
+        let d = tempfile::tempdir().unwrap();
+        let run = RunDir::join(&d.path().join("runs"), "a", Duration::from_secs(60)).unwrap();
+        let held = run.claim("dump/x").expect("the first claim");
+        assert!(run.claim("dump/x").is_none(), "held by another");
+        drop(held);
+        let again = run
+            .claim("dump/x")
+            .expect("released when its holder is gone");
+        run.mark_done(
+            "dump/x",
+            &DoneRecord {
+                appliance: "a".into(),
+                ok: true,
+                at: 0,
+            },
+        )
+        .unwrap();
+        drop(again);
+        assert!(run.claim("dump/x").is_none(), "done in this run");
+        assert_eq!(run.done("dump/x").unwrap().appliance, "a");
+        let won: Vec<bool> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|i| {
+                    let run = &run;
+                    s.spawn(move || run.elect(&format!("a{i}")).unwrap())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+        assert!(run.elected().unwrap().starts_with('a'));
+    }
+}

@@ -66,8 +66,9 @@ const UNITS: [(&str, &str); 4] = [
 ];
 
 impl Pair {
-    /// `secs`: how long each unit's command sleeps; `extra`: more settings.
-    fn setup(tag: &str, secs: u32, extra: &str) -> Option<Pair> {
+    /// `secs`: how long each unit's command sleeps (in the order of
+    /// [`UNITS`]); `extra`: more settings.
+    fn setup(tag: &str, secs: [u32; 4], extra: &str) -> Option<Pair> {
         if !env::require("root (ceph-fuse mounts, useradd)", env::is_root())
             || !env::require("flock (util-linux)", env::have_program("flock"))
         {
@@ -100,7 +101,7 @@ impl Pair {
         fs::write(&writer, WRITER).unwrap();
         fs::set_permissions(&writer, fs::Permissions::from_mode(0o755)).unwrap();
         let mut units = String::from("dump:\n");
-        for (u, _) in UNITS {
+        for ((u, _), secs) in UNITS.iter().zip(secs) {
             let _ = write!(
                 units,
                 "  {u}:\n    command: [{}, {}, {u}, '{secs}']\n    file: {u}.txt\n",
@@ -256,7 +257,7 @@ impl Drop for Pair {
 
 #[test]
 fn appliances_share_a_run_on_cephfs_and_end_it_in_one_snapshot() {
-    let Some(p) = Pair::setup("apr", 2, "") else {
+    let Some(p) = Pair::setup("apr", [2; 4], "") else {
         return;
     };
     let d = p.dir.path();
@@ -335,7 +336,7 @@ fn appliances_share_a_run_on_cephfs_and_end_it_in_one_snapshot() {
 
 #[test]
 fn a_killed_appliances_units_are_taken_over_after_the_lease() {
-    let Some(mut p) = Pair::setup("apk", 3, "  appliance-lease: 12s\n") else {
+    let Some(mut p) = Pair::setup("apk", [3; 4], "  appliance-lease: 12s\n") else {
         return;
     };
     let d = p.dir.path().to_owned();
@@ -396,9 +397,37 @@ fn a_killed_appliances_units_are_taken_over_after_the_lease() {
 }
 
 #[test]
+fn after_the_lease_a_live_appliance_keeps_the_unit_it_is_backing_up() {
+    // alpha is slow (a1 and a2 take 10 s each), beta fast; after beta's
+    // 4-second lease it takes over only what alpha has not started.
+    let Some(p) = Pair::setup("apl", [10, 10, 0, 0], "  appliance-lease: 4s\n") else {
+        return;
+    };
+    let d = p.dir.path();
+    let a = p.a.spawn(d, &["run", "--appliance", "alpha"]);
+    let b = p.b.spawn(d, &["run", "--appliance", "beta"]);
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (out_a, out_b) = (ok(&a, "alpha's run"), ok(&b, "beta's run"));
+    p.assert_never_two_writers();
+    assert_eq!(p.runs_of("a1"), 1, "a1 once, by alpha:\n{out_a}\n{out_b}");
+    assert_eq!(p.runs_of("a2"), 1, "a2 once, by beta:\n{out_a}\n{out_b}");
+    assert!(
+        out_a.contains("start dump/a1") && !out_a.contains("start dump/a2"),
+        "{out_a}"
+    );
+    assert!(
+        out_b.contains("took over 1 unit(s) not done within the lease (4s): dump/a2"),
+        "{out_b}"
+    );
+    let snaps = p.snapshots();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    p.assert_snapshot_holds_every_unit(&snaps[0]);
+}
+
+#[test]
 fn archive_run_on_both_appliances_archives_each_unit_once() {
     let profile = "  archivers:\n    shared:\n      archiver: local\n      local-path: ARCHIVES\n      compression: none\n      workers: 1\n";
-    let Some(p) = Pair::setup("apa", 0, "") else {
+    let Some(p) = Pair::setup("apa", [0; 4], "") else {
         return;
     };
     let d = p.dir.path();
