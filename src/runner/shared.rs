@@ -24,11 +24,14 @@
 //!   which CephFS keeps across clients), and only if the unit has no `done`
 //!   file yet, read after the claim is held. The unit's own lock
 //!   (`unit-locks/`) is still taken by the backup itself.
-//! - **Done.** After a unit's child has ended, its appliance calls `syncfs`
-//!   on the root and then writes the unit's `done` file, before releasing
-//!   the claim. So when every unit is done, every writer has finished and
-//!   synced: the condition for a consistent CephFS snapshot across clients.
-//!   A unit stopped by a signal is not done (another appliance redoes it).
+//! - **Done.** After a unit's child has ended (its files closed: ceph-fuse
+//!   writes a file's data to the cluster on close), its appliance calls
+//!   `syncfs` on the root (what flushes the kernel client; on ceph-fuse it
+//!   flushes nothing) and then writes the unit's `done` file, before
+//!   releasing the claim. So when every unit is done, every writer has
+//!   finished and flushed: the condition for a consistent CephFS snapshot
+//!   across clients. A unit stopped by a signal is not done (another
+//!   appliance redoes it).
 //! - **Lease.** Measured on each appliance's own clock from when it joined.
 //!   After it, an appliance that has finished its own share tries every unit
 //!   that is not done: claims held by a live appliance are skipped, claims
