@@ -319,10 +319,13 @@ pub fn last_run(root: &BackupRoot, name: &str) -> Option<ApplianceRecord> {
     read_json(&appliance_dir(root, name).join("last-run.json"))
 }
 
-/// How often a waiting appliance looks at the run.
-fn poll_interval(lease: Duration) -> Duration {
-    (lease / 30).clamp(Duration::from_millis(200), Duration::from_secs(10))
-}
+/// How often a waiting appliance looks at the run: one `stat` of the first
+/// unit not yet seen done (a cursor over the run's units), so polling
+/// often costs the MDS little whatever the number of units.
+const POLL: Duration = Duration::from_millis(250);
+
+/// How often a waiting appliance rewrites its record (`seen`).
+const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// The stop signals, watched while the appliance waits between its jobs.
 fn watch_signals() -> (Arc<AtomicBool>, Vec<signal_hook::SigId>) {
@@ -531,15 +534,16 @@ pub(super) fn run(
     let (stop, signal_ids) = watch_signals();
     let mut taken_over: Vec<String> = Vec::new();
     if let Some(run) = &run {
-        let poll = poll_interval(lease);
+        let all: Vec<&Job> = jobs.iter().map(|(j, _)| j).collect();
+        // why: units before the cursor were seen done; done files are never removed
+        let mut cursor = 0;
         let mut said_waiting = false;
+        let mut beat = Instant::now();
         while interrupted.is_none() {
-            let missing: Vec<&Job> = jobs
-                .iter()
-                .map(|(j, _)| j)
-                .filter(|j| run.done(&j.name).is_none())
-                .collect();
-            if missing.is_empty() {
+            while cursor < all.len() && run.done(&all[cursor].name).is_some() {
+                cursor += 1;
+            }
+            if cursor == all.len() {
                 break;
             }
             if stop.load(Ordering::Relaxed) {
@@ -547,7 +551,11 @@ pub(super) fn run(
                 break;
             }
             if joined.elapsed() >= lease {
-                let left: Vec<Job> = missing.iter().map(|j| (*j).clone()).collect();
+                let left: Vec<Job> = all[cursor..]
+                    .iter()
+                    .filter(|j| run.done(&j.name).is_none())
+                    .map(|j| (*j).clone())
+                    .collect();
                 let ran = runner.run(&left, &on_end);
                 let names: Vec<String> = ran.outcomes.iter().map(|o| o.name.clone()).collect();
                 if !names.is_empty() {
@@ -562,22 +570,27 @@ pub(super) fn run(
                 taken_over.extend(names);
                 absorb(ran, &mut outcomes, &mut interrupted);
             } else if !said_waiting {
-                let owners: std::collections::BTreeSet<&str> = jobs
+                let waiting: Vec<(&Job, Option<&str>)> = jobs
                     .iter()
                     .filter(|(j, _)| run.done(&j.name).is_none())
-                    .filter_map(|(_, o)| *o)
+                    .map(|(j, o)| (j, *o))
                     .collect();
+                let owners: std::collections::BTreeSet<&str> =
+                    waiting.iter().filter_map(|(_, o)| *o).collect();
                 console.line(&format!(
                     "appliance {}: share done; waiting for {} unit(s) of {} (lease {}s)",
                     me.name,
-                    missing.len(),
+                    waiting.len(),
                     owners.into_iter().collect::<Vec<_>>().join(", "),
                     lease.as_secs()
                 ));
                 said_waiting = true;
             }
-            heartbeat(&mut mine);
-            std::thread::sleep(poll);
+            if beat.elapsed() >= HEARTBEAT {
+                heartbeat(&mut mine);
+                beat = Instant::now();
+            }
+            std::thread::sleep(POLL);
         }
     }
     for id in signal_ids {

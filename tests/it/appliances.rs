@@ -18,7 +18,10 @@
 use crate::snap_env::{clean, strata_bin, text};
 use crate::support::cephfs::{Cephfs, CephfsMount};
 use crate::support::env::{self, expose_bin};
+use crate::support::sshd::Sshd;
 use crate::support::system_user::SystemUser;
+use crate::support::tree_builder::{Feature, build_hostile_tree};
+use crate::support::treecmp::{CompareOptions, assert_trees_equal};
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -69,6 +72,11 @@ impl Pair {
     /// `secs`: how long each unit's command sleeps (in the order of
     /// [`UNITS`]); `extra`: more settings.
     fn setup(tag: &str, secs: [u32; 4], extra: &str) -> Option<Pair> {
+        Pair::setup_with(tag, secs, extra, "")
+    }
+
+    /// `more`: further top-level sections (units alpha owns: `rsync/*`).
+    fn setup_with(tag: &str, secs: [u32; 4], extra: &str, more: &str) -> Option<Pair> {
         if !env::require("root (ceph-fuse mounts, useradd)", env::is_root())
             || !env::require("flock (util-linux)", env::have_program("flock"))
         {
@@ -123,7 +131,7 @@ impl Pair {
             fs::write(
                 &config,
                 format!(
-                    "settings:\n  root: {}\n  snapshot-store: cephfs\n  gc-policy: hanoi\n  dump-workers: 1\n  archive-spool: {}\n{extra}{units}appliances:\n  alpha: ['dump/a*']\n  beta: ['dump/b*']\n",
+                    "settings:\n  root: {}\n  snapshot-store: cephfs\n  gc-policy: hanoi\n  dump-workers: 1\n  archive-spool: {}\n{extra}{units}{more}appliances:\n  alpha: ['dump/a*', 'rsync/*']\n  beta: ['dump/b*']\n",
                     mnt.display(),
                     spool.display()
                 ),
@@ -332,6 +340,78 @@ fn appliances_share_a_run_on_cephfs_and_end_it_in_one_snapshot() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn an_rsync_unit_backed_up_by_one_appliance_is_restored_attribute_for_attribute() {
+    let Some(sshd) = Sshd::start() else { return };
+    let src_dir = tempfile::Builder::new()
+        .prefix("strata-appl-src.")
+        .tempdir()
+        .unwrap();
+    let src = src_dir.path().join("tree");
+    let manifest = build_hostile_tree(&src, 2_000);
+    for f in [
+        Feature::Ownership,
+        Feature::Acls,
+        Feature::Xattrs,
+        Feature::Holes,
+    ] {
+        let what = format!(
+            "the hostile tree's {f:?} ({})",
+            manifest.skipped_summary().trim()
+        );
+        if !env::require(&what, manifest.built(f)) {
+            return;
+        }
+    }
+    let rsync = format!(
+        "rsync:\n  '{}':\n    alias: octopus\n    mounts: ['{}']\n    ssh-port: {}\n    ssh-identity: KEYFILE\n",
+        crate::support::sshd::HOST,
+        src.display(),
+        sshd.port(),
+    );
+    let Some(p) = Pair::setup_with("aps", [1; 4], "", &rsync) else {
+        return;
+    };
+    // why: ssh wants a key only its user can read; both appliances share the uid
+    let key = sshd.identity_file_for(p.a.user.uid, p.a.user.gid);
+    for app in [&p.a, &p.b] {
+        let c = fs::read_to_string(&app.config)
+            .unwrap()
+            .replace("KEYFILE", &format!("'{}'", key.display()));
+        fs::write(&app.config, c).unwrap();
+    }
+    let d = p.dir.path();
+    let a = p.a.spawn(d, &["run", "--appliance", "alpha"]);
+    let b = p.b.spawn(d, &["run", "--appliance", "beta"]);
+    let out_a = ok(&a.wait_with_output().unwrap(), "alpha's run");
+    ok(&b.wait_with_output().unwrap(), "beta's run");
+    assert!(out_a.contains("done  rsync/octopus ok"), "{out_a}");
+    let snaps = p.snapshots();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    p.assert_snapshot_holds_every_unit(&snaps[0]);
+    let stored = p
+        .root()
+        .join(".snap")
+        .join(&snaps[0])
+        .join("rsync/octopus")
+        .join(src.strip_prefix("/").unwrap());
+    // Restore as root "to another host" (the same sshd, a fresh directory).
+    let dest = src_dir.path().join("restored");
+    fs::create_dir(&dest).unwrap();
+    let admin = crate::support::env::TestHome::new();
+    let out = crate::support::env::strata(&admin)
+        .arg("-c")
+        .arg(&p.a.config)
+        .args(["rsync", "restore"])
+        .arg(&stored)
+        .arg(crate::support::sshd::HOST)
+        .arg(&dest)
+        .output()
+        .unwrap();
+    ok(&out, "rsync restore");
+    assert_trees_equal(&src, &dest, &CompareOptions::default());
 }
 
 #[test]
