@@ -681,7 +681,7 @@ mod tests {
     fn appliances_racing_to_open_a_run_all_join_one() {
         let d = tempfile::tempdir().unwrap();
         let runs = d.path().join("runs");
-        let lease = Duration::from_secs(3600);
+        let lease = Duration::from_hours(1);
         let ids: Vec<(String, bool)> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..12)
                 .map(|i| {
@@ -706,7 +706,7 @@ mod tests {
     fn a_closed_or_expired_run_is_not_joined() {
         let d = tempfile::tempdir().unwrap();
         let runs = d.path().join("runs");
-        let lease = Duration::from_secs(3600);
+        let lease = Duration::from_hours(1);
         let first = RunDir::join(&runs, "a", lease).unwrap();
         assert!(first.opened_here);
         assert!(!RunDir::join(&runs, "b", lease).unwrap().opened_here);
@@ -733,7 +733,7 @@ mod tests {
     #[test]
     fn claims_exclude_each_other_and_done_units_and_one_appliance_is_elected() {
         let d = tempfile::tempdir().unwrap();
-        let run = RunDir::join(&d.path().join("runs"), "a", Duration::from_secs(60)).unwrap();
+        let run = RunDir::join(&d.path().join("runs"), "a", Duration::from_mins(1)).unwrap();
         let held = run.claim("dump/x").expect("the first claim");
         assert!(run.claim("dump/x").is_none(), "held by another");
         drop(held);
