@@ -127,5 +127,6 @@ printf 'one worker against the floor: strata %.2f s, gpg alone on the same lz4 s
     "$(med "$dir/pack-one.strata.vals")" "$(med "$dir/pack-one.floor.vals")" \
     "$(echo "$(med "$dir/pack-one.strata.vals") / $(med "$dir/pack-one.floor.vals")" | bc -l)"
 echo "archive sizes: strata $(du -sh "$dir/store" | cut -f1), lz4 streams $(du -sh "$dir/lz4" | cut -f1)"
+echo "durability: strata's archives are fsynced in the store (the local archiver syncs each before listing it); the shell pipeline's are left in the page cache"
 gpgconf --kill all
 [ -n "${BENCH_KEEP:-}" ] || rm -rf "$dir"

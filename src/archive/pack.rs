@@ -110,11 +110,7 @@ pub fn pack(
         .as_file()
         .try_clone()
         .map_err(ArchiveError::io(spool.path()))?;
-    // why: the disk writes while tar, the compressor and gpg still work; the sync at the end waits for less
-    let sink = HashingWriter::new(BufWriter::with_capacity(
-        BUF,
-        crate::writeback::StepWriter::new(out),
-    ));
+    let sink = HashingWriter::new(BufWriter::with_capacity(BUF, out));
     let stage = |stage: &'static str| {
         move |source: std::io::Error| ArchiveError::Pipeline {
             unit: unit.to_owned(),
@@ -188,11 +184,12 @@ pub fn pack(
             sink.finish().map_err(|e| write_error(e, unit))?
         }
     };
-    let file = sink
-        .into_inner()
+    // why: no fsync: the spool is scratch, re-packed after a crash; the store
+    // makes the archive durable (the local archiver syncs its copy)
+    sink.into_inner()
         .map_err(|e| write_error(e.into_error(), unit))?
-        .into_file();
-    file.sync_all().map_err(|e| write_error(e, unit))?;
+        .flush()
+        .map_err(|e| write_error(e, unit))?;
     Ok(Packed {
         file: spool,
         meta: ArchiveMeta {

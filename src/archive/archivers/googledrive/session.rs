@@ -125,6 +125,11 @@ impl Store {
         if std::fs::hard_link(file, &data).is_err() {
             std::fs::copy(file, &data).map_err(Self::io(&data))?;
         }
+        // why: the state saved next points at these bytes for a resume after a
+        // crash, and pack leaves the spool file unsynced (scratch elsewhere)
+        std::fs::File::open(&data)
+            .and_then(|f| f.sync_all())
+            .map_err(Self::io(&data))?;
         let pending = Pending {
             state: State {
                 set: set.to_owned(),
