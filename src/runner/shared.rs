@@ -138,6 +138,9 @@ fn write_json<T: Serialize>(path: &Path, data: &T) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     serde_json::to_writer_pretty(&mut tmp, data).map_err(std::io::Error::other)?;
     tmp.write_all(b"\n")?;
+    // why: durable, and on ceph-fuse an fsynced file is readable by the
+    // other appliances at once (see snapshot::cephfs::settle)
+    tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

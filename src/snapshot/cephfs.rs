@@ -18,6 +18,13 @@
 //! - `mount`/`umount`: nothing to mount; `mount` returns where the snapshot
 //!   is readable (`<root>/.snap/<name>`), `umount` does nothing, and no
 //!   snapshot is ever "mounted".
+//! - [`settle`]: after a unit's backup, every file and directory it changed
+//!   is opened read-only, fsynced and closed. ceph-fuse otherwise keeps
+//!   write caps on files it has closed, and the MDS takes each one back
+//!   only on its 5-second tick when another reader (a snapshot read, or
+//!   another appliance) needs it: reading a snapshot of 2,000 freshly
+//!   rsynced files took hours; settled, seconds. It also makes the data
+//!   durable, which `syncfs` does not do on ceph-fuse.
 //! - `space`: statvfs of the mount, bounded by the root's quota
 //!   (`ceph.quota.max_bytes`, used bytes from `ceph.dir.rbytes`); CephFS's
 //!   `st_blocks` is always `size/512`, so nothing here reads allocation.
@@ -25,12 +32,65 @@
 use super::{Removed, SnapshotError, SnapshotInfo, SnapshotName, SnapshotStore, Space};
 use crate::config::StoreKind;
 use chrono::NaiveDate;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The virtual xattr holding a directory's quota in bytes (0 or absent: none).
 const QUOTA_XATTR: &str = "ceph.quota.max_bytes";
 /// The virtual xattr holding a directory's recursive size in bytes.
 const RBYTES_XATTR: &str = "ceph.dir.rbytes";
+
+/// What [`settle`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Files and directories opened, fsynced and closed.
+    pub synced: u64,
+    /// Entries changed in the backup that could not be opened (removed
+    /// meanwhile, or unreadable): left to the MDS's slow path.
+    pub skipped: u64,
+}
+
+/// Open read-only, fsync and close every regular file and directory under
+/// `dir` whose ctime is not before `since` (Unix seconds): what a unit's
+/// backup changed. Directories are settled after their contents. Symlinks
+/// and special files are left alone (nothing to flush).
+pub fn settle(dir: &Path, since: i64) -> std::io::Result<Settled> {
+    let mut out = Settled::default();
+    if !dir.is_dir() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .contents_first(true)
+    {
+        // why: removed under us, or unreadable: nothing this walk can flush
+        let Ok(entry) = entry else {
+            out.skipped += 1;
+            continue;
+        };
+        let ft = entry.file_type();
+        if !(ft.is_file() || ft.is_dir()) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else {
+            out.skipped += 1;
+            continue;
+        };
+        if meta.ctime() < since {
+            continue;
+        }
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(entry.path());
+        match opened.and_then(|f| f.sync_all()) {
+            Ok(()) => out.synced += 1,
+            Err(_) => out.skipped += 1,
+        }
+    }
+    Ok(out)
+}
 
 pub struct CephfsStore {
     root: PathBuf,
@@ -181,6 +241,32 @@ fn bounded_by_quota(fs: Space, quota: Option<u64>, used: Option<u64>) -> Space {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn settle_syncs_what_changed_since_and_leaves_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let u = d.path().join("dump/u");
+        std::fs::create_dir_all(u.join("sub")).unwrap();
+        std::fs::write(u.join("a"), "a").unwrap();
+        std::fs::write(u.join("sub/b"), "b").unwrap();
+        std::os::unix::fs::symlink("a", u.join("link")).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        // Two files and two directories changed; the symlink is left alone.
+        assert_eq!(
+            settle(&u, now - 5).unwrap(),
+            Settled {
+                synced: 4,
+                skipped: 0
+            }
+        );
+        // Nothing changed since a later time; a missing unit is no error.
+        assert_eq!(settle(&u, now + 60).unwrap(), Settled::default());
+        assert_eq!(
+            settle(&d.path().join("none"), 0).unwrap(),
+            Settled::default()
+        );
+    }
+
     use super::*;
 
     fn space(size: u64, free: u64) -> Space {

@@ -407,6 +407,7 @@ pub fn backup_unit(
     let started = chrono::Utc::now().timestamp();
     let t = std::time::Instant::now();
     let result = backup(root.path());
+    settle_for_snapshot(cx, &root, unit, started);
     let secs = t.elapsed().as_secs_f64();
     let by_hand = !jobs::child::is_job();
     let outcome = match result {
@@ -439,6 +440,26 @@ pub fn backup_unit(
     };
     let _ = lock.close();
     outcome
+}
+
+/// On a CephFS root, hand back the caps of what the backup wrote
+/// ([`crate::snapshot::cephfs::settle`]), whether it succeeded or not, so
+/// that the snapshot and other appliances can read it at once.
+fn settle_for_snapshot(cx: &Cx, root: &BackupRoot, unit: &UnitPath, started: i64) {
+    let Ok(config) = cx.config() else { return };
+    if config.settings.snapshot_store != crate::config::StoreKind::Cephfs {
+        return;
+    }
+    let dir = root.path().join(unit.as_str());
+    // why: a second of slack for ctimes stamped just before `started` was read
+    match crate::snapshot::cephfs::settle(&dir, started - 1) {
+        Ok(s) if s.skipped > 0 => eprintln!(
+            "strata: {unit}: {} changed entries settled for the snapshot, {} could not be opened",
+            s.synced, s.skipped
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("strata: {unit}: cannot settle what the backup wrote: {e}"),
+    }
 }
 
 fn note_recorded(r: state::Recorded) {

@@ -401,16 +401,30 @@ fn an_rsync_unit_backed_up_by_one_appliance_is_restored_attribute_for_attribute(
     let dest = src_dir.path().join("restored");
     fs::create_dir(&dest).unwrap();
     let admin = crate::support::env::TestHome::new();
-    let out = crate::support::env::strata(&admin)
+    let mut restore = crate::support::env::strata(&admin)
         .arg("-c")
         .arg(&p.a.config)
         .args(["rsync", "restore"])
         .arg(&stored)
         .arg(crate::support::sshd::HOST)
         .arg(&dest)
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    ok(&out, "rsync restore");
+    // why: unsettled caps made every lookup in the snapshot wait 5 s (hours
+    // for this tree); settled, the restore takes seconds
+    let t = Instant::now();
+    while restore.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_mins(2) {
+            let _ = restore.kill();
+            panic!(
+                "the restore from the snapshot took over 2 minutes: reading the snapshot stalls"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok(&restore.wait_with_output().unwrap(), "rsync restore");
     assert_trees_equal(&src, &dest, &CompareOptions::default());
 }
 
