@@ -110,7 +110,12 @@ pub fn pack(
         .as_file()
         .try_clone()
         .map_err(ArchiveError::io(spool.path()))?;
-    let sink = HashingWriter::new(BufWriter::with_capacity(BUF, out));
+    // why: the disk writes while tar, the compressor and gpg still work, so
+    // that the store's sync (the local archiver's) waits for less
+    let sink = HashingWriter::new(BufWriter::with_capacity(
+        BUF,
+        crate::writeback::StepWriter::new(out),
+    ));
     let stage = |stage: &'static str| {
         move |source: std::io::Error| ArchiveError::Pipeline {
             unit: unit.to_owned(),
