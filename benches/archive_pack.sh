@@ -116,6 +116,13 @@ for ((r = 1; r <= runs; r++)); do
         sync
         measure "shell, $w worker(s)" "pack-$w" reference bash -c "shell_$w"
     done
+    # For comparison only: the shell's archives made as durable as strata's.
+    rm -rf "$dir/out"/*; sync
+    measure "shell, two, then synced" pack-two-synced reference bash -c 'shell_two; sync --data "$dir"/out/*'
+    if [ -n "${BENCH_RESULTS:-}" ]; then
+        awk '$1 == "pack-two" && $2 == "strata" { l = $0 } END { if (l != "") { sub(/^pack-two /, "pack-two-synced ", l); print l } }' \
+            "$BENCH_RESULTS" >> "$BENCH_RESULTS"
+    fi
     rm -f "$dir/out"/*; sync
     measure "gpg alone, one worker" pack-one floor bash -c gpg_one
 done

@@ -60,7 +60,8 @@ run-1000|run of 1,000 trivial dump units, 4 workers|per-unit|-
 run-4000|run of 4,000 trivial dump units, 4 workers|per-unit|10
 config-4400|config check of 4,400 units|max-s|0.05
 pack-one|pack 1 GiB in two units, lz4 + gpg, 1 worker (vs shell pipeline)|ratio|1.0
-pack-two|pack 1 GiB in two units, lz4 + gpg, 2 workers (vs shell pipeline)|ratio|1.0'
+pack-two|pack 1 GiB in two units, lz4 + gpg, 2 workers (vs shell pipeline)|ratio|1.0
+pack-two-synced|  the same, the shell pipeline archives then synced (sync --data)|report|-'
 
 vals() { awk -v r="$1" -v s="$2" '$1 == r && $2 == s { print $3 }' "$BENCH_RESULTS"; }
 mmm() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "- - -"; else printf "%.3f %.3f %.3f\n", v[1], v[int((NR + 1) / 2)], v[NR] }'; }
@@ -96,6 +97,7 @@ done <<< "$rows"
 echo
 echo "ratio: reference median / strata median (above 1: strata faster). rbd: strata fdatasyncs the image and"
 echo "writes only non-zero blocks; Deltaic's unpack_diff writes every byte and does not sync. gpg floor: strata / gpg alone."
+echo "pack: strata's archives are fsynced in the store; the shell pipeline's are not (the synced row makes them so)."
 echo "the benches' own output: $log"
 if [ ${#failed_runs[@]} -gt 0 ]; then
     echo "compare: these benches failed to run: ${failed_runs[*]}" >&2

@@ -288,7 +288,7 @@ fn run_mounted(
         .as_ref()
         .map(|me| Together::new(&root, &opts.profile, set, me));
     let state_dir = match &opts.appliance {
-        Some(me) => crate::runner::shared::appliance_dir(&root, me),
+        Some(me) => root.appliance_dir(me),
         None => root.state_dir(),
     };
     let claim = |job: &Job| -> Option<Box<dyn std::any::Any + Send>> {

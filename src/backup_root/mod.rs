@@ -67,6 +67,14 @@ impl BackupRoot {
         self.root.join(".strata")
     }
 
+    /// `<root>/.strata/appliances/<name>`: what is an appliance's own when
+    /// several share the root (its run lock, job records and configs, its
+    /// last run).
+    #[must_use]
+    pub fn appliance_dir(&self, name: &str) -> PathBuf {
+        self.state_dir().join("appliances").join(name)
+    }
+
     /// `<root>/Logs/Archive/<profile>/<unit>`: the logs of a unit's archive
     /// jobs.
     #[must_use]

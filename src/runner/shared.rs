@@ -309,17 +309,10 @@ impl RunDir {
     }
 }
 
-/// `<state>/appliances/<name>`: the appliance's own run lock, job records,
-/// job configs and last run.
-#[must_use]
-pub fn appliance_dir(root: &BackupRoot, name: &str) -> PathBuf {
-    root.state_dir().join("appliances").join(name)
-}
-
 /// The last run of `name`, for `status`.
 #[must_use]
 pub fn last_run(root: &BackupRoot, name: &str) -> Option<ApplianceRecord> {
-    read_json(&appliance_dir(root, name).join("last-run.json"))
+    read_json(&root.appliance_dir(name).join("last-run.json"))
 }
 
 /// How often a waiting appliance looks at the run: one `stat` of the first
@@ -356,7 +349,7 @@ pub(super) fn run(
 ) -> Result<RunSummary, RunError> {
     let root = BackupRoot::new(&config.settings.root);
     check_logs_writable(&root)?;
-    let my_dir = appliance_dir(&root, &me.name);
+    let my_dir = root.appliance_dir(&me.name);
     let lock = PidLock::run(&my_dir)?;
     if let Some(pid) = &lock.taken_over_from {
         console.failure(&format!(
