@@ -396,16 +396,11 @@ impl Together {
 
     /// `None` when another appliance archives the unit now, or has done so.
     fn claim(&self, unit: &str) -> Option<PidLock> {
-        let lock = PidLock::acquire(
+        PidLock::claim(
             &self.dir.join("claims").join(format!("{unit}.lock")),
             &format!("archiving {unit}"),
+            &self.done_path(unit),
         )
-        .ok()?;
-        if self.done_path(unit).exists() {
-            let _ = lock.close();
-            return None;
-        }
-        Some(lock)
     }
 
     fn mark_done(&self, unit: &str) {
@@ -418,23 +413,7 @@ impl Together {
 
     /// `None`: this appliance completes the set; `Some(other)`: another does.
     fn elect(&self) -> Result<Option<String>, ArchiveError> {
-        std::fs::create_dir_all(&self.dir).map_err(ArchiveError::io(&self.dir))?;
         let path = self.dir.join("complete.claim");
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                use std::io::Write;
-                writeln!(f, "{}", self.me).map_err(ArchiveError::io(&path))?;
-                Ok(None)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Some(
-                std::fs::read_to_string(&path)
-                    .map_or_else(|_| "another appliance".to_owned(), |s| s.trim().to_owned()),
-            )),
-            Err(e) => Err(ArchiveError::io(&path)(e)),
-        }
+        crate::backup_root::lock::elect(&path, &self.me).map_err(ArchiveError::io(&path))
     }
 }

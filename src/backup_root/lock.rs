@@ -134,6 +134,20 @@ impl PidLock {
         })
     }
 
+    /// A claim on one piece of shared work (a unit of a run shared by
+    /// several appliances): the lock at `path`, unless another process, on
+    /// any client of the file system, holds it, or `done` exists (looked at
+    /// while holding the lock, so work is never done twice).
+    #[must_use]
+    pub fn claim(path: &Path, what: &str, done: &Path) -> Option<PidLock> {
+        let lock = PidLock::acquire(path, what).ok()?;
+        if done.exists() {
+            let _ = lock.close();
+            return None;
+        }
+        Some(lock)
+    }
+
     /// Release: empty the file (a clean end) and drop the flock.
     pub fn close(mut self) -> Result<(), LockError> {
         if let Some(lock) = self.lock.take() {
@@ -143,6 +157,26 @@ impl PidLock {
             })?;
         }
         Ok(())
+    }
+}
+
+/// An election by exclusive create: `Ok(None)` when this call made `path`
+/// (holding `me`): the election is won, once among every process and
+/// client; `Ok(Some(winner))` when it existed already.
+pub fn elect(path: &Path, me: &str) -> std::io::Result<Option<String>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(mut f) => {
+            writeln!(f, "{me}")?;
+            Ok(None)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Some(
+            std::fs::read_to_string(path)
+                .map_or_else(|_| "another appliance".to_owned(), |s| s.trim().to_owned()),
+        )),
+        Err(e) => Err(e),
     }
 }
 

@@ -230,7 +230,7 @@ pub struct Ran<R> {
 }
 
 /// Signals that stop a runner and its jobs.
-const STOP_SIGNALS: [i32; 3] = [
+pub const STOP_SIGNALS: [i32; 3] = [
     signal_hook::consts::SIGINT,
     signal_hook::consts::SIGTERM,
     signal_hook::consts::SIGHUP,

@@ -318,14 +318,7 @@ pub fn run(
     let record = |job: &Job, o: &Outcome<UnitReport>| record_state(&root, job, o, &console, None);
     let ran = runner.run(&jobs, &record);
     cuts.remove();
-    outcomes.extend(ran.outcomes.into_iter().map(|o| UnitOutcome {
-        check: checks.get(&o.name).copied().unwrap_or(Check::Normal),
-        unit: o.name,
-        end: o.end,
-        report: o.report,
-        secs: o.secs,
-        failure: o.failure,
-    }));
+    outcomes.extend(ran.outcomes.into_iter().map(|o| unit_outcome(o, &checks)));
 
     let snapshot = match (ran.interrupted, opts.snapshot, store) {
         (Some(sig), _, _) => {
@@ -516,6 +509,18 @@ fn unit_job(
         note: (!notes.is_empty()).then(|| notes.join(" ")),
         cmd,
         log_dir: root.log_dir(&unit.path),
+    }
+}
+
+/// A job's outcome as the run reports it, with the unit's drawn check.
+fn unit_outcome(o: Outcome<UnitReport>, checks: &BTreeMap<String, Check>) -> UnitOutcome {
+    UnitOutcome {
+        check: checks.get(&o.name).copied().unwrap_or(Check::Normal),
+        unit: o.name,
+        end: o.end,
+        report: o.report,
+        secs: o.secs,
+        failure: o.failure,
     }
 }
 

@@ -44,7 +44,7 @@
 
 use super::{
     JobConfigs, RunError, RunOptions, RunSummary, SnapshotMode, UnitOutcome, check_logs_writable,
-    listing_failed, make_room, plan_checks, record_state, select_units, unit_job,
+    listing_failed, make_room, plan_checks, record_state, select_units, unit_job, unit_outcome,
     warn_at_snapshot_limit,
 };
 use crate::backup_root::{BackupRoot, PidLock};
@@ -259,41 +259,21 @@ impl RunDir {
     /// Claim `unit`: `None` if another appliance holds it, or it is done.
     #[must_use]
     pub fn claim(&self, unit: &str) -> Option<PidLock> {
-        let path = self.path.join("claims").join(format!("{unit}.lock"));
-        let lock = PidLock::acquire(&path, &format!("{unit} in run {}", self.id)).ok()?;
-        if self.done_path(unit).exists() {
-            let _ = lock.close();
-            return None;
-        }
-        Some(lock)
+        PidLock::claim(
+            &self.path.join("claims").join(format!("{unit}.lock")),
+            &format!("{unit} in run {}", self.id),
+            &self.done_path(unit),
+        )
     }
 
     pub fn mark_done(&self, unit: &str, record: &DoneRecord) -> std::io::Result<()> {
         write_json(&self.done_path(unit), record)
     }
 
-    /// Try to become the appliance that snapshots: `true` for exactly one.
-    pub fn elect(&self, me: &str) -> std::io::Result<bool> {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(self.path.join("snapshot.claim"))
-        {
-            Ok(mut f) => {
-                writeln!(f, "{me}")?;
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Who claimed the snapshot.
-    #[must_use]
-    pub fn elected(&self) -> Option<String> {
-        std::fs::read_to_string(self.path.join("snapshot.claim"))
-            .ok()
-            .map(|s| s.trim().to_owned())
+    /// Try to become the appliance that snapshots: `Ok(None)` for exactly
+    /// one; the others learn the winner.
+    pub fn elect(&self, me: &str) -> std::io::Result<Option<String>> {
+        crate::backup_root::lock::elect(&self.path.join("snapshot.claim"), me)
     }
 
     #[must_use]
@@ -326,14 +306,10 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// The stop signals, watched while the appliance waits between its jobs.
 fn watch_signals() -> (Arc<AtomicBool>, Vec<signal_hook::SigId>) {
     let stop = Arc::new(AtomicBool::new(false));
-    let ids = [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ]
-    .into_iter()
-    .filter_map(|s| signal_hook::flag::register(s, Arc::clone(&stop)).ok())
-    .collect();
+    let ids = jobs::STOP_SIGNALS
+        .into_iter()
+        .filter_map(|s| signal_hook::flag::register(s, Arc::clone(&stop)).ok())
+        .collect();
     (stop, ids)
 }
 
@@ -498,14 +474,7 @@ pub(super) fn run(
         if ran.interrupted.is_some() {
             *interrupted = ran.interrupted;
         }
-        outcomes.extend(ran.outcomes.into_iter().map(|o| UnitOutcome {
-            check: checks.get(&o.name).copied().unwrap_or(Check::Normal),
-            unit: o.name,
-            end: o.end,
-            report: o.report,
-            secs: o.secs,
-            failure: o.failure,
-        }));
+        outcomes.extend(ran.outcomes.into_iter().map(|o| unit_outcome(o, &checks)));
     };
 
     // Phase 1: the units this appliance owns.
@@ -603,7 +572,7 @@ pub(super) fn run(
         ));
     } else if let (Some(run), Some(store)) = (&run, store) {
         match run.elect(&me.name) {
-            Ok(true) => {
+            Ok(None) => {
                 let today = chrono::Local::now().date_naive();
                 let result = store.create(today);
                 let rec = match &result {
@@ -630,10 +599,7 @@ pub(super) fn run(
                 }
                 snapshot = Some(result.map_err(|e| e.to_string()));
             }
-            Ok(false) => {
-                let by = run
-                    .elected()
-                    .unwrap_or_else(|| "another appliance".to_owned());
+            Ok(Some(by)) => {
                 console.line(&format!(
                     "the snapshot of run {} is taken by appliance {by}",
                     run.id
@@ -752,12 +718,12 @@ mod tests {
             let hs: Vec<_> = (0..8)
                 .map(|i| {
                     let run = &run;
-                    s.spawn(move || run.elect(&format!("a{i}")).unwrap())
+                    s.spawn(move || run.elect(&format!("a{i}")).unwrap().is_none())
                 })
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
-        assert!(run.elected().unwrap().starts_with('a'));
+        assert!(run.elect("late").unwrap().unwrap().starts_with('a'));
     }
 }

@@ -26,21 +26,7 @@ impl SystemUser {
             return None;
         }
         let name = format!("strata-rs{}{tag}", std::process::id());
-        let out = run(tool("useradd").args([
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/bin/sh",
-            &name,
-        ]));
-        assert!(
-            out.status.success(),
-            "useradd {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        useradd(&name, &["--user-group"]);
         let user = User::from_name(&name)
             .expect("read the passwd entry")
             .expect("the user just created exists");
@@ -57,25 +43,8 @@ impl SystemUser {
     #[track_caller]
     pub fn alias(of: &SystemUser, tag: &str) -> SystemUser {
         let name = format!("strata-rs{}{tag}", std::process::id());
-        let out = run(tool("useradd").args([
-            "--system",
-            "--non-unique",
-            "--uid",
-            &of.uid.as_raw().to_string(),
-            "--gid",
-            &of.gid.as_raw().to_string(),
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/bin/sh",
-            &name,
-        ]));
-        assert!(
-            out.status.success(),
-            "useradd {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (uid, gid) = (of.uid.as_raw().to_string(), of.gid.as_raw().to_string());
+        useradd(&name, &["--non-unique", "--uid", &uid, "--gid", &gid]);
         SystemUser {
             name,
             uid: of.uid,
@@ -96,6 +65,24 @@ impl Drop for SystemUser {
 #[allow(clippy::disallowed_methods)]
 fn tool(program: &str) -> Command {
     Command::new(program)
+}
+
+/// `useradd --system` of `name` without a home, with `ids` (its uid and group).
+#[track_caller]
+fn useradd(name: &str, ids: &[&str]) {
+    let out = run(tool("useradd").arg("--system").args(ids).args([
+        "--no-create-home",
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/bin/sh",
+        name,
+    ]));
+    assert!(
+        out.status.success(),
+        "useradd {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn run(cmd: &mut Command) -> Output {
