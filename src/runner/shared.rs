@@ -313,8 +313,8 @@ fn watch_signals() -> (Arc<AtomicBool>, Vec<signal_hook::SigId>) {
     (stop, ids)
 }
 
-/// What one appliance does in a shared run (see the module's doc).
-#[allow(clippy::too_many_lines)] // why: one sequence of phases, each short, read top to bottom
+/// What one appliance does in a shared run (see the module's doc), under
+/// its own run lock, released cleanly whatever the run's end.
 pub(super) fn run(
     config: &Config,
     config_path: &Path,
@@ -325,14 +325,33 @@ pub(super) fn run(
 ) -> Result<RunSummary, RunError> {
     let root = BackupRoot::new(&config.settings.root);
     check_logs_writable(&root)?;
-    let my_dir = root.appliance_dir(&me.name);
-    let lock = PidLock::run(&my_dir)?;
+    let lock = PidLock::run(&root.appliance_dir(&me.name))?;
     if let Some(pid) = &lock.taken_over_from {
         console.failure(&format!(
             "warning: a previous run of appliance {} (PID {pid}) did not finish; taking over its lock",
             me.name
         ));
     }
+    let result = run_locked(config, config_path, store, opts, me, console, &root);
+    let taken_over_from = lock.taken_over_from.clone();
+    lock.close()?;
+    result.map(|summary| RunSummary {
+        lock_taken_over_from: taken_over_from,
+        ..summary
+    })
+}
+
+#[allow(clippy::too_many_lines)] // why: one sequence of phases, each short, read top to bottom
+fn run_locked(
+    config: &Config,
+    config_path: &Path,
+    store: Option<&dyn SnapshotStore>,
+    opts: &RunOptions,
+    me: &Appliance,
+    console: &Console,
+    root: &BackupRoot,
+) -> Result<RunSummary, RunError> {
+    let my_dir = root.appliance_dir(&me.name);
     let lease = Duration::from_secs(config.settings.appliance_lease);
     let barrier = opts.snapshot == SnapshotMode::Take;
     let run = if barrier {
@@ -387,7 +406,7 @@ pub(super) fn run(
     let mut outcomes: Vec<UnitOutcome> = list_failures
         .iter()
         .filter(|e| owner_of(&e.prefix) == Some(me.name.as_str()))
-        .map(|e| listing_failed(&root, e, console))
+        .map(|e| listing_failed(root, e, console))
         .collect();
     let mut rng = match opts.seed {
         Some(seed) => rand::rngs::StdRng::seed_from_u64(seed),
@@ -416,7 +435,7 @@ pub(super) fn run(
             }
             continue;
         }
-        let mut job = unit_job(&root, config_path, u, plan, opts);
+        let mut job = unit_job(root, config_path, u, plan, opts);
         if let Some(path) = cuts.write(i, config, u) {
             job.cmd = job.cmd.env(jobs::CONFIG_ENV, path);
         }
@@ -437,7 +456,7 @@ pub(super) fn run(
             .map(|l| Box::new(l) as Box<dyn std::any::Any + Send>)
     };
     let on_end = |job: &Job, o: &Outcome<UnitReport>| {
-        record_state(&root, job, o, console, Some(&me.name));
+        record_state(root, job, o, console, Some(&me.name));
         let Some(run) = &run else { return };
         if matches!(o.end, Termination::Signaled(_)) {
             return;
@@ -625,12 +644,10 @@ pub(super) fn run(
     if let Err(e) = write_json(&my_dir.join("last-run.json"), &mine) {
         console.failure(&format!("warning: cannot record this appliance's run: {e}"));
     }
-    let taken_over_from = lock.taken_over_from.clone();
-    lock.close()?;
     Ok(RunSummary {
         outcomes,
         snapshot,
-        lock_taken_over_from: taken_over_from,
+        lock_taken_over_from: None,
         interrupted,
     })
 }
