@@ -177,43 +177,27 @@ pub fn prune(
             entry.mark,
             Mark::Remove(retention::RemoveReason::OverSnapshotLimit { .. })
         );
-        report.events.push(match &entry.mark {
-            Mark::Remove(why) if over_limit => match mode {
-                PruneMode::DryRun => PruneEvent::OverLimit {
-                    name,
-                    why: why.to_string(),
-                    done: false,
-                },
-                PruneMode::Apply => match store.remove(&entry.name) {
-                    Ok(Removed::Removed) => PruneEvent::OverLimit {
-                        name,
-                        why: why.to_string(),
-                        done: true,
-                    },
-                    Ok(Removed::AlreadyGone) => PruneEvent::AlreadyGone { name },
-                    Err(e) => PruneEvent::RemoveFailed {
-                        name,
-                        error: e.to_string(),
-                    },
-                },
-            },
-            Mark::Remove(why) if mode == PruneMode::DryRun => PruneEvent::Remove {
-                name,
-                why: why.to_string(),
-                done: false,
-            },
-            Mark::Remove(why) => match store.remove(&entry.name) {
-                Ok(Removed::Removed) => PruneEvent::Remove {
-                    name,
-                    why: why.to_string(),
-                    done: true,
-                },
-                Ok(Removed::AlreadyGone) => PruneEvent::AlreadyGone { name },
+        // why: a removal reads the same over the limit or by the policy, but for its event
+        let remove = |event: fn(SnapshotName, String, bool) -> PruneEvent, why: String| match mode {
+            PruneMode::DryRun => event(name.clone(), why, false),
+            PruneMode::Apply => match store.remove(&entry.name) {
+                Ok(Removed::Removed) => event(name.clone(), why, true),
+                Ok(Removed::AlreadyGone) => PruneEvent::AlreadyGone { name: name.clone() },
                 Err(e) => PruneEvent::RemoveFailed {
-                    name,
+                    name: name.clone(),
                     error: e.to_string(),
                 },
             },
+        };
+        report.events.push(match &entry.mark {
+            Mark::Remove(why) if over_limit => remove(
+                |name, why, done| PruneEvent::OverLimit { name, why, done },
+                why.to_string(),
+            ),
+            Mark::Remove(why) => remove(
+                |name, why, done| PruneEvent::Remove { name, why, done },
+                why.to_string(),
+            ),
             Mark::Protected(why) => PruneEvent::Protected {
                 name,
                 why: why.to_string(),

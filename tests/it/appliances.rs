@@ -16,7 +16,7 @@
 //!   set completed once, `archive drill` equal.
 
 use crate::snap_env::{clean, strata_bin, text};
-use crate::support::cephfs::{Cephfs, CephfsMount};
+use crate::support::cephfs::{Cephfs, CephfsMount, reachable_tempdir};
 use crate::support::env::{self, expose_bin};
 use crate::support::sshd::Sshd;
 use crate::support::system_user::SystemUser;
@@ -91,15 +91,9 @@ impl Pair {
         };
         let user_a = SystemUser::create(&format!("{tag}a"))?;
         let user_b = SystemUser::alias(&user_a, &format!("{tag}b"));
-        let dir = tempfile::Builder::new()
-            .prefix("strata-appl-it.")
-            .tempdir_in("/tmp")
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = reachable_tempdir("strata-appl-it.");
         let name = format!("t{}-{tag}", std::process::id());
-        let top = fs.new_dir(&name);
-        nix::unistd::chown(&top, Some(user_a.uid), Some(user_a.gid)).unwrap();
-        let fs_path = format!("/{name}");
+        let fs_path = fs.owned_dir(&name, user_a.uid, user_a.gid);
         fs::create_dir(dir.path().join("bin")).unwrap();
         expose_bin(&strata_bin(), &dir.path().join("bin"));
         let counts = dir.path().join("counts");
@@ -251,15 +245,7 @@ impl Drop for Pair {
     fn drop(&mut self) {
         self.a.mount.take();
         self.b.mount.take();
-        let top = self.fs.admin().join(self.fs_path.trim_start_matches('/'));
-        if let Ok(entries) = fs::read_dir(top.join(".snap")) {
-            for e in entries.flatten() {
-                if !e.file_name().to_string_lossy().starts_with('_') {
-                    let _ = fs::remove_dir(e.path());
-                }
-            }
-        }
-        let _ = fs::remove_dir_all(&top);
+        self.fs.remove_dir(&self.fs_path, &[]);
     }
 }
 

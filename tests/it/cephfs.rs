@@ -12,7 +12,7 @@
 //!   `prune --as-of` never exceed the MDS's limit.
 
 use crate::snap_env::{clean, strata_bin, text};
-use crate::support::cephfs::{Cephfs, CephfsMount};
+use crate::support::cephfs::{Cephfs, CephfsMount, reachable_tempdir};
 use crate::support::env::{self, expose_bin};
 use crate::support::system_user::SystemUser;
 use chrono::{Days, NaiveDate};
@@ -49,15 +49,9 @@ impl Rig {
             }
         };
         let user = SystemUser::create(tag)?;
-        let dir = tempfile::Builder::new()
-            .prefix("strata-cephfs-it.")
-            .tempdir_in("/tmp")
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = reachable_tempdir("strata-cephfs-it.");
         let name = format!("t{}-{tag}", std::process::id());
-        let top = fs.new_dir(&name);
-        nix::unistd::chown(&top, Some(user.uid), Some(user.gid)).unwrap();
-        let fs_path = format!("/{name}");
+        let fs_path = fs.owned_dir(&name, user.uid, user.gid);
         let keyring = fs.authorize(&name, &fs_path, "rws", dir.path());
         let mount = fs.mount(&dir.path().join("root"), &fs_path, &name, &keyring);
         fs::create_dir(dir.path().join("home")).unwrap();
@@ -168,18 +162,7 @@ impl Drop for Rig {
     fn drop(&mut self) {
         // why: unmount before the directory's snapshots go; the admin mount removes them
         self.mount.take();
-        let top = self.fs.admin().join(self.fs_path.trim_start_matches('/'));
-        // why: a directory with snapshots cannot be removed; ancestors' (`_...`) go with their own
-        for dir in [top.join(self.sub), top.clone()] {
-            if let Ok(entries) = fs::read_dir(dir.join(".snap")) {
-                for e in entries.flatten() {
-                    if !e.file_name().to_string_lossy().starts_with('_') {
-                        let _ = fs::remove_dir(e.path());
-                    }
-                }
-            }
-        }
-        let _ = fs::remove_dir_all(&top);
+        self.fs.remove_dir(&self.fs_path, &[self.sub]);
     }
 }
 

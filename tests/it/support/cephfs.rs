@@ -97,6 +97,32 @@ impl Cephfs {
         d
     }
 
+    /// A new directory `/<name>` owned by `uid:gid` (a test's backup user);
+    /// returns its path in the file system.
+    pub fn owned_dir(&self, name: &str, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> String {
+        let d = self.new_dir(name);
+        nix::unistd::chown(&d, Some(uid), Some(gid)).unwrap();
+        format!("/{name}")
+    }
+
+    /// Remove the directory `fs_path` made by [`Cephfs::owned_dir`]: first
+    /// the snapshots of it and of its subdirectories `subs` (a directory
+    /// with snapshots cannot be removed; ancestors' `_...` aliases go with
+    /// their own), then the tree. Unmount every test mount of it first.
+    pub fn remove_dir(&self, fs_path: &str, subs: &[&str]) {
+        let top = self.admin.join(fs_path.trim_start_matches('/'));
+        for dir in subs.iter().map(|s| top.join(s)).chain([top.clone()]) {
+            if let Ok(entries) = std::fs::read_dir(dir.join(".snap")) {
+                for e in entries.flatten() {
+                    if !e.file_name().to_string_lossy().starts_with('_') {
+                        let _ = std::fs::remove_dir(e.path());
+                    }
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&top);
+    }
+
     /// `ceph fs authorize cephfs client.ID /PATH CAPS`, written to a
     /// keyring file (mode 0644) under `dir`; returns its path.
     pub fn authorize(&self, id: &str, fs_path: &str, caps: &str, dir: &Path) -> PathBuf {
@@ -136,6 +162,21 @@ impl Cephfs {
             mnt: mnt.to_owned(),
         }
     }
+}
+
+/// A temp directory under `/tmp` (short paths for mounts and sockets),
+/// mode 0755 so that a test's backup user can reach the mounts in it.
+pub fn reachable_tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
 }
 
 fn umount(dir: &Path, mnt: &Path) {
