@@ -649,6 +649,21 @@ fn rbd_snapshot_units_repointed_names_and_drop() {
     // the friendly name pointed at another image: full fetch, old snapshot removed
     rig.ok(&["rbd", "backup", &rig.pool, "vm"]);
     assert_eq!(rig.backup_snapshots("snap-a").len(), 1);
+
+    // the file lost its xattr: a full fetch that names the old snapshot and leaves it
+    let old = rig.backup_snapshots("snap-a").remove(0);
+    let old_spec = format!("{}@{old}", rig.spec("snap-a"));
+    xattr::remove(rig.image_file("vm"), "user.rbd.snapshot").unwrap();
+    let out = rig.ok(&["rbd", "backup", &rig.pool, "vm"]);
+    assert!(
+        out.contains("full fetch")
+            && out.contains("also holds backup snapshots this unit's file does not name")
+            && out.contains(&format!("rbd snap rm {old_spec}")),
+        "{out}"
+    );
+    assert_eq!(rig.backup_snapshots("snap-a").len(), 2);
+    rig.rbd(&["snap", "rm", "--no-progress", &old_spec]);
+    rig.assert_consistent("vm", "snap-a");
     let mut b = Image::create(&rig, "snap-b", 6);
     b.mutate(&rig, 50, 0);
     rig.write_config(&[("vm", "snap-b")], &[]);

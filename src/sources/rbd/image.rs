@@ -47,7 +47,7 @@ use super::apply::{ApplyStats, apply_diff};
 use super::diff::{DiffReader, DiffSummary, Record, validate_diff, validate_diff_file};
 use super::fault::{self, FaultReader};
 use super::scrub::scrub_file;
-use super::tool::{Rbd, Removal, SnapInfo, new_snapshot_name};
+use super::tool::{Rbd, Removal, SnapInfo, is_backup_snapshot, new_snapshot_name};
 use super::{RbdError, io_err};
 use crate::backup_root::{self, xattrs};
 use crate::sources::{Check, UnitReport};
@@ -150,6 +150,9 @@ pub fn backup_image(
     let stored = Stored::read(path)?;
     let step =
         plan(&stored, &snaps, Phase::Run(new_snapshot_name())).expect("a run always has a step");
+    if let Step::Full { to, .. } = &step {
+        warn_unnamed(rbd, image, &snaps, to);
+    }
     let stats = run_step(rbd, image, &files, &step)?.unwrap_or_default();
     let (new, full_fetch) = match &step {
         Step::Incremental { to, .. } => (to.clone(), false),
@@ -325,6 +328,29 @@ pub fn scrub_against(rbd: &Rbd, image: &str, snap: &str, path: &Path) -> Result<
         stats.bytes_repaired
     );
     Ok(stats.repairs())
+}
+
+/// Before a full fetch to `to`: name the backup snapshots on `image` that
+/// the file does not (its xattrs lost, or another backup server's, e.g. a
+/// Deltaic still running). They are left alone, since strata cannot tell
+/// whose they are, but each holds the image's old blocks in the cluster
+/// and keeps the owner from removing the image.
+fn warn_unnamed(rbd: &Rbd, image: &str, snaps: &[SnapInfo], to: &str) {
+    let unnamed: Vec<String> = snaps
+        .iter()
+        .filter(|s| is_backup_snapshot(&s.name) && s.name != to)
+        .map(|s| rbd.spec(image, Some(&s.name)))
+        .collect();
+    if !unnamed.is_empty() {
+        eprintln!(
+            "warning: {} also holds backup snapshots this unit's file does not name: {}. \
+             They are another backup server's, or were left when the file lost its user.rbd.snapshot \
+             xattr; strata leaves them. If no other backup uses them: rbd snap rm {}",
+            rbd.spec(image, None),
+            unnamed.join(", "),
+            unnamed.join(" ; rbd snap rm "),
+        );
+    }
 }
 
 /// The stored snapshot is not on `image`: remove it from the image that has
