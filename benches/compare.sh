@@ -101,7 +101,7 @@ while IFS='|' read -r row what kind goal; do
     fi
     if [ "$row" = pack-one ]; then
         read -r f_lo f_med f_hi < <(vals pack-one floor | mmm)
-        [ "$f_med" = - ] || printf '%-62s %-20s %-20s %9s\n' "  gpg -se alone on the same lz4 streams (the floor)" "$f_lo/$f_med/$f_hi" "" \
+        [ "$f_med" = - ] || printf '%-62s %-20s %-20s %9s\n' "  gpg -se alone, strata's options, same lz4 streams (floor)" "$f_lo/$f_med/$f_hi" "" \
             "$(awk -v s="$s_med" -v f="$f_med" 'BEGIN { printf "%.2fx", s / f }')"
     fi
 done <<< "$rows"
@@ -109,6 +109,7 @@ echo
 echo "ratio: reference median / strata median (above 1: strata faster). rbd: strata fdatasyncs the image and"
 echo "writes only non-zero blocks; Deltaic's unpack_diff writes every byte and does not sync. floors: strata / floor."
 echo "pack: strata's archives are fsynced in the store; the shell pipeline's are not (the synced row makes them so)."
+echo "pack: strata signs with SHA-256, the shell pipeline's gpg -se with SHA-512; the gpg floor runs gpg with strata's options."
 echo "the benches' own output: $log"
 if [ ${#failed_runs[@]} -gt 0 ]; then
     echo "compare: these benches failed to run: ${failed_runs[*]}" >&2

@@ -184,19 +184,10 @@ pub(super) fn check_ownership(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{ConfigError, parse};
+    use crate::config::parse;
     use std::path::Path;
 
-    fn problems(text: &str) -> Vec<String> {
-        match parse(text, Path::new("/nonexistent/c.yaml")) {
-            Ok(_) => Vec::new(),
-            Err(ConfigError::Invalid { problems, .. }) => problems
-                .iter()
-                .map(|p| format!("{}: {}: {}", p.line, p.path.as_str(), p.message))
-                .collect(),
-            Err(e) => panic!("{e}"),
-        }
-    }
+    use crate::config::problem_lines as problems;
 
     const BASE: &str = "settings:\n  root: /nonexistent\n  snapshot-store: cephfs\n  gc-policy: hanoi\ndump:\n  a:\n    command: [true]\n  b:\n    command: [true]\n";
 

@@ -651,7 +651,7 @@ pub(super) fn unit_overrides(r: &mut Reader, node: &Node, path: &KeyPath) -> Uni
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigError, DumpCommand, parse};
+    use crate::config::{DumpCommand, parse};
     use std::path::Path;
 
     #[test]
@@ -680,16 +680,7 @@ mod tests {
         }
     }
 
-    fn problems(text: &str) -> Vec<String> {
-        match parse(text, Path::new("/nonexistent/c.yaml")) {
-            Ok(_) => Vec::new(),
-            Err(ConfigError::Invalid { problems, .. }) => problems
-                .iter()
-                .map(|p| format!("{}: {}", p.path.as_str(), p.message))
-                .collect(),
-            Err(e) => panic!("{e}"),
-        }
-    }
+    use crate::config::problem_lines as problems;
 
     #[test]
     fn the_keys_of_issue_15_read_and_refuse() {

@@ -230,6 +230,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, path)
 }
 
+/// The problems [`parse`] finds in `text`, one `"LINE: PATH: MESSAGE"`
+/// each, none when it parses: for the config modules' tests.
+#[cfg(test)]
+fn problem_lines(text: &str) -> Vec<String> {
+    match parse(text, Path::new("/nonexistent/c.yaml")) {
+        Ok(_) => Vec::new(),
+        Err(ConfigError::Invalid { problems, .. }) => problems
+            .iter()
+            .map(|p| format!("{}: {}: {}", p.line, p.path.as_str(), p.message))
+            .collect(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Validate config `text` as if read from `path` (relative paths resolve
 /// against `path`'s directory).
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {

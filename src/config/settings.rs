@@ -232,19 +232,11 @@ pub(super) fn read(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> Op
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{ConfigError, parse};
-    use std::path::Path;
 
     fn problems(settings: &str) -> Vec<String> {
-        let text = format!("settings:\n  root: /nonexistent\n  snapshot-store: dir\n{settings}");
-        match parse(&text, Path::new("/nonexistent/c.yaml")) {
-            Ok(_) => Vec::new(),
-            Err(ConfigError::Invalid { problems, .. }) => problems
-                .iter()
-                .map(|p| format!("{}: {}: {}", p.line, p.path.as_str(), p.message))
-                .collect(),
-            Err(e) => panic!("{e}"),
-        }
+        crate::config::problem_lines(&format!(
+            "settings:\n  root: /nonexistent\n  snapshot-store: dir\n{settings}"
+        ))
     }
 
     #[test]
