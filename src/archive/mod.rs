@@ -194,7 +194,8 @@ pub enum ArchiveError {
         unit: String,
         reason: String,
     },
-    #[error("another `archive run` of profile {profile} is in progress ({source})")]
+    // why: the lock's own message says which run holds it (strata's of this profile, or Deltaic's)
+    #[error("{source}")]
     Locked {
         profile: String,
         #[source]

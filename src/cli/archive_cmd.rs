@@ -11,7 +11,7 @@ use crate::archive::{
     sets::{self, RunTarget, SetMark},
     unpack,
 };
-use crate::backup_root::{BackupRoot, PidLock};
+use crate::backup_root::{BackupRoot, LockError, PidLock};
 use crate::config::UnitPath;
 use crate::error::{ExitCode, UsageError};
 use crate::snapshot::{self, SnapshotName};
@@ -35,6 +35,12 @@ enum ArchiveCmd {
         /// Resume the newest incomplete set
         #[arg(short = 'r', long)]
         resume: bool,
+        /// With -r, for a cron job: exit 0 with nothing to say (under -q)
+        /// when there is nothing to continue: no set, the newest complete,
+        /// another `archive run` of the profile running, or its uploads
+        /// paused since before this run
+        #[arg(long, requires = "resume")]
+        if_incomplete: bool,
         /// Which appliance of `appliances:` this is, when several share the
         /// root and archive the same set together (default: the host name)
         #[arg(long, value_name = "NAME")]
@@ -244,9 +250,17 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
     match &args.cmd {
         ArchiveCmd::Run {
             resume,
+            if_incomplete,
             snapshot,
             appliance,
         } => {
+            // why: a cron job that continues sets hourly must not mail when there is nothing to do
+            let nothing_to_do = |what: &str| {
+                if !cli.g.quiet {
+                    println!("profile {profile}: nothing to continue: {what}");
+                }
+                Ok(ExitCode::Ok)
+            };
             refuse_root(cli, "archive run")?;
             ctx.root()?;
             let env = env(ctx)?;
@@ -267,6 +281,11 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
             };
             let name = match sets::choose_run_set(&target, &sets, &store.list()?) {
                 Ok(n) => n,
+                Err(e @ (ArchiveError::NothingToResume | ArchiveError::AlreadyComplete(_)))
+                    if *if_incomplete =>
+                {
+                    return nothing_to_do(&e.to_string());
+                }
                 Err(e @ (ArchiveError::NothingToResume | ArchiveError::BadSetName { .. })) => {
                     return Err(UsageError(e.to_string()).into());
                 }
@@ -284,7 +303,7 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 quiet: cli.g.quiet,
                 appliance: shared_appliance(ctx, appliance.as_deref())?,
             };
-            let s = archive::run::run(
+            let s = match archive::run::run(
                 &ctx.config,
                 &env,
                 archiver.as_ref(),
@@ -292,7 +311,13 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                 &name,
                 workers,
                 &opts,
-            )?;
+            ) {
+                Err(ArchiveError::Locked {
+                    source: held @ LockError::Held { .. },
+                    ..
+                }) if *if_incomplete => return nothing_to_do(&held.to_string()),
+                r => r?,
+            };
             if let Some(sig) = s.interrupted {
                 return Err(anyhow::anyhow!(
                     "archive run interrupted by signal {sig}; the set stays incomplete: resume with `strata archive run -r`"
@@ -332,6 +357,16 @@ pub fn run(ctx: &Ctx, args: &ArchiveArgs) -> anyhow::Result<ExitCode> {
                     );
                 }
                 Ok(ExitCode::Ok)
+            } else if s.failed.is_empty()
+                && !s.paused.is_empty()
+                && *if_incomplete
+                && s.archived.is_empty()
+            {
+                // why: paused before this run began: said when the pause began
+                nothing_to_do(&format!(
+                    "set {name} waits: profile {profile} refuses uploads until {}",
+                    s.paused_until.as_deref().unwrap_or("later")
+                ))
             } else if s.failed.is_empty() && !s.paused.is_empty() {
                 // why: not a failure: the store's daily cap; the set waits for `run -r`
                 eprintln!(

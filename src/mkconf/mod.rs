@@ -109,8 +109,9 @@ struct Job {
 
 // why: Deltaic's schedule, so a migrating installation keeps its rhythm:
 // prune 23:00, df check 23:55, run at midnight; archives quarterly, archive
-// prune daily, resync twice a year (those three commented out)
-const JOBS: [Job; 6] = [
+// prune daily, resync twice a year (those three commented out); and strata's
+// hourly continuation of an incomplete set (commented out with them)
+const JOBS: [Job; 7] = [
     Job {
         name: "prune",
         cron: "0 23 * * *",
@@ -141,6 +142,14 @@ const JOBS: [Job; 6] = [
         calendar: "*-01,04,07,10-01 00:00:00",
         args: "archive run",
         what: "archive the newest snapshot offsite",
+        enabled: false,
+    },
+    Job {
+        name: "archive-continue",
+        cron: "17 * * * *",
+        calendar: "*-*-* *:17:00",
+        args: "archive run -r --if-incomplete",
+        what: "continue the newest archive set while it is incomplete (a Drive upload paused at the daily cap, a run that was killed); quiet when there is nothing to continue",
         enabled: false,
     },
     Job {

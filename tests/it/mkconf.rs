@@ -74,7 +74,7 @@ fn mkconf_systemd_matches_repository_files() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(names.len(), 14, "{names:?}");
     for n in &names {
         golden(&repo.join(n), &fs::read_to_string(dir.join(n)).unwrap());
     }

@@ -52,7 +52,65 @@ fn sigkill_mid_upload_then_run_r_finishes_the_set_without_duplicates() {
     let sets = w.ok(&config, &["archive", "-p", "local-none", "ls", "-s"]);
     assert!(!sets.contains("  complete"), "{sets}");
 
-    let out = w.ok(&config, &["archive", "-p", "local-none", "run", "-r"]);
+    // another run holding the profile's lock: cron's continuation is quiet, a person is told
+    {
+        let dir = w.spool.join(".archive-run-local-none");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(dir.join("run.lock"))
+            .unwrap();
+        let _held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        let out = w
+            .cmd(&config)
+            .args([
+                "-q",
+                "archive",
+                "-p",
+                "local-none",
+                "run",
+                "-r",
+                "--if-incomplete",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "{:?} {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let out = w
+            .cmd(&config)
+            .args(["archive", "-p", "local-none", "run", "-r"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success()
+                && text(&out.stderr).contains(
+                    "strata: another `archive run` of profile local-none is in progress (PID"
+                ),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+
+    let out = w.ok(
+        &config,
+        &[
+            "archive",
+            "-p",
+            "local-none",
+            "run",
+            "-r",
+            "--if-incomplete",
+        ],
+    );
     assert!(out.contains("complete"), "{out}");
     let listed = w.ok(&config, &["archive", "-p", "local-none", "ls"]);
     for unit in ["dump/big", "dump/small"] {

@@ -643,6 +643,28 @@ fn googledrive_daily_cap_pauses_the_set_and_run_r_resumes_it_the_next_day() {
         "{}",
         text(&out.stderr)
     );
+    // the hourly cron job says nothing while the pause lasts
+    let out = drive_cmd(
+        &w,
+        &config,
+        &[
+            "-q",
+            "archive",
+            "-p",
+            PROFILE,
+            "run",
+            "-r",
+            "--if-incomplete",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "cron's continuation while paused: {:?} {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let after = fake.state()["counters"]["requests"].clone();
     assert_eq!(before["chunk"], after["chunk"], "no upload while paused");
 
@@ -654,12 +676,60 @@ fn googledrive_daily_cap_pauses_the_set_and_run_r_resumes_it_the_next_day() {
     )
     .unwrap();
     let out = ok(
-        &drive_cmd(&w, &config, &["archive", "-p", PROFILE, "run", "-r"], &[]),
-        "run -r the next day",
+        &drive_cmd(
+            &w,
+            &config,
+            &["archive", "-p", PROFILE, "run", "-r", "--if-incomplete"],
+            &[],
+        ),
+        "run -r --if-incomplete the next day",
     );
     assert!(
         out.contains("complete: 1 archived now, 1 already in"),
         "{out}"
+    );
+    // the set complete: the cron job is quiet under -q, says why without it
+    let out = drive_cmd(
+        &w,
+        &config,
+        &[
+            "-q",
+            "archive",
+            "-p",
+            PROFILE,
+            "run",
+            "-r",
+            "--if-incomplete",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{:?} {}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let said = ok(
+        &drive_cmd(
+            &w,
+            &config,
+            &["archive", "-p", PROFILE, "run", "-r", "--if-incomplete"],
+            &[],
+        ),
+        "run -r --if-incomplete on a complete set",
+    );
+    assert!(
+        said.contains(&format!(
+            "profile {PROFILE}: nothing to continue: archive set "
+        )) && said.contains("is already complete"),
+        "{said}"
+    );
+    let out = drive_cmd(&w, &config, &["archive", "-p", PROFILE, "run", "-r"], &[]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("is already complete"),
+        "without --if-incomplete a complete set is an error: {}",
+        text(&out.stderr)
     );
     let st = fake.state();
     assert_eq!(
