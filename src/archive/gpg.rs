@@ -28,6 +28,11 @@ pub fn base_args(status_file: &Path) -> Vec<OsString> {
         "AES256",
         "--personal-digest-preferences",
         "SHA256",
+        // why: recipients and signers come from this keyring only; no
+        // lookup by mail address (WKD, keyservers) goes out to the network
+        "--auto-key-locate",
+        "local",
+        "--no-auto-key-retrieve",
         "--compress-algo",
         "none",
         "--status-file",
@@ -77,6 +82,65 @@ pub fn decrypt_args(status_file: &Path, max_output: u64) -> Vec<OsString> {
     v.push("-vv".into());
     v.push("-d".into());
     v
+}
+
+/// List one key (and its subkeys) with its expiry times, for
+/// [`key_expiry`]: `--with-colons --fixed-list-mode --list-keys FPR`.
+#[must_use]
+pub fn list_key_args(fpr: &str) -> Vec<OsString> {
+    [
+        "--batch",
+        "--no-tty",
+        "--no-options",
+        "--with-colons",
+        "--fixed-list-mode",
+        "--list-keys",
+        "--",
+        fpr,
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect()
+}
+
+/// When the key that made `sig` expires, from `gpg --with-colons` output
+/// of its primary key ([`list_key_args`]): the earlier of the primary's
+/// and (for a signing subkey) the subkey's expiry, `None` if neither
+/// expires or the listing does not show the key.
+#[must_use]
+pub fn key_expiry(colons: &str, sig: &ValidSig) -> Option<u64> {
+    // A `pub` or `sub` record gives the expiry (field 7); the `fpr` record
+    // after it names the key.
+    let mut pending: Option<(bool, Option<u64>)> = None;
+    let mut primary: Option<Option<u64>> = None;
+    let mut signing: Option<Option<u64>> = None;
+    for line in colons.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        match f.first().copied() {
+            Some(kind @ ("pub" | "sub")) => {
+                let expires = f.get(6).and_then(|t| t.parse::<u64>().ok());
+                pending = Some((kind == "pub", expires));
+            }
+            Some("fpr") => {
+                let Some((is_pub, expires)) = pending.take() else {
+                    continue;
+                };
+                let fpr = f.get(9).map(|x| x.to_ascii_uppercase()).unwrap_or_default();
+                if is_pub && fpr == sig.primary {
+                    primary = Some(expires);
+                }
+                if fpr == sig.fpr {
+                    signing = Some(expires);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (primary, signing) = (primary?, signing?);
+    match (primary, signing) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The `OpenPGP` packet tag of a `-vv` packet line (`# off=0 ctb=84 tag=1 ...`).
@@ -210,13 +274,15 @@ pub fn parse_status(text: &str) -> Status {
     s
 }
 
-/// Normalise a configured key: uppercase hex without spaces or `0x`.
+/// Normalise a configured key: uppercase hex without spaces, `0x` or a
+/// trailing `!` (gpg's "this very subkey").
 fn normalise(key: &str) -> String {
     let k: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+    let k = k.strip_suffix('!').unwrap_or(&k);
     let k = k
         .strip_prefix("0x")
         .or_else(|| k.strip_prefix("0X"))
-        .unwrap_or(&k);
+        .unwrap_or(k);
     k.to_ascii_uppercase()
 }
 
@@ -250,8 +316,14 @@ pub enum Verdict {
 }
 
 /// Judge a decryption's status against the configured signing key; `Err`
-/// says why it is not trusted.
-pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<Verdict, String> {
+/// says why it is not trusted. `expiry_of` tells when the key that made a
+/// signature expires (from the keyring: [`key_expiry`]); it is asked only
+/// when gpg reports the signer's key expired.
+pub fn judge_decryption(
+    s: &Status,
+    signing_key: &str,
+    expiry_of: impl Fn(&ValidSig) -> Option<u64>,
+) -> Result<Verdict, String> {
     let key = normalise(signing_key);
     if s.decryption_failed || !s.decryption_okay {
         return Err("gpg could not decrypt it (tampered, truncated, or not for our keys)".into());
@@ -290,8 +362,17 @@ pub fn judge_decryption(s: &Status, signing_key: &str) -> Result<Verdict, String
     if !matches(&s.expkeysig) {
         return Err("GOODSIG and VALIDSIG name different keys".into());
     }
-    // why: an expired key still proves a signature made before it expired; one made after is not trusted
-    let expired = s.keyexpired.iter().copied().min();
+    // why: an expired key still proves a signature made before it expired;
+    // one made after is not trusted. The keyring says when the signer's key
+    // expired: KEYEXPIRED lines cannot be told apart when gpg checks its
+    // trustdb on the way and reports every expired key it meets. Only if
+    // the keyring cannot tell, the earliest of them decides (refusing
+    // rather than trusting wrongly).
+    let expired = by_key
+        .iter()
+        .filter_map(|v| expiry_of(v))
+        .min()
+        .or_else(|| s.keyexpired.iter().copied().min());
     let created = by_key.iter().filter_map(|v| v.created).max();
     match (created, expired) {
         (Some(c), Some(e)) if c < e => Ok(Verdict::GoodByExpiredKey { expired: e }),
@@ -321,10 +402,13 @@ mod tests {
     #[test]
     fn good_signature_by_the_configured_key_passes() {
         let s = parse_status(&good());
-        assert_eq!(judge_decryption(&s, FPR), Ok(Verdict::Good));
-        assert_eq!(judge_decryption(&s, &FPR.to_lowercase()), Ok(Verdict::Good));
+        assert_eq!(judge_decryption(&s, FPR, |_| None), Ok(Verdict::Good));
         assert_eq!(
-            judge_decryption(&s, "0x89ABCDEF01234567"),
+            judge_decryption(&s, &FPR.to_lowercase(), |_| None),
+            Ok(Verdict::Good)
+        );
+        assert_eq!(
+            judge_decryption(&s, "0x89ABCDEF01234567", |_| None),
             Ok(Verdict::Good)
         );
     }
@@ -333,22 +417,26 @@ mod tests {
     fn other_signer_unsigned_bad_and_undecryptable_fail() {
         let s = parse_status(&good());
         assert!(
-            judge_decryption(&s, "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF")
+            judge_decryption(&s, "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", |_| None)
                 .unwrap_err()
                 .contains("not by the configured")
         );
         // a short key id is not accepted as naming a key
-        assert!(judge_decryption(&s, "01234567").is_err());
+        assert!(judge_decryption(&s, "01234567", |_| None).is_err());
         let unsigned = parse_status("[GNUPG:] DECRYPTION_OKAY\n[GNUPG:] END_DECRYPTION\n");
         assert!(
-            judge_decryption(&unsigned, FPR)
+            judge_decryption(&unsigned, FPR, |_| None)
                 .unwrap_err()
                 .contains("unsigned")
         );
         let bad = parse_status(&format!("{}[GNUPG:] BADSIG 89ABCDEF01234567 x\n", good()));
-        assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
+        assert!(
+            judge_decryption(&bad, FPR, |_| None)
+                .unwrap_err()
+                .contains("BAD")
+        );
         let failed = parse_status("[GNUPG:] DECRYPTION_FAILED\n");
-        assert!(judge_decryption(&failed, FPR).is_err());
+        assert!(judge_decryption(&failed, FPR, |_| None).is_err());
     }
 
     /// A signature by FPR made at `made`, checked after the key expired at
@@ -364,30 +452,126 @@ mod tests {
     #[test]
     fn a_signature_made_before_the_key_expired_passes_with_a_note() {
         assert_eq!(
-            judge_decryption(&expired(1_590_969_600, 1_609_502_400, ""), FPR),
+            judge_decryption(&expired(1_590_969_600, 1_609_502_400, ""), FPR, |_| None),
             Ok(Verdict::GoodByExpiredKey {
                 expired: 1_609_502_400
             })
         );
-        let after = judge_decryption(&expired(1_609_502_401, 1_609_502_400, ""), FPR);
+        let after = judge_decryption(&expired(1_609_502_401, 1_609_502_400, ""), FPR, |_| None);
         assert!(
             after
                 .unwrap_err()
                 .contains("after the signing key had expired")
         );
         let bad = expired(1, 2, "[GNUPG:] BADSIG 89ABCDEF01234567 x\n");
-        assert!(judge_decryption(&bad, FPR).unwrap_err().contains("BAD"));
+        assert!(
+            judge_decryption(&bad, FPR, |_| None)
+                .unwrap_err()
+                .contains("BAD")
+        );
         let err = expired(1, 2, "[GNUPG:] ERRSIG 89ABCDEF01234567 22 8 00 1 9\n");
-        assert!(judge_decryption(&err, FPR).is_err());
+        assert!(judge_decryption(&err, FPR, |_| None).is_err());
         let revoked = expired(1, 2, "[GNUPG:] REVKEYSIG 89ABCDEF01234567 x\n");
-        assert!(judge_decryption(&revoked, FPR).is_err());
+        assert!(judge_decryption(&revoked, FPR, |_| None).is_err());
         assert!(
             judge_decryption(
                 &expired(1, 2, ""),
-                "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+                |_| None
             )
             .is_err()
         );
+    }
+
+    /// gpg 2.2.40's status when it checks its trustdb while verifying:
+    /// the signer's KEYEXPIRED, then one for an unrelated expired key
+    /// (whose `KEY_CONSIDERED` comes after it, not before).
+    fn with_trustdb_check(made: u64, signer_expired: u64, other_expired: u64) -> Status {
+        parse_status(&format!(
+            "[GNUPG:] DECRYPTION_OKAY\n[GNUPG:] NEWSIG\n\
+             [GNUPG:] KEY_CONSIDERED {FPR} 0\n[GNUPG:] KEYEXPIRED {signer_expired}\n\
+             [GNUPG:] KEY_CONSIDERED {FPR} 0\n[GNUPG:] KEY_CONSIDERED {FPR} 0\n\
+             [GNUPG:] KEYEXPIRED {other_expired}\n\
+             [GNUPG:] KEY_CONSIDERED 74AD6CAEC41E4A157B38E94A16E525C597D54851 0\n\
+             [GNUPG:] EXPKEYSIG 89ABCDEF01234567 Signer <s@x>\n\
+             [GNUPG:] VALIDSIG {FPR} 2026-12-01 {made} 0 4 0 22 8 00 {FPR}\n"
+        ))
+    }
+
+    #[test]
+    fn the_keyring_says_when_the_signer_expired_not_a_trustdb_checks_lines() {
+        let signer = |_: &ValidSig| Some(1_609_502_400);
+        // signed in 2020 by a key that expired at the start of 2021; an
+        // unrelated key's 2019 expiry in the status changes nothing
+        assert_eq!(
+            judge_decryption(
+                &with_trustdb_check(1_590_969_600, 1_609_502_400, 1_559_390_400),
+                FPR,
+                signer
+            ),
+            Ok(Verdict::GoodByExpiredKey {
+                expired: 1_609_502_400
+            })
+        );
+        // signed after the signer's expiry: refused whatever other keys say
+        assert!(
+            judge_decryption(
+                &with_trustdb_check(1_609_502_401, 1_609_502_400, 1_900_000_000),
+                FPR,
+                signer
+            )
+            .unwrap_err()
+            .contains("after the signing key had expired")
+        );
+        // the keyring cannot tell: the earliest KEYEXPIRED decides (refused)
+        assert!(
+            judge_decryption(
+                &with_trustdb_check(1_590_969_600, 1_609_502_400, 1_559_390_400),
+                FPR,
+                |_| None
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn key_expiry_reads_the_primary_and_the_signing_subkey() {
+        // gpg 2.2.40 --with-colons --fixed-list-mode --list-keys
+        let primary_only = "tru::1:1796112860:0:3:1:5\n\
+            pub:e:255:22:CFAB12C522EC4F3D:1577836800:1609502400::u:::sc:::::ed25519:::0:\n\
+            fpr:::::::::E718A5B2DBB3C3041C6A3379CFAB12C522EC4F3D:\n\
+            uid:e::::1577836800::5A36::Old <old@x>::::::::::0:\n";
+        let sig = |fpr: &str, primary: &str| ValidSig {
+            fpr: fpr.into(),
+            primary: primary.into(),
+            created: Some(1),
+        };
+        let old = "E718A5B2DBB3C3041C6A3379CFAB12C522EC4F3D";
+        assert_eq!(
+            key_expiry(primary_only, &sig(old, old)),
+            Some(1_609_502_400)
+        );
+        assert_eq!(
+            key_expiry(primary_only, &sig(FPR, FPR)),
+            None,
+            "another key"
+        );
+        let with_sub = "pub:u:255:22:AAAA:1:2000000000::u:::cS:::::ed25519:::0:\n\
+            fpr:::::::::1111111111111111111111111111111111111111:\n\
+            uid:u::::1::X::Y <y@x>::::::::::0:\n\
+            sub:e:255:22:BBBB:1:1700000000:::::s:::::ed25519::\n\
+            fpr:::::::::2222222222222222222222222222222222222222:\n\
+            sub:u:255:18:CCCC:1::::::e:::::cv25519::\n\
+            fpr:::::::::3333333333333333333333333333333333333333:\n";
+        let p = "1111111111111111111111111111111111111111";
+        let sub = "2222222222222222222222222222222222222222";
+        // the subkey expired first
+        assert_eq!(key_expiry(with_sub, &sig(sub, p)), Some(1_700_000_000));
+        // signed by the primary itself: its own expiry
+        assert_eq!(key_expiry(with_sub, &sig(p, p)), Some(2_000_000_000));
+        let never = "pub:u:255:22:AAAA:1:::u:::cS:::::ed25519:::0:\n\
+            fpr:::::::::1111111111111111111111111111111111111111:\n";
+        assert_eq!(key_expiry(never, &sig(p, p)), None);
     }
 
     #[test]

@@ -864,7 +864,15 @@ fn verify_meta(
             let text = std::fs::read_to_string(status.path()).unwrap_or_default();
             let st = gpg::parse_status(&text);
             // why: the status verdict is the clearer message; gpg's exit status backs it up
-            let verdict = gpg::judge_decryption(&st, key).map_err(refuse)?;
+            let expiry_of = |sig: &gpg::ValidSig| {
+                // why: the signer's key, as this keyring holds it (gpg decrypted with it just now)
+                Cmd::new(&env.gpg)
+                    .args(gpg::list_key_args(&sig.primary))
+                    .run()
+                    .ok()
+                    .and_then(|out| gpg::key_expiry(&String::from_utf8_lossy(&out.stdout), sig))
+            };
+            let verdict = gpg::judge_decryption(&st, key, expiry_of).map_err(refuse)?;
             fed.map_err(ArchiveError::io(file))?;
             ended.map_err(|e| refuse(e.to_string()))?;
             let note = match verdict {

@@ -181,7 +181,7 @@ pub struct ArchiveUnitOverride {
 /// The `archive-*` and `googledrive-*` keys of `settings:`.
 pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<ArchiveSettings> {
     let spool = get_path(r, ctx, f, "archive-spool");
-    let gpg_signing_key = get_string(r, f, "archive-gpg-signing-key");
+    let gpg_signing_key = get_key_id(r, f, "archive-gpg-signing-key");
     let gpg_recipients = get_strings(r, f, "archive-gpg-recipients");
     let tar_path = get_string_or(r, f, "archive-tar-path", "tar");
     let gpg_path = get_string_or(r, f, "archive-gpg-path", "gpg");
@@ -208,6 +208,38 @@ pub(super) fn settings(r: &mut Reader, ctx: &Ctx, f: &mut Fields) -> Option<Arch
         googledrive_api_url: googledrive_api_url?,
         googledrive_token_url: googledrive_token_url?,
     })
+}
+
+/// An optional `OpenPGP` key named by fingerprint (40 hex digits, spaces
+/// allowed) or long key ID (16), either with `0x` or a trailing `!`: the
+/// forms a signature's VALIDSIG line can be checked against. A user ID
+/// would sign (gpg's `-u` takes one) but could never be verified: unpack
+/// would refuse every archive made with it.
+#[allow(clippy::option_option)] // why: as get_string
+fn get_key_id(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Option<String>> {
+    let line = f.get(key).map(|(n, _)| n.line);
+    let s = get_string(r, f, key)?;
+    if let Some(k) = &s {
+        let hex: String = k.chars().filter(|c| !c.is_whitespace()).collect();
+        let hex = hex.strip_suffix('!').unwrap_or(&hex);
+        let hex = hex
+            .strip_prefix("0x")
+            .or_else(|| hex.strip_prefix("0X"))
+            .unwrap_or(hex);
+        if !(matches!(hex.len(), 16 | 40) && hex.bytes().all(|b| b.is_ascii_hexdigit())) {
+            r.error(
+                line.unwrap_or(f.line()),
+                &f.path().key(key),
+                format!(
+                    "{k:?} is not a key fingerprint (40 hex digits) or long key ID (16): unpack checks \
+                     the signature's key against it, so a user ID or short ID would make every archive \
+                     unverifiable; `gpg --list-secret-keys --with-colons {k}` shows the fingerprint (the fpr line)"
+                ),
+            );
+            return None;
+        }
+    }
+    Some(s)
 }
 
 /// An optional `http://` or `https://` URL, kept without a trailing slash.
@@ -681,6 +713,41 @@ mod tests {
     }
 
     use crate::config::problem_lines as problems;
+
+    #[test]
+    fn the_signing_key_must_be_a_fingerprint_or_long_key_id() {
+        let with = |key: &str| {
+            problems(&format!(
+                "settings:\n  root: /nonexistent\n  snapshot-store: dir\n  archive-gpg-signing-key: '{key}'\n  archive-gpg-recipients: [r@example.org]\n"
+            ))
+        };
+        for ok in [
+            "DFF8325AA071E3925917F1D146E72F3A7453B119",
+            "dff8 325a a071 e392 5917  f1d1 46e7 2f3a 7453 b119",
+            "46E72F3A7453B119",
+            "0x46E72F3A7453B119",
+            "DFF8325AA071E3925917F1D146E72F3A7453B119!",
+        ] {
+            assert_eq!(with(ok), Vec::<String>::new(), "{ok}");
+        }
+        for bad in [
+            "s@probe",
+            "Signer",
+            "7453B119",
+            "0x7453B119",
+            "<s@probe>",
+            "DFF8325AA071E3925917F1D146E72F3A7453B11",
+        ] {
+            let got = with(bad);
+            assert!(
+                got.len() == 1
+                    && got[0].starts_with("4: settings.archive-gpg-signing-key: ")
+                    && got[0]
+                        .contains("is not a key fingerprint (40 hex digits) or long key ID (16)"),
+                "{bad}: {got:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_keys_of_issue_15_read_and_refuse() {

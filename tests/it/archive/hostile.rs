@@ -438,6 +438,42 @@ fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
     let old_cfg = w.home.join("old.yaml");
     std::fs::write(&old_cfg, text_cfg).unwrap();
 
+    // An unrelated key, expired before the signer, trusted ultimately: gpg
+    // checks its trustdb during the unpack and says KEYEXPIRED for it too,
+    // in the signature's status lines.
+    gpg(&[
+        "--faked-system-time",
+        "20190101T000000",
+        "--quick-gen-key",
+        "Unrelated <unrelated@strata.test>",
+        "rsa2048",
+        "cert",
+        "2019-06-01",
+    ]);
+    let unrelated = gpg(&["--with-colons", "--list-keys", "unrelated@strata.test"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_owned())
+        })
+        .unwrap();
+    gpg(&[
+        "--faked-system-time",
+        "20190101T000000",
+        "--quick-add-key",
+        &unrelated,
+        "rsa2048",
+        "encr",
+        "2019-06-01",
+    ]);
+    // why: a trustdb never checked (as on a recovery machine that just
+    // imported its keys) is checked during the next verification
+    let trust = w.home.join("ownertrust.txt");
+    let owners = gpg(&["--export-ownertrust"]);
+    std::fs::write(&trust, format!("{owners}{unrelated}:6:\n{old}:6:\n")).unwrap();
+    std::fs::remove_file(g.dir.join("trustdb.gpg")).unwrap();
+    gpg(&["--import-ownertrust", trust.to_str().unwrap()]);
+
     let dest = w.home.join("dest-old");
     let out = w.strata(
         &old_cfg,
