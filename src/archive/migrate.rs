@@ -25,7 +25,7 @@
 use super::archivers::{PeakPricing, SetInfo, s3::S3Archiver};
 use super::rate::RateLimit;
 use super::retrieve::{self, Rate, Wanted};
-use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
+use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_names};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -220,6 +220,16 @@ pub fn migrate(
     std::fs::create_dir_all(&m.work).map_err(ArchiveError::io(&m.work))?;
     let mut out = Outcome::default();
     let mut wanted = Vec::new();
+    let copies: Vec<(&str, &str)> = plan
+        .iter()
+        .flat_map(|s| {
+            s.archives
+                .iter()
+                .filter(|a| matches!(a.step, Step::Copy))
+                .map(move |a| (s.set.as_str(), a.unit.as_str()))
+        })
+        .collect();
+    let mut names = retrieved_names(&copies).into_iter();
     for s in plan {
         for a in &s.archives {
             match &a.step {
@@ -228,8 +238,9 @@ pub fn migrate(
                         set: s.set.clone(),
                         unit: a.unit.clone(),
                         meta: a.meta.clone(),
+                        file: names.next().expect("a name for each copy"),
                     };
-                    let whole = m.work.join(retrieved_name(&w.set, &w.unit));
+                    let whole = m.work.join(&w.file);
                     if whole.exists() {
                         // why: retrieved by an earlier run that stopped before the upload
                         copy(m, &w, Ok(whole), &mut out, said);

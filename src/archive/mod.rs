@@ -450,6 +450,34 @@ pub fn retrieved_name(set: &str, unit: &str) -> String {
     format!("{set}:{}", unit.replace('/', "-"))
 }
 
+/// The file names of the archives `pairs` (set, unit) retrieved into one
+/// directory: each [`retrieved_name`], except that units whose names would
+/// be the same (`dump/x/y` and `dump/x-y` are both `dump-x-y`) each get
+/// `~` and the first 8 hex digits of their unit's sha256 added, so no
+/// retrieve overwrites or refuses another unit's file. The result follows
+/// only from the pairs, so a retrieve run again resumes the same files.
+#[must_use]
+pub fn retrieved_names(pairs: &[(&str, &str)]) -> Vec<String> {
+    let plain: Vec<String> = pairs.iter().map(|(s, u)| retrieved_name(s, u)).collect();
+    let mut units_of: std::collections::HashMap<&str, std::collections::HashSet<&str>> =
+        std::collections::HashMap::new();
+    for (name, (_, unit)) in plain.iter().zip(pairs) {
+        units_of.entry(name).or_default().insert(unit);
+    }
+    plain
+        .iter()
+        .zip(pairs)
+        .map(|(name, (_, unit))| {
+            if units_of[name.as_str()].len() > 1 {
+                let h = hex::encode(Sha256::digest(unit.as_bytes()));
+                format!("{name}~{}", &h[..8])
+            } else {
+                name.clone()
+            }
+        })
+        .collect()
+}
+
 /// The longest volume label GNU tar writes (its header's name field).
 pub const MAX_LABEL: usize = 99;
 
@@ -568,5 +596,29 @@ mod tests {
             retrieved_name("20261122-1", "rbd/p/images/x"),
             "20261122-1:rbd-p-images-x"
         );
+    }
+
+    #[test]
+    fn units_that_flatten_alike_get_names_of_their_own() {
+        let h = |u: &str| hex::encode(Sha256::digest(u.as_bytes()))[..8].to_owned();
+        let names = retrieved_names(&[
+            ("s-1", "dump/x/y"),
+            ("s-1", "dump/x-y"),
+            ("s-1", "rsync/web-01"),
+            ("s-0", "dump/x/y"),
+            // why: a chain lists one unit once per set; that is no clash
+            ("s-1", "dump/x/y"),
+        ]);
+        assert_eq!(
+            names,
+            [
+                format!("s-1:dump-x-y~{}", h("dump/x/y")),
+                format!("s-1:dump-x-y~{}", h("dump/x-y")),
+                "s-1:rsync-web-01".to_owned(),
+                "s-0:dump-x-y".to_owned(),
+                format!("s-1:dump-x-y~{}", h("dump/x/y")),
+            ]
+        );
+        assert_ne!(names[0], names[1]);
     }
 }

@@ -1,7 +1,10 @@
 //! Retrieve archives of a set into a directory: rate limited, resumable,
 //! checked.
 //!
-//! Each archive goes to `DESTDIR/<snapshot>:<unit-with-dashes>.part` first;
+//! Each archive goes to `DESTDIR/<snapshot>:<unit-with-dashes>.part` first
+//! (Deltaic's name; two units of one retrieve that would share it, such as
+//! `dump/x/y` and `dump/x-y`, each get `~<8 hex digits>` of their own:
+//! [`super::retrieved_names`]);
 //! an existing `.part` is continued with a ranged read from its length. When
 //! all bytes are in, its size and sha256 must match the metadata; then the
 //! metadata is written as Deltaic's `user.archive.*` xattrs and the file is
@@ -28,25 +31,24 @@ use super::archivers::PartTarget;
 use super::chain;
 use super::rate::RateLimit;
 use super::unpack::{write_meta, write_origin};
-use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_name};
+use super::{ArchiveError, ArchiveMeta, Archiver, retrieved_names};
 use crate::backup_root::xattrs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Fetch `unit` of `set` into `dest`; returns the final path.
-pub fn retrieve_one(
+/// Fetch `w` into `dest` (as `w.file`); returns the final path.
+fn retrieve_one(
     archiver: &dyn Archiver,
-    set: &str,
-    unit: &str,
-    meta: &ArchiveMeta,
+    w: &Wanted,
     dest: &Path,
     rate: Option<&RateLimit>,
 ) -> Result<PathBuf, ArchiveError> {
-    let out = dest.join(retrieved_name(set, unit));
+    let (set, unit, meta) = (w.set.as_str(), w.unit.as_str(), &w.meta);
+    let out = dest.join(&w.file);
     if out.symlink_metadata().is_ok() {
         return Err(ArchiveError::AlreadyExists(out));
     }
-    let part = dest.join(format!("{}.part", retrieved_name(set, unit)));
+    let part = dest.join(format!("{}.part", w.file));
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -141,6 +143,8 @@ pub struct Wanted {
     pub set: String,
     pub unit: String,
     pub meta: ArchiveMeta,
+    /// Its file name in the directory (one of [`super::retrieved_names`]).
+    pub file: String,
 }
 
 /// How fast a retrieve may go.
@@ -166,21 +170,18 @@ pub fn retrieve_many(
 ) -> Result<(), ArchiveError> {
     let Some(jobs) = archiver.job_retrieval() else {
         for w in wanted {
-            report(
-                w,
-                retrieve_one(archiver, &w.set, &w.unit, &w.meta, dest, rate.stream),
-            );
+            report(w, retrieve_one(archiver, w, dest, rate.stream));
         }
         return Ok(());
     };
     let mut chosen: Vec<(&Wanted, PathBuf, PathBuf)> = Vec::new();
     for w in wanted {
-        let out = dest.join(retrieved_name(&w.set, &w.unit));
+        let out = dest.join(&w.file);
         if out.symlink_metadata().is_ok() {
             report(w, Err(ArchiveError::AlreadyExists(out)));
             continue;
         }
-        let part = dest.join(format!("{}.part", retrieved_name(&w.set, &w.unit)));
+        let part = dest.join(format!("{}.part", w.file));
         chosen.push((w, part, out));
     }
     let targets: Vec<PartTarget<'_>> = chosen
@@ -229,10 +230,20 @@ pub fn retrieve_chains(
     rate: Rate<'_>,
     report: &mut dyn FnMut(&str, ChainFetched),
 ) -> Result<(), ArchiveError> {
+    let resolved: Vec<(&String, Result<Vec<chain::ChainMember>, ArchiveError>)> = units
+        .iter()
+        .map(|unit| (unit, chain::resolve(archiver, set, unit)))
+        .collect();
+    let pairs: Vec<(&str, &str)> = resolved
+        .iter()
+        .filter_map(|(unit, r)| r.as_ref().ok().map(|ms| (unit, ms)))
+        .flat_map(|(unit, ms)| ms.iter().map(move |m| (m.set.as_str(), unit.as_str())))
+        .collect();
+    let mut names = retrieved_names(&pairs).into_iter();
     let mut plans: Vec<(&String, ChainFiles)> = Vec::new();
     let mut wanted = Vec::new();
-    for unit in units {
-        let members = match chain::resolve(archiver, set, unit) {
+    for (unit, members) in resolved {
+        let members = match members {
             Ok(m) => m,
             Err(e) => {
                 plans.push((unit, Err(e)));
@@ -241,12 +252,14 @@ pub fn retrieve_chains(
         };
         let mut files = Vec::with_capacity(members.len());
         for m in members {
-            let path = dest.join(retrieved_name(&m.set, unit));
+            let file = names.next().expect("a name for each member");
+            let path = dest.join(&file);
             if !already_retrieved(&path, &m.set, unit, &m.meta) {
                 wanted.push(Wanted {
                     set: m.set.clone(),
                     unit: unit.clone(),
                     meta: m.meta,
+                    file,
                 });
             }
             files.push((m.set, path));

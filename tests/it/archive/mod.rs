@@ -412,3 +412,74 @@ fn a_unit_whose_name_is_too_long_for_a_tar_label_round_trips_bound_to_its_unit()
         b"long\n"
     );
 }
+
+#[test]
+fn units_whose_retrieved_names_would_clash_are_retrieved_and_unpacked_side_by_side() {
+    // why: `dump/x/y` and `dump/x-y` both flatten to Deltaic's `<set>:dump-x-y`
+    let units = "  a:\n    command: [printf, 'a\\n']\n";
+    let Some(w) = World::new(units, false, false, |_| {}) else {
+        return;
+    };
+    let config = w.config("plain", false, "");
+    let mount = w.home.join("tree");
+    for (unit, data) in [("dump/x/y", "slash\n"), ("dump/x-y", "dash\n")] {
+        std::fs::create_dir_all(mount.join(unit)).unwrap();
+        std::fs::write(mount.join(unit).join("f"), data).unwrap();
+        w.ok(
+            &config,
+            &[
+                "archive",
+                "-p",
+                "local-gzip",
+                "unit",
+                &w.snapshot,
+                mount.to_str().unwrap(),
+                unit,
+            ],
+        );
+    }
+    let ret = w.home.join("ret");
+    let got = w.ok(
+        &config,
+        &[
+            "archive",
+            "-p",
+            "local-gzip",
+            "retrieve",
+            &w.snapshot,
+            ret.to_str().unwrap(),
+            "dump/x/y",
+            "dump/x-y",
+        ],
+    );
+    let files: Vec<&str> = got.lines().collect();
+    assert_eq!(files.len(), 2, "{got}");
+    assert_ne!(files[0], files[1]);
+    let out = w.home.join("out");
+    let mut args = vec![
+        "archive",
+        "-p",
+        "local-gzip",
+        "unpack",
+        out.to_str().unwrap(),
+    ];
+    args.extend(&files);
+    w.ok(&config, &args);
+    assert_eq!(std::fs::read(out.join("dump/x/y/f")).unwrap(), b"slash\n");
+    assert_eq!(std::fs::read(out.join("dump/x-y/f")).unwrap(), b"dash\n");
+    // run again: both are already there, and nothing is fetched twice
+    let again = w.ok(
+        &config,
+        &[
+            "archive",
+            "-p",
+            "local-gzip",
+            "retrieve",
+            &w.snapshot,
+            ret.to_str().unwrap(),
+            "dump/x/y",
+            "dump/x-y",
+        ],
+    );
+    assert_eq!(again, got);
+}
