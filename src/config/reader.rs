@@ -129,6 +129,10 @@ impl<'a> Fields<'a> {
 /// The known key closest to `name`, if any is close enough to be a likely typo.
 #[must_use]
 pub fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    // why: `ZSTD` for `zstd` is four edits apart, and the likeliest slip of all
+    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+        return Some(k);
+    }
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(name, k), *k))
@@ -370,6 +374,8 @@ mod tests {
         assert_eq!(closest("rsync_workers", &known), Some("rsync-workers"));
         assert_eq!(closest("rot", &known), Some("root"));
         assert_eq!(closest("completely-different", &known), None);
+        assert_eq!(closest("ZSTD", &["gzip", "zstd", "lz4"]), Some("zstd"));
+        assert_eq!(closest("ROOT", &known), Some("root"));
     }
 
     #[test]
