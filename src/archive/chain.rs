@@ -384,6 +384,12 @@ pub fn seal(env: &ArchiveEnv, plain: &[u8]) -> Result<Sealed, ArchiveError> {
                 .spawn_writer(Stdio::from(sink))?;
             let fed = child.write_all(plain);
             let ended = child.finish();
+            if fed.is_err() || ended.is_err() {
+                // why: a refused key is the cause; the broken pipe or exit status only follows from it
+                if let Some(e) = gpg::refused_key(&env.gpg, status.path()) {
+                    return Err(e);
+                }
+            }
             fed.map_err(ArchiveError::io(out.path()))?;
             ended?;
             let text =

@@ -143,6 +143,111 @@ pub fn key_expiry(colons: &str, sig: &ValidSig) -> Option<u64> {
     }
 }
 
+/// After a `gpg -se` that failed: the first key it refused (from its
+/// status file), as an error that says what is wrong with the key.
+#[must_use]
+pub fn refused_key(gpg: &str, status_file: &Path) -> Option<super::ArchiveError> {
+    let text = std::fs::read_to_string(status_file).ok()?;
+    let list = |args: &[&str]| {
+        crate::exec::Cmd::new(gpg)
+            .args(["--batch", "--no-tty", "--no-options", "--with-colons"])
+            .args(args)
+            .run()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    unusable_keys(&text, list)
+        .into_iter()
+        .next()
+        .map(|k| super::ArchiveError::GpgKey {
+            setting: k.setting,
+            key: k.key,
+            problem: k.problem,
+        })
+}
+
+/// A key gpg would not use to sign or encrypt (`INV_SGNR` / `INV_RECP`
+/// in its status), and what the keyring says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableKey {
+    /// The config key that names it.
+    pub setting: &'static str,
+    /// The key as configured (as gpg echoes it).
+    pub key: String,
+    pub problem: String,
+}
+
+/// The keys a failed `gpg -se` refused, from its status text; `list` runs
+/// `gpg --with-colons` with the given arguments and returns its output
+/// (`None` when gpg fails, e.g. no such key).
+pub fn unusable_keys(status: &str, list: impl Fn(&[&str]) -> Option<String>) -> Vec<UnusableKey> {
+    let mut out = Vec::new();
+    for line in status.lines() {
+        let w: Vec<&str> = line.split_ascii_whitespace().collect();
+        let (setting, code, key, secret) = match w.as_slice() {
+            ["[GNUPG:]", "INV_RECP", code, key, ..] => {
+                ("archive-gpg-recipients", *code, *key, false)
+            }
+            ["[GNUPG:]", "INV_SGNR", code, key, ..] => {
+                ("archive-gpg-signing-key", *code, *key, true)
+            }
+            _ => continue,
+        };
+        let public = list(&["--list-keys", "--", key]);
+        let problem = match public.as_deref().and_then(validity) {
+            None => "it is not in gpg's keyring (GNUPGHOME)".to_owned(),
+            Some(Validity::Revoked) => "the key is revoked".to_owned(),
+            Some(Validity::Expired(when)) => format!("the key expired on {}", date(when)),
+            Some(Validity::Usable)
+                if secret && list(&["--list-secret-keys", "--", key]).is_none() =>
+            {
+                "its secret key is not in gpg's keyring, so it cannot sign".to_owned()
+            }
+            Some(Validity::Usable) => match code {
+                "3" => "the key cannot be used for this (no usable subkey to sign or encrypt with)"
+                    .to_owned(),
+                "2" => "it names more than one key".to_owned(),
+                _ => format!("gpg refused it (reason {code} in gpg's INV_RECP/INV_SGNR codes)"),
+            },
+        };
+        out.push(UnusableKey {
+            setting,
+            key: key.to_owned(),
+            problem,
+        });
+    }
+    out
+}
+
+enum Validity {
+    Usable,
+    Revoked,
+    Expired(u64),
+}
+
+/// The primary key's validity from `--with-colons` output (field 2 of the
+/// first `pub`/`sec` record: `r` revoked, `e` expired, with field 7 the
+/// expiry).
+fn validity(colons: &str) -> Option<Validity> {
+    let f: Vec<&str> = colons
+        .lines()
+        .find(|l| l.starts_with("pub:") || l.starts_with("sec:"))?
+        .split(':')
+        .collect();
+    Some(match f.get(1).copied() {
+        Some("r") => Validity::Revoked,
+        Some("e") => Validity::Expired(f.get(6).and_then(|t| t.parse().ok()).unwrap_or(0)),
+        _ => Validity::Usable,
+    })
+}
+
+fn date(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map_or_else(|| secs.to_string(), |d| d.format("%Y-%m-%d").to_string())
+}
+
 /// The `OpenPGP` packet tag of a `-vv` packet line (`# off=0 ctb=84 tag=1 ...`).
 #[must_use]
 pub fn packet_tag(line: &str) -> Option<u8> {
@@ -572,6 +677,35 @@ mod tests {
         let never = "pub:u:255:22:AAAA:1:::u:::cS:::::ed25519:::0:\n\
             fpr:::::::::1111111111111111111111111111111111111111:\n";
         assert_eq!(key_expiry(never, &sig(p, p)), None);
+    }
+
+    #[test]
+    fn refused_keys_are_explained_from_the_keyring() {
+        let status = "[GNUPG:] INV_RECP 0 AAAA\n[GNUPG:] INV_RECP 0 BBBB\n[GNUPG:] INV_SGNR 9 CCCC\n\
+                      [GNUPG:] INV_RECP 3 DDDD\n[GNUPG:] FAILURE sign-encrypt 53\n";
+        let list = |args: &[&str]| -> Option<String> {
+            match (args[0], args[2]) {
+                (_, "AAAA") => Some("pub:r:255:22:AAAA:1:::-:::sc::::::\n".into()),
+                (_, "BBBB") => Some("pub:e:255:22:BBBB:1:1609502400::-:::sc::::::\n".into()),
+                ("--list-keys", "CCCC" | "DDDD") => {
+                    Some("pub:u:255:22:X:1:::u:::sc::::::\n".into())
+                }
+                _ => None,
+            }
+        };
+        let got: Vec<String> = unusable_keys(status, list)
+            .into_iter()
+            .map(|k| format!("{} {}: {}", k.setting, k.key, k.problem))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "archive-gpg-recipients AAAA: the key is revoked",
+                "archive-gpg-recipients BBBB: the key expired on 2021-01-01",
+                "archive-gpg-signing-key CCCC: its secret key is not in gpg's keyring, so it cannot sign",
+                "archive-gpg-recipients DDDD: the key cannot be used for this (no usable subkey to sign or encrypt with)",
+            ]
+        );
     }
 
     #[test]

@@ -78,6 +78,12 @@ pub enum ArchiveError {
     },
     #[error("{}: gpg did not report {what}; refusing to use this archive", file.display())]
     GpgStatus { file: PathBuf, what: String },
+    #[error("gpg cannot use {key} ({setting}): {problem}")]
+    GpgKey {
+        setting: &'static str,
+        key: String,
+        problem: String,
+    },
     #[error("{}: signature check failed: {reason}; nothing was unpacked", file.display())]
     Signature { file: PathBuf, reason: String },
     #[error("{}: its metadata says encryption `{found}` but this config {expected}; refusing (a downgrade or a config mismatch: check the archive's metadata)", file.display())]

@@ -167,13 +167,14 @@ pub fn pack(
                 .unwrap_or_else(|_| Err(std::io::Error::other("the spool writer thread panicked")));
             // why: a spool write error (ENOSPC) is the root cause of gpg's broken pipe; report it first
             let sink = drained.map_err(|e| write_error(e, unit))?;
+            let refused = || gpg::refused_key(&env.gpg, status.path());
             match gpg_end {
-                Ok(end) => {
-                    end?;
-                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(refused().unwrap_or_else(|| e.into())),
                 Err(e) => {
                     tar.kill();
-                    return Err(stage("feeding gpg")(e));
+                    // why: gpg that refuses a key exits at once, and feeding it then breaks the pipe
+                    return Err(refused().unwrap_or_else(|| stage("feeding gpg")(e)));
                 }
             }
             tar.finish()?;

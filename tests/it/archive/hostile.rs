@@ -736,3 +736,94 @@ t.close()
     }
     assert!(cap(&u.join("cap")).is_some());
 }
+
+#[test]
+fn a_key_gpg_refuses_is_named_with_what_is_wrong_and_nothing_is_stored() {
+    let Some(w) = World::new(UNITS, true, false, |root| {
+        std::fs::create_dir_all(root.join(UNIT)).unwrap();
+        std::fs::write(root.join(UNIT).join("data"), b"secret").unwrap();
+    }) else {
+        return;
+    };
+    let g = w.gpg.as_ref().unwrap();
+    let gpg = |args: &[&str]| {
+        let out = w
+            .home
+            .command("gpg")
+            .env("GNUPGHOME", &g.dir)
+            .args(["--batch", "--no-tty", "--passphrase", ""])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    gpg(&[
+        "--faked-system-time",
+        "20200101T000000",
+        "--quick-gen-key",
+        "Expired <expired@strata.test>",
+        "future-default",
+        "default",
+        "2021-01-01",
+    ]);
+    let expired = gpg(&["--with-colons", "--list-keys", "expired@strata.test"])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_owned())
+        })
+        .unwrap();
+    let absent = "0123456789ABCDEF0123456789ABCDEF01234567";
+    let body = std::fs::read_to_string(w.config("enc", true, "")).unwrap();
+    let cases = [
+        (
+            body.replace(&format!("- {}", g.recipient), &format!("- {expired}")),
+            format!(
+                "gpg cannot use {expired} (archive-gpg-recipients): the key expired on 2021-01-01"
+            ),
+        ),
+        (
+            body.replace(&format!("- {}", g.recipient), &format!("- {absent}")),
+            format!("gpg cannot use {absent} (archive-gpg-recipients): it is not in gpg's keyring"),
+        ),
+        (
+            body.replace(
+                &format!("archive-gpg-signing-key: {}", g.signer),
+                &format!("archive-gpg-signing-key: {absent}"),
+            ),
+            format!(
+                "gpg cannot use {absent} (archive-gpg-signing-key): it is not in gpg's keyring"
+            ),
+        ),
+    ];
+    let mount = w.root.join(".snapshots").join(&w.snapshot);
+    for (i, (config, want)) in cases.iter().enumerate() {
+        assert_ne!(config, &body, "case {i} changed nothing");
+        let path = w.home.join(format!("refused-{i}.yaml"));
+        std::fs::write(&path, config).unwrap();
+        let out = w.strata(
+            &path,
+            &[
+                "archive",
+                "-p",
+                "local-lz4",
+                "unit",
+                &w.snapshot,
+                mount.to_str().unwrap(),
+                UNIT,
+            ],
+        );
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "case {i}: {err}");
+        assert!(
+            err.contains(want.as_str()),
+            "case {i}: want {want:?} in {err}"
+        );
+        assert!(
+            entries(&w.store).iter().all(|p| !w.store.join(p).is_file()),
+            "case {i}: something was stored: {:?}",
+            entries(&w.store)
+        );
+    }
+}
