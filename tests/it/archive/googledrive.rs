@@ -644,27 +644,30 @@ fn googledrive_daily_cap_pauses_the_set_and_run_r_resumes_it_the_next_day() {
         text(&out.stderr)
     );
     // the hourly cron job says nothing while the pause lasts
-    let out = drive_cmd(
-        &w,
-        &config,
-        &[
-            "-q",
-            "archive",
-            "-p",
-            PROFILE,
-            "run",
-            "-r",
-            "--if-incomplete",
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "cron's continuation while paused: {:?} {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let cron_is_quiet = |when: &str| {
+        let out = drive_cmd(
+            &w,
+            &config,
+            &[
+                "-q",
+                "archive",
+                "-p",
+                PROFILE,
+                "run",
+                "-r",
+                "--if-incomplete",
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "cron's continuation {when}: {:?} {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    };
+    cron_is_quiet("while paused");
     let after = fake.state()["counters"]["requests"].clone();
     assert_eq!(before["chunk"], after["chunk"], "no upload while paused");
 
@@ -689,27 +692,7 @@ fn googledrive_daily_cap_pauses_the_set_and_run_r_resumes_it_the_next_day() {
         "{out}"
     );
     // the set complete: the cron job is quiet under -q, says why without it
-    let out = drive_cmd(
-        &w,
-        &config,
-        &[
-            "-q",
-            "archive",
-            "-p",
-            PROFILE,
-            "run",
-            "-r",
-            "--if-incomplete",
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-        "{:?} {}{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    cron_is_quiet("once the set is complete");
     let said = ok(
         &drive_cmd(
             &w,

@@ -350,6 +350,32 @@ fn a_gpg_decompression_bomb_stops_before_it_fills_the_spool() {
     assert!(entries(&dest).is_empty());
 }
 
+/// Run gpg on the test keyring, which must succeed; its stdout.
+fn keyring(w: &World, args: &[&str]) -> String {
+    let g = w.gpg.as_ref().expect("gpg keys");
+    let out = w
+        .home
+        .command("gpg")
+        .env("GNUPGHOME", &g.dir)
+        .args(["--batch", "--no-tty", "--passphrase", ""])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gpg {args:?}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The fingerprint of the test keyring's key with user ID `uid`.
+fn fingerprint_of(w: &World, uid: &str) -> String {
+    keyring(w, &["--with-colons", "--list-keys", uid])
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_owned())
+        })
+        .expect("a fingerprint")
+}
+
 #[test]
 fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
     let Some(w) = World::new(UNITS, true, false, |root| {
@@ -379,18 +405,7 @@ fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
     // A signing key made in 2020 that expired on 2021-01-01, and an archive
     // it signed (encrypted to our key) in June 2020, while it was valid.
     let g = w.gpg.as_ref().unwrap();
-    let gpg = |args: &[&str]| {
-        let out = w
-            .home
-            .command("gpg")
-            .env("GNUPGHOME", &g.dir)
-            .args(["--batch", "--no-tty", "--passphrase", ""])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "gpg {args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    };
+    let gpg = |args: &[&str]| keyring(&w, args);
     gpg(&[
         "--faked-system-time",
         "20200101T000000",
@@ -400,13 +415,7 @@ fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
         "sign",
         "2021-01-01",
     ]);
-    let old = gpg(&["--with-colons", "--list-keys", "old@strata.test"])
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_owned())
-        })
-        .unwrap();
+    let old = fingerprint_of(&w, "old@strata.test");
     let signed = w.home.join("signed-in-2020");
     gpg(&[
         "--faked-system-time",
@@ -450,13 +459,7 @@ fn an_archive_signed_by_a_key_that_has_expired_since_unpacks_with_a_note() {
         "cert",
         "2019-06-01",
     ]);
-    let unrelated = gpg(&["--with-colons", "--list-keys", "unrelated@strata.test"])
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_owned())
-        })
-        .unwrap();
+    let unrelated = fingerprint_of(&w, "unrelated@strata.test");
     gpg(&[
         "--faked-system-time",
         "20190101T000000",
@@ -746,18 +749,7 @@ fn a_key_gpg_refuses_is_named_with_what_is_wrong_and_nothing_is_stored() {
         return;
     };
     let g = w.gpg.as_ref().unwrap();
-    let gpg = |args: &[&str]| {
-        let out = w
-            .home
-            .command("gpg")
-            .env("GNUPGHOME", &g.dir)
-            .args(["--batch", "--no-tty", "--passphrase", ""])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "gpg {args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    };
+    let gpg = |args: &[&str]| keyring(&w, args);
     gpg(&[
         "--faked-system-time",
         "20200101T000000",
@@ -767,13 +759,7 @@ fn a_key_gpg_refuses_is_named_with_what_is_wrong_and_nothing_is_stored() {
         "default",
         "2021-01-01",
     ]);
-    let expired = gpg(&["--with-colons", "--list-keys", "expired@strata.test"])
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_owned())
-        })
-        .unwrap();
+    let expired = fingerprint_of(&w, "expired@strata.test");
     let absent = "0123456789ABCDEF0123456789ABCDEF01234567";
     let body = std::fs::read_to_string(w.config("enc", true, "")).unwrap();
     let cases = [

@@ -439,19 +439,22 @@ fn units_whose_retrieved_names_would_clash_are_retrieved_and_unpacked_side_by_si
         );
     }
     let ret = w.home.join("ret");
-    let got = w.ok(
-        &config,
-        &[
-            "archive",
-            "-p",
-            "local-gzip",
-            "retrieve",
-            &w.snapshot,
-            ret.to_str().unwrap(),
-            "dump/x/y",
-            "dump/x-y",
-        ],
-    );
+    let retrieve = || {
+        w.ok(
+            &config,
+            &[
+                "archive",
+                "-p",
+                "local-gzip",
+                "retrieve",
+                &w.snapshot,
+                ret.to_str().unwrap(),
+                "dump/x/y",
+                "dump/x-y",
+            ],
+        )
+    };
+    let got = retrieve();
     let files: Vec<&str> = got.lines().collect();
     assert_eq!(files.len(), 2, "{got}");
     assert_ne!(files[0], files[1]);
@@ -468,18 +471,5 @@ fn units_whose_retrieved_names_would_clash_are_retrieved_and_unpacked_side_by_si
     assert_eq!(std::fs::read(out.join("dump/x/y/f")).unwrap(), b"slash\n");
     assert_eq!(std::fs::read(out.join("dump/x-y/f")).unwrap(), b"dash\n");
     // run again: both are already there, and nothing is fetched twice
-    let again = w.ok(
-        &config,
-        &[
-            "archive",
-            "-p",
-            "local-gzip",
-            "retrieve",
-            &w.snapshot,
-            ret.to_str().unwrap(),
-            "dump/x/y",
-            "dump/x-y",
-        ],
-    );
-    assert_eq!(again, got);
+    assert_eq!(retrieve(), got);
 }
