@@ -62,6 +62,13 @@ impl PidLock {
         )
     }
 
+    /// The lock of `strata prune` (not of a dry run): `<state_dir>/prune.lock`,
+    /// so that cron's prune and one typed by hand do not remove the same
+    /// snapshots side by side.
+    pub fn prune(state_dir: &Path) -> Result<PidLock, LockError> {
+        PidLock::acquire(&state_dir.join("prune.lock"), "another strata prune")
+    }
+
     /// The lock every backup of `unit` holds for its whole duration, whether
     /// `run` started it or a person did: `<state_dir>/unit-locks/<unit>.lock`.
     pub fn unit(state_dir: &Path, unit: &UnitPath) -> Result<PidLock, LockError> {

@@ -181,6 +181,7 @@ fn parse() -> Parsed {
 /// Parse, run, print errors once, and return the exit code.
 #[must_use]
 pub fn main() -> std::process::ExitCode {
+    output_failure_is_an_error();
     if let Err(e) = crate::jobs::child::adopt() {
         eprintln!("strata: {e}");
         return ExitCode::Failed.into();
@@ -247,6 +248,31 @@ fn run_source(
         .run(&cx, m)
         .map_err(anyhow::Error::from)
         .context(source.name())
+}
+
+/// `println!` panics when stdout cannot be written (a full disk under a
+/// unit's log, `> /dev/full`): such a panic becomes one line on stderr
+/// (best effort: it may be the same full disk) and exit status 1, not a
+/// backtrace and 101. Every other panic keeps Rust's report.
+fn output_failure_is_an_error() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(why) = message
+            .strip_prefix("failed printing to stdout: ")
+            .or_else(|| message.strip_prefix("failed printing to stderr: "))
+        {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "strata: cannot write its output: {why}");
+            std::process::exit(ExitCode::Failed as i32);
+        }
+        default(info);
+    }));
 }
 
 /// `strata ls | head` must end quietly, as Unix tools do, rather than panic

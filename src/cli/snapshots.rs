@@ -127,6 +127,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn ls(ctx: &Ctx) -> anyhow::Result<ExitCode> {
+    // why: an unmounted backup volume must not look like "no snapshots"
+    ctx.root()?;
     let list = store(ctx)?.list()?;
     if ctx.cli.g.json {
         output::json("ls", "snapshots", serde_json::to_value(&list)?)?;
@@ -182,6 +184,13 @@ pub fn umount(ctx: &Ctx, all: bool, names: &[String]) -> anyhow::Result<ExitCode
 
 pub fn prune(ctx: &Ctx, args: &PruneArgs) -> anyhow::Result<ExitCode> {
     let root = ctx.root()?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(crate::backup_root::PidLock::prune(
+            &crate::backup_root::BackupRoot::new(root).state_dir(),
+        )?)
+    };
     let store = store(ctx)?;
     let today = args
         .as_of

@@ -215,6 +215,10 @@ pub fn parse(text: &str) -> Result<Node, (u64, String)> {
                 first
             }
         });
+        // why: the crate's advice is for programmers using it, not for whoever edits the file
+        let first = first
+            .split_once(", set DuplicateKeyPolicy")
+            .map_or(first, |(m, _)| m);
         (line, first.to_owned())
     })?;
     let mut node: Node = root.into();
@@ -270,5 +274,6 @@ mod tests {
         let (line, msg) = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(line, 3);
         assert!(msg.contains("duplicate mapping key"), "{msg}");
+        assert!(!msg.contains("DuplicateKeyPolicy"), "{msg}");
     }
 }

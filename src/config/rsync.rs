@@ -83,6 +83,22 @@ pub(super) fn hosts(r: &mut Reader, ctx: &Ctx, node: &Node, path: &KeyPath) -> U
                     } else if let Some(bad) = m.iter().find(|m| !m.starts_with('/') && !local) {
                         r.error(n.line, &mp, format!("`{bad}` is not an absolute path"));
                         None
+                    } else if let Some(bad) = m.iter().find(|m| m.split('/').any(|c| c == "..")) {
+                        // why: the mount's path becomes the unit's (rsync -R), and rsync refuses `..` in it
+                        r.error(
+                            n.line,
+                            &mp,
+                            format!(
+                                "`{bad}` has a `..` component, which rsync refuses in the path it keeps; \
+                                 write the directory without it{}",
+                                if local && !bad.starts_with('/') {
+                                    " (as an absolute path, or one below the config file's directory)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        );
+                        None
                     } else {
                         // why: a relative mount of a local host is relative to the config
                         // file's directory; rsync -R's `/./` keeps only the relative part

@@ -8,8 +8,13 @@
 //! `<snapshot-dir>/.tmp-<name>` and renamed into place only when complete, so
 //! a crash never leaves a half snapshot under a valid name (leftovers are
 //! removed by the next `create`). The copy skips the snapshot dir itself and
-//! `<root>/Snapshots`. Write permission is removed from every copied file
-//! and directory ("read-only"); `remove` restores it to delete.
+//! `<root>/Snapshots`. It keeps every mode as the root has it: the dir
+//! store once removed write permission to mark copies read-only, and since
+//! rsync's fake-super records a mode only when it is unusual, every file and
+//! directory restored from such a copy (or from its archive) came back
+//! read-only. Unlike the lvm-thin, btrfs and cephfs stores, nothing keeps
+//! the backup user from writing into a copy. `remove` still makes
+//! directories writable to delete (copies made before kept no write bit).
 //! "Mounting" makes the symlink `<root>/Snapshots/<name>` -> the copy.
 
 use super::{Removed, SnapshotError, SnapshotInfo, SnapshotName, SnapshotStore, Space};
@@ -103,7 +108,6 @@ impl SnapshotStore for DirStore {
                 .arg(&tmp)
                 .run()?;
         }
-        make_read_only(&tmp)?;
         let dest = self.path_of(&name);
         std::fs::rename(&tmp, &dest).map_err(SnapshotError::io(&dest))?;
         crate::backup_root::sync_dir(&self.dir).map_err(SnapshotError::io(&self.dir))?;
@@ -120,7 +124,12 @@ impl SnapshotStore for DirStore {
         }
         // why: rename first, so a crash mid-delete leaves a `.tmp-` leftover, not a half snapshot
         let doomed = self.dir.join(format!(".tmp-{name}-removing"));
-        std::fs::rename(&path, &doomed).map_err(SnapshotError::io(&path))?;
+        match std::fs::rename(&path, &doomed) {
+            Ok(()) => {}
+            // why: another prune removed it between the check and the rename
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Removed::AlreadyGone),
+            Err(e) => return Err(SnapshotError::io(&path)(e)),
+        }
         remove_tree(&doomed)?;
         Ok(Removed::Removed)
     }
@@ -136,29 +145,6 @@ impl SnapshotStore for DirStore {
     fn space(&self) -> Result<Space, SnapshotError> {
         super::fs_space(&self.root)
     }
-}
-
-fn make_read_only(top: &Path) -> Result<(), SnapshotError> {
-    // why: contents first, directories after their children (contents_first), so the walk can still descend
-    for entry in walkdir::WalkDir::new(top).contents_first(true) {
-        let entry = entry.map_err(|e| SnapshotError::Io {
-            path: top.to_owned(),
-            source: e.into(),
-        })?;
-        if entry.path_is_symlink() {
-            continue;
-        }
-        let meta = entry.metadata().map_err(|e| SnapshotError::Io {
-            path: entry.path().to_owned(),
-            source: e.into(),
-        })?;
-        let mode = meta.permissions().mode();
-        if mode & 0o222 != 0 {
-            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode & !0o222))
-                .map_err(SnapshotError::io(entry.path()))?;
-        }
-    }
-    Ok(())
 }
 
 fn remove_tree(top: &Path) -> Result<(), SnapshotError> {
@@ -181,6 +167,13 @@ mod tests {
         let root = d.path().join("root");
         std::fs::create_dir_all(root.join("dump/a")).unwrap();
         std::fs::write(root.join("dump/a/file"), b"v1").unwrap();
+        std::fs::set_permissions(
+            root.join("dump/a/file"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        std::fs::set_permissions(root.join("dump/a"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         let store = DirStore::new(&root, &root.join(".snapshots")).unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
         let s1 = store.create(day).unwrap();
@@ -195,6 +188,20 @@ mod tests {
             std::fs::read(root.join(".snapshots/20261122-2/dump/a/file")).unwrap(),
             b"v2"
         );
+        // Modes are kept as they are: a restore from the copy gets them back.
+        for (path, mode) in [
+            (".snapshots/20261122-1/dump/a/file", 0o100_644),
+            (".snapshots/20261122-1/dump/a", 0o040_755),
+        ] {
+            assert_eq!(
+                std::fs::metadata(root.join(path))
+                    .unwrap()
+                    .permissions()
+                    .mode(),
+                mode,
+                "{path}"
+            );
+        }
         // The second snapshot did not copy the first into itself.
         assert!(!root.join(".snapshots/20261122-2/.snapshots").exists());
         let mp = store.mount(&s1).unwrap();

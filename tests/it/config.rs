@@ -321,6 +321,18 @@ const BAD: &[(&str, &str, u32, &str)] = &[
         "settings.root: missing required key `root`",
     ),
     (
+        "a .. in a mount",
+        "settings:\n  snapshot-store: dir\n  root: R\nrsync:\n  h:\n    transport: local\n    mounts: [../up]\n",
+        7,
+        "rsync.h.mounts: `../up` has a `..` component, which rsync refuses in the path it keeps; write the directory without it (as an absolute path, or one below the config file's directory)",
+    ),
+    (
+        "a .. in an absolute mount",
+        "settings:\n  snapshot-store: dir\n  root: R\nrsync:\n  h: {mounts: [/srv/../etc]}\n",
+        5,
+        "rsync.h.mounts: `/srv/../etc` has a `..` component, which rsync refuses in the path it keeps; write the directory without it",
+    ),
+    (
         "missing mounts",
         "settings:\n  snapshot-store: dir\n  root: R\nrsync:\n  h.example.org:\n    alias: h\n",
         5,
@@ -527,19 +539,23 @@ fn root_that_is_a_file_is_an_error_and_missing_root_refuses_run() {
         out.status.success(),
         "a missing root is only a warning for config check"
     );
-    let out = strata(&home)
-        .arg("-c")
-        .arg(&cfg)
-        .args(["--allow-root", "run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains(&format!("{}:2: settings.root:", cfg.display()))
-            && text(&out.stderr).contains("does not exist (is the backup volume mounted?)"),
-        "{}",
-        text(&out.stderr)
-    );
+    // why: ls too: an unmounted volume must not look like "no snapshots"
+    for cmd in [&["run"][..], &["ls"], &["--json", "ls"]] {
+        let out = strata(&home)
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--allow-root")
+            .args(cmd)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}");
+        assert!(
+            text(&out.stderr).contains(&format!("{}:2: settings.root:", cfg.display()))
+                && text(&out.stderr).contains("does not exist (is the backup volume mounted?)"),
+            "{cmd:?}: {}",
+            text(&out.stderr)
+        );
+    }
     assert!(!missing.exists(), "run must not create a missing root");
 }
 

@@ -254,3 +254,39 @@ fn run_makes_room_before_its_units_write_by_bytes_too() {
     assert!(!text(&out.stdout).contains("before the run"));
     assert_eq!(remaining(&s).len(), 5);
 }
+
+#[test]
+fn a_second_prune_is_refused_while_one_runs_and_a_dry_run_is_not() {
+    let s = Setup::new(
+        "  gc-duplicate-days: 0\n  gc-daily-weeks: 0\n  gc-weekly-months: 0\n",
+        "  a:\n    command: [echo, a]\n",
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+    let names: Vec<SnapshotName> = (1..=3).map(|n| SnapshotName::new(day, n)).collect();
+    make_snapshots(&s, &names);
+    let dir = s.root.join(".strata");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(dir.join("prune.lock"))
+        .unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let out = s.run(&["prune", "--as-of", "2026-06-01"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("another strata prune is in progress (PID"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(remaining(&s).len(), 3, "nothing removed while refused");
+    let out = s.run(&["prune", "-n", "--as-of", "2026-06-01"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    drop(held);
+    let out = s.run(&["prune", "--as-of", "2026-06-01"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(remaining(&s).len(), 1);
+}

@@ -592,3 +592,22 @@ fn every_json_listing_and_report_names_its_kind_and_schema_version() {
         assert_eq!(v["schema_version"], 1, "{args:?}: {v}");
     }
 }
+
+#[test]
+fn output_that_cannot_be_written_is_one_line_and_exit_1_not_a_panic() {
+    let s = Setup::new("", "  a:\n    command: [echo, a]\n");
+    assert!(s.run(&["run"]).status.success());
+    for args in [&["status"][..], &["--json", "status"], &["ls"], &["df"]] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = s.cmd().args(args).stdout(full).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err, "strata: cannot write its output: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+}
