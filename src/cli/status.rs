@@ -102,8 +102,17 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         }
         output::json("status", "units", serde_json::Value::Object(body))?;
     } else {
+        let quiet = ctx.cli.g.quiet;
         let table: Vec<Vec<String>> = rows
             .iter()
+            // why: -q is for cron: only the units that need a look
+            .filter(|r| {
+                !quiet
+                    || r.stale
+                    || r.state.failures_in_row > 0
+                    || r.unreadable.is_some()
+                    || r.note.is_some()
+            })
             .map(|r| {
                 let flag = match (r.stale, r.state.failures_in_row) {
                     _ if r.unreadable.is_some() => "UNKNOWN (unreadable state file)".to_owned(),
@@ -144,7 +153,11 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         ];
         if shared {
             head.insert(1, "APPLIANCE");
+        }
+        if !(quiet && table.is_empty()) {
             output::table(&head, &table);
+        }
+        if shared && !quiet {
             println!();
             let table: Vec<Vec<String>> = appliances
                 .iter()
@@ -180,8 +193,6 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 ],
                 &table,
             );
-        } else {
-            output::table(&head, &table);
         }
     }
     Ok(if rows.iter().any(|r| r.stale) {

@@ -611,3 +611,29 @@ fn output_that_cannot_be_written_is_one_line_and_exit_1_not_a_panic() {
         );
     }
 }
+
+#[test]
+fn status_quiet_lists_only_the_units_that_need_a_look() {
+    let s = Setup::new(
+        "",
+        "  good:\n    command: [echo, a]\n  bad:\n    command: [sh, -c, 'exit 3']\n",
+    );
+    assert!(!s.run(&["run"]).status.success());
+    let out = s.run(&["-q", "status"]);
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("dump/bad") && said.contains("UNIT") && !said.contains("dump/good"),
+        "{said}"
+    );
+    let full = text(&s.run(&["status"]).stdout);
+    assert!(
+        full.contains("dump/good") && full.contains("dump/bad"),
+        "{full}"
+    );
+
+    let ok = Setup::new("", "  good:\n    command: [echo, a]\n");
+    assert!(ok.run(&["run"]).status.success());
+    let out = ok.run(&["-q", "status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "", "nothing to say under -q");
+}
