@@ -1165,3 +1165,72 @@ fn rgw_restores_and_continues_a_deltaic_unit_rewriting_nothing_unchanged() {
     let acl = std::fs::read(unit.join("dir_d/a_a")).unwrap();
     assert!(acl.starts_with(b"{"), "{}", String::from_utf8_lossy(&acl));
 }
+
+#[test]
+fn rgw_an_acl_set_in_the_same_second_as_the_upload_and_backup_is_seen() {
+    let Some(w) = World::new("ss") else { return };
+    let c = w.client();
+    let bucket = format!("{}-second", w.prefix);
+    w.rt.block_on(async {
+        c.create_bucket().bucket(&bucket).send().await.unwrap();
+    });
+    let cli = Cli::new(&w, &bucket);
+    let dir = cli.root.join("rgw").join(&bucket);
+    for attempt in 0..5 {
+        // why: start just after a second begins, so that the upload, a
+        // backup and the ACL change fall in one second of Last-Modified
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(
+            1005 - u64::from(now.subsec_millis()),
+        ));
+        let key = format!("o{attempt}");
+        w.rt.block_on(async {
+            c.put_object()
+                .bucket(&bucket)
+                .key(&key)
+                .body(ByteStream::from_static(b"same second"))
+                .send()
+                .await
+                .unwrap();
+        });
+        cli.ok(&w, &["rgw", "backup", &bucket]);
+        let modified = w.rt.block_on(async {
+            c.put_object_acl()
+                .bucket(&bucket)
+                .key(&key)
+                .acl(ObjectCannedAcl::PublicRead)
+                .send()
+                .await
+                .unwrap();
+            c.head_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap()
+                .last_modified()
+                .map(aws_sdk_s3::primitives::DateTime::secs)
+        });
+        let stored = std::fs::metadata(dir.join(keymap::key_path(&key, Role::Data)))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        if modified != i64::try_from(stored).ok() {
+            continue; // the second ended before the ACL change; try again
+        }
+        let out = cli.ok(&w, &["rgw", "backup", &bucket]);
+        assert!(out.contains("1 ACLs updated"), "{out}");
+        let acl = std::fs::read_to_string(dir.join(keymap::key_path(&key, Role::Acl))).unwrap();
+        assert!(
+            acl.contains("http://acs.amazonaws.com/groups/global/AllUsers"),
+            "{acl}"
+        );
+        return;
+    }
+    panic!("five attempts could not fit an upload, a backup and an ACL change into one second");
+}

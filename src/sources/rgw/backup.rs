@@ -76,7 +76,7 @@ pub struct Listed {
     pub key: String,
     pub size: u64,
     pub etag: String,
-    /// Last-Modified, whole seconds since the epoch.
+    /// Last-Modified, milliseconds since the epoch (radosgw lists them).
     pub mtime: i64,
 }
 
@@ -84,6 +84,7 @@ pub struct Listed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub size: u64,
+    /// The data file's mtime, milliseconds since the epoch.
     pub mtime: i64,
     /// From the metadata sidecar; `None` if it is missing or unreadable.
     pub etag: Option<String>,
@@ -100,6 +101,20 @@ pub enum Fetch {
     All,
 }
 
+/// Whether a stored mtime is the listed Last-Modified (both in ms). strata
+/// stores Last-Modified to the millisecond, so that a new ACL or metadata
+/// in the same second as the object's last write (a common way to upload)
+/// is seen; a stored time of whole seconds was written by Deltaic or an
+/// earlier strata, and is compared by the second, so that taking over a
+/// unit does not fetch every object again.
+fn same_time(stored: i64, listed: i64) -> bool {
+    if stored.rem_euclid(1000) == 0 {
+        stored.div_euclid(1000) == listed.div_euclid(1000)
+    } else {
+        stored == listed
+    }
+}
+
 /// The plan for one object: fetch it when it is new or its size, Last-Modified
 /// or `ETag` differ from what is stored (or on a scrub); otherwise fetch only the
 /// ACL when asked to or when the stored one is missing.
@@ -110,7 +125,7 @@ pub fn plan(listed: &Listed, stored: Option<&Stored>, check: Check, acls: AclRef
     };
     if check == Check::Scrub
         || s.size != listed.size
-        || s.mtime != listed.mtime
+        || !same_time(s.mtime, listed.mtime)
         || s.etag.as_deref() != Some(listed.etag.as_str())
     {
         return Fetch::All;
@@ -132,7 +147,7 @@ fn read_stored(dir: &Path, key: &str) -> Option<Stored> {
         .is_some_and(|b| sidecar::read_acl(&b).is_ok());
     Some(Stored {
         size: st.len(),
-        mtime: st.mtime(),
+        mtime: st.mtime() * 1000 + st.mtime_nsec() / 1_000_000,
         etag,
         acl_ok,
     })
@@ -266,15 +281,15 @@ async fn list(ctx: &Ctx) -> Result<Vec<Listed>, RgwError> {
                 key,
                 size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
                 etag: o.e_tag().unwrap_or_default().to_owned(),
-                mtime: o.last_modified().map_or(0, aws_smithy_secs),
+                mtime: o.last_modified().map_or(0, aws_smithy_millis),
             });
         }
     }
     Ok(out)
 }
 
-fn aws_smithy_secs(t: &aws_sdk_s3::primitives::DateTime) -> i64 {
-    t.secs()
+fn aws_smithy_millis(t: &aws_sdk_s3::primitives::DateTime) -> i64 {
+    t.secs() * 1000 + i64::from(t.subsec_nanos() / 1_000_000)
 }
 
 async fn run(ctx: Arc<Ctx>, threads: usize, opts: BackupOptions) -> Result<UnitReport, RgwError> {
@@ -741,11 +756,12 @@ fn install_data(ctx: &Ctx, data: &Path, parent: &Path, body: Body) -> Result<boo
     Ok(true)
 }
 
-fn set_mtime(path: &Path, secs: i64) -> Result<(), RgwError> {
-    let t = if secs >= 0 {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+/// Set `path`'s mtime to `millis` since the epoch.
+fn set_mtime(path: &Path, millis: i64) -> Result<(), RgwError> {
+    let t = if millis >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(millis.unsigned_abs())
     } else {
-        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        SystemTime::UNIX_EPOCH - Duration::from_millis(millis.unsigned_abs())
     };
     let f = std::fs::File::options()
         .write(true)
@@ -866,14 +882,14 @@ mod tests {
             key: "k".into(),
             size: 10,
             etag: "\"e\"".into(),
-            mtime: 100,
+            mtime: 1_700_000_000_123,
         }
     }
 
     fn stored() -> Stored {
         Stored {
             size: 10,
-            mtime: 100,
+            mtime: 1_700_000_000_123,
             etag: Some("\"e\"".into()),
             acl_ok: true,
         }
@@ -902,6 +918,35 @@ mod tests {
             (
                 Some(Stored {
                     mtime: 0,
+                    ..s.clone()
+                }),
+                N,
+                K,
+                Fetch::All,
+            ),
+            // a new ACL or metadata later in the same second
+            (
+                Some(Stored {
+                    mtime: 1_700_000_000_024,
+                    ..s.clone()
+                }),
+                N,
+                K,
+                Fetch::All,
+            ),
+            // stored by Deltaic (whole seconds): the same second is the same
+            (
+                Some(Stored {
+                    mtime: 1_700_000_000_000,
+                    ..s.clone()
+                }),
+                N,
+                K,
+                Fetch::Nothing,
+            ),
+            (
+                Some(Stored {
+                    mtime: 1_699_999_999_000,
                     ..s.clone()
                 }),
                 N,

@@ -9,7 +9,8 @@
 //! Does not own: scheduling (the runner), snapshots.
 //!
 //! Invariants:
-//! - A data file's mtime equals its object's Last-Modified (whole seconds)
+//! - A data file's mtime equals its object's Last-Modified (to the
+//!   millisecond; files Deltaic wrote hold whole seconds, compared by the second)
 //!   only once the data and its metadata sidecar are complete: an update
 //!   first sets the mtime to 0, so a crash mid-update is refetched next run.
 //! - Object bytes land in memory (up to 1 MiB) or a temporary `*_t` file
