@@ -10,6 +10,12 @@
 //! every small object cost ~42 ms, whatever the server's load (measured in
 //! `docs/rgw.md`). Acknowledging at once removes the wait; against a server
 //! that has Nagle off it changes nothing.
+//!
+//! A connection on which nothing moves (no byte read or written) for
+//! [`IDLE`] fails with `TimedOut`, and connecting gives up after
+//! [`CONNECT`]: a radosgw that stops answering (hung, or stopped) fails the
+//! unit instead of holding the run forever. (`STRATA_RGW_IDLE_SECS`
+//! shortens the idle limit for the tests.)
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -30,6 +36,18 @@ use tokio::net::TcpStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// How long a connection may move no byte before it fails.
+pub const IDLE: std::time::Duration = std::time::Duration::from_mins(2);
+/// How long connecting may take.
+pub const CONNECT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn idle_limit() -> std::time::Duration {
+    std::env::var("STRATA_RGW_IDLE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(IDLE, std::time::Duration::from_secs)
+}
+
 /// The client, to hand to the SDK's config (`http_client`).
 #[derive(Clone, Debug)]
 pub struct QuickAckClient {
@@ -41,6 +59,12 @@ impl QuickAckClient {
     /// machine's trusted CAs, or `SSL_CERT_FILE`, as the SDK's default does).
     #[must_use]
     pub fn shared() -> SharedHttpClient {
+        SharedHttpClient::new(QuickAckClient::new(idle_limit()))
+    }
+
+    /// The client, failing a connection on which no byte moved for `idle`.
+    #[must_use]
+    pub fn new(idle: std::time::Duration) -> QuickAckClient {
         let mut roots = rustls::RootCertStore::empty();
         // why: a store that fails to load leaves https failing with
         // "invalid peer certificate", which names the way out
@@ -55,13 +79,14 @@ impl QuickAckClient {
         let mut tcp = Tcp::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(QuickAck(tcp));
+            .wrap_connector(QuickAck { tcp, idle });
         let client = Client::builder(TokioExecutor::new()).build(https);
-        SharedHttpClient::new(QuickAckClient { client })
+        QuickAckClient { client }
     }
 }
 
@@ -97,7 +122,10 @@ impl HttpConnector for QuickAckClient {
 
 /// Makes TCP connections whose reads acknowledge at once.
 #[derive(Clone, Debug)]
-pub struct QuickAck(Tcp);
+pub struct QuickAck {
+    tcp: Tcp,
+    idle: std::time::Duration,
+}
 
 impl tower_service::Service<http::Uri> for QuickAck {
     type Response = QuickAckStream;
@@ -105,19 +133,57 @@ impl tower_service::Service<http::Uri> for QuickAck {
     type Future = Pin<Box<dyn Future<Output = Result<QuickAckStream, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
+        self.tcp.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
-        Box::pin(async move { Ok(QuickAckStream(connecting.await?)) })
+        let connecting = self.tcp.call(uri);
+        let limit = self.idle;
+        Box::pin(async move {
+            Ok(QuickAckStream {
+                io: connecting.await?,
+                limit,
+                idle: Box::pin(tokio::time::sleep(limit)),
+            })
+        })
     }
 }
 
 /// A TCP connection that sets `TCP_QUICKACK` before every read (the flag
-/// does not stay set: the kernel drops it as the connection goes on).
+/// does not stay set: the kernel drops it as the connection goes on), and
+/// fails once no byte has moved for its idle limit.
 #[derive(Debug)]
-pub struct QuickAckStream(TokioIo<TcpStream>);
+pub struct QuickAckStream {
+    io: TokioIo<TcpStream>,
+    limit: std::time::Duration,
+    /// Fires `limit` after the last byte moved.
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl QuickAckStream {
+    /// What a poll of the connection came to: progress restarts the idle
+    /// clock; waiting past it is an error.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        p: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match p {
+            Poll::Ready(r) => {
+                let next = tokio::time::Instant::now() + self.limit;
+                self.idle.as_mut().reset(next);
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.idle.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("radosgw moved no byte for {} s", self.limit.as_secs()),
+                )))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 impl hyper::rt::Read for QuickAckStream {
     fn poll_read(
@@ -126,8 +192,9 @@ impl hyper::rt::Read for QuickAckStream {
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
         // why: a failure only brings the delay back; the read goes on
-        let _ = socket2::SockRef::from(self.0.inner()).set_tcp_quickack(true);
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        let _ = socket2::SockRef::from(self.io.inner()).set_tcp_quickack(true);
+        let p = Pin::new(&mut self.io).poll_read(cx, buf);
+        self.watch(cx, p)
     }
 }
 
@@ -137,15 +204,17 @@ impl hyper::rt::Write for QuickAckStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        let p = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, p)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        let p = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, p)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -153,16 +222,63 @@ impl hyper::rt::Write for QuickAckStream {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        let p = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, p)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
+        self.io.is_write_vectored()
     }
 }
 
 impl Connection for QuickAckStream {
     fn connected(&self) -> Connected {
-        self.0.connected()
+        self.io.connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_server_that_accepts_and_never_answers_fails_the_request_after_the_idle_limit() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // why: hold the accepted connection open and silent, as a stopped radosgw does
+        let silent = std::thread::spawn(move || {
+            let conn = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_secs(4));
+            drop(conn);
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = QuickAckClient::new(Duration::from_secs(1));
+        let request = HttpRequest::try_from(
+            http::Request::get(format!("http://127.0.0.1:{port}/bucket"))
+                .body(SdkBody::empty())
+                .unwrap(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        let got = rt.block_on(HttpConnector::call(&client, request));
+        let waited = started.elapsed();
+        let err = got.expect_err("a silent server cannot answer");
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+            "failed after {waited:?}: {err}"
+        );
+        let mut chain = vec![err.to_string()];
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            chain.push(s.to_string());
+            source = s.source();
+        }
+        let chain = chain.join(": ");
+        assert!(chain.contains("radosgw moved no byte for 1 s"), "{chain}");
+        silent.join().unwrap();
     }
 }
