@@ -250,6 +250,8 @@ async fn decorate(w: &World, c: &Client, bucket: &str, public: &str) {
         .cache_control("max-age=60")
         .content_disposition("attachment; filename=\"hello.txt\"")
         .content_language("en")
+        .expires(aws_sdk_s3::primitives::DateTime::from_secs(2_139_868_800))
+        .website_redirect_location("/other")
         .metadata("color", "blue")
         .metadata("backup-test", "yes")
         .send()
@@ -342,11 +344,13 @@ async fn snapshot(c: &Client, bucket: &str, detailed: &[String]) -> Snapshot {
             .into_iter()
             .collect();
         let head = format!(
-            "type={:?} cache={:?} disp={:?} lang={:?} meta={meta:?}",
+            "type={:?} cache={:?} disp={:?} lang={:?} expires={:?} redirect={:?} meta={meta:?}",
             o.content_type(),
             o.cache_control(),
             o.content_disposition(),
-            o.content_language()
+            o.content_language(),
+            o.expires_string(),
+            o.website_redirect_location()
         );
         let bytes = o.body.collect().await.unwrap().into_bytes();
         let acl = c
@@ -487,7 +491,10 @@ fn rgw_backup_change_and_restore_round_trip() {
     let meta =
         std::fs::read_to_string(unit.join(keymap::key_path("meta/hello.txt", Role::Meta))).unwrap();
     assert!(
-        meta.contains("\"color\": \"blue\"") && meta.contains("text/plain"),
+        meta.contains("\"color\": \"blue\"")
+            && meta.contains("text/plain")
+            && meta.contains("\"Expires\": \"Fri, 23 Oct 2037")
+            && meta.contains("\"x-amz-website-redirect-location\": \"/other\""),
         "{meta}"
     );
     let acl =

@@ -618,6 +618,8 @@ async fn download(ctx: &Ctx, l: &Listed, parent: &Path) -> Result<Downloaded, Rg
         content_encoding: resp.content_encoding().map(str::to_owned),
         content_language: resp.content_language().map(str::to_owned),
         content_type: resp.content_type().map(str::to_owned),
+        expires: resp.expires_string().map(str::to_owned),
+        website_redirect_location: resp.website_redirect_location().map(str::to_owned),
         etag: resp.e_tag().map(str::to_owned),
         last_modified: resp
             .last_modified()

@@ -297,6 +297,14 @@ macro_rules! with_object_meta {
             .set_content_disposition($meta.content_disposition.clone())
             .set_content_encoding($meta.content_encoding.clone())
             .set_content_language($meta.content_language.clone())
+            .set_expires($meta.expires.as_deref().and_then(|t| {
+                aws_sdk_s3::primitives::DateTime::from_str(
+                    t,
+                    aws_sdk_s3::primitives::DateTimeFormat::HttpDate,
+                )
+                .ok()
+            }))
+            .set_website_redirect_location($meta.website_redirect_location.clone())
     };
 }
 

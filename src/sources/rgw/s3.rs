@@ -85,6 +85,16 @@ pub struct ObjectMeta {
         skip_serializing_if = "Option::is_none"
     )]
     pub content_type: Option<String>,
+    /// The `Expires` header, as the server sent it (an HTTP date).
+    #[serde(rename = "Expires", default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// Where a website bucket redirects this object.
+    #[serde(
+        rename = "x-amz-website-redirect-location",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub website_redirect_location: Option<String>,
     /// Informational: S3 computes it; a restore cannot set it.
     #[serde(rename = "ETag", default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
