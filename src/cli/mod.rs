@@ -236,6 +236,14 @@ fn run_source(
         }
         config::load(&path)
     };
+    if cli.quiet && !cli.json && m.subcommand_name() == Some("backup") {
+        // why: a backup's stdout is its progress and summary, its problems
+        // go to stderr: -q keeps only those (for cron). Not for the other
+        // commands: `dump restore UNIT -` writes the data itself to stdout.
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            let _ = nix::unistd::dup2_stdout(&null);
+        }
+    }
     let cx = sources::Cx::new(
         cli.quiet,
         cli.json,

@@ -637,3 +637,27 @@ fn status_quiet_lists_only_the_units_that_need_a_look() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "", "nothing to say under -q");
 }
+
+#[test]
+fn a_source_backup_under_quiet_prints_only_problems_and_a_restore_to_stdout_still_writes() {
+    let s = Setup::new(
+        "",
+        "  a:\n    command: [echo, a]\n  bad:\n    command: [sh, -c, 'echo oops >&2; exit 3']\n",
+    );
+    let loud = s.run(&["dump", "backup", "a"]);
+    assert!(loud.status.success() && !loud.stdout.is_empty());
+    let quiet = s.run(&["-q", "dump", "backup", "a"]);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert_eq!(text(&quiet.stdout), "");
+    assert_eq!(text(&quiet.stderr), "");
+    let failed = s.run(&["-q", "dump", "backup", "bad"]);
+    assert!(!failed.status.success());
+    assert!(
+        text(&failed.stderr).contains("oops"),
+        "{}",
+        text(&failed.stderr)
+    );
+    let restored = s.run(&["-q", "dump", "restore", "a", "-"]);
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    assert_eq!(text(&restored.stdout), "a\n");
+}
