@@ -567,7 +567,9 @@ fn stamp() -> String {
     chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-/// The last `n` lines of a log file (lossily decoded).
+/// The last `n` lines of a log file (lossily decoded), from the last job's
+/// part only: a unit's log holds every run of its day, and a failure's
+/// quote must not show what earlier runs said.
 #[must_use]
 pub fn log_tail(path: &Path, n: usize) -> String {
     let Ok(bytes) = std::fs::read(path) else {
@@ -575,5 +577,10 @@ pub fn log_tail(path: &Path, n: usize) -> String {
     };
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
+    let this_run = lines
+        .iter()
+        .rposition(|l| l.starts_with("=== ") && l.contains(": start "))
+        .map_or(0, |i| i + 1);
+    let lines = &lines[this_run..];
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

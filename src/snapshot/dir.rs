@@ -102,11 +102,17 @@ impl SnapshotStore for DirStore {
         }
         if !sources.is_empty() {
             // why: GNU cp knows reflinks, sparse files, xattrs and hard links; -a keeps them all
-            Cmd::new("cp")
+            let copied = Cmd::new("cp")
                 .args(["-a", "--reflink=auto", "--"])
                 .args(&sources)
                 .arg(&tmp)
-                .run()?;
+                .run();
+            if let Err(e) = copied {
+                // why: a copy that failed (a full disk) must give its space back at once,
+                // not hold it until the next snapshot clears the leftover
+                let _ = remove_tree(&tmp);
+                return Err(e.into());
+            }
         }
         let dest = self.path_of(&name);
         std::fs::rename(&tmp, &dest).map_err(SnapshotError::io(&dest))?;

@@ -661,3 +661,31 @@ fn a_source_backup_under_quiet_prints_only_problems_and_a_restore_to_stdout_stil
     assert!(restored.status.success(), "{}", text(&restored.stderr));
     assert_eq!(text(&restored.stdout), "a\n");
 }
+
+#[test]
+fn a_failures_quoted_log_lines_are_from_its_own_run_only() {
+    let s = Setup::new("", "");
+    let counter = s.home.join("count");
+    std::fs::write(
+        &s.config,
+        format!(
+            "settings:\n  root: {}\n  snapshot-store: dir\ndump:\n  flaky:\n    command: [sh, -c, 'n=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}; echo \"failure number $n\" >&2; exit 1']\n",
+            s.root.display(),
+            c = counter.display()
+        ),
+    )
+    .unwrap();
+    let first = s.run(&["run"]);
+    assert!(
+        text(&first.stderr).contains("failure number 1"),
+        "{}",
+        text(&first.stderr)
+    );
+    let second = s.run(&["run"]);
+    let said = text(&second.stderr);
+    assert!(said.contains("failure number 2"), "{said}");
+    assert!(
+        !said.contains("failure number 1"),
+        "an earlier run's lines quoted: {said}"
+    );
+}
