@@ -782,6 +782,24 @@ fn rgw_acl_refresh_scrub_force_restore_and_faults() {
     w.rt.block_on(async {
         c.create_bucket().bucket(&dst).send().await.unwrap();
         put_many(&c, &dst, vec![("already-here".into(), b"x".to_vec())]).await;
+        // why: the unit has no CORS rules, so the restored bucket must not keep these
+        c.put_bucket_cors()
+            .bucket(&dst)
+            .cors_configuration(
+                CorsConfiguration::builder()
+                    .cors_rules(
+                        CorsRule::builder()
+                            .allowed_methods("GET")
+                            .allowed_origins("https://stale.example.org")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
     });
     let out = cli.run(&w, &["rgw", "restore", &bucket, &dst]);
     assert_eq!(out.status.code(), Some(1));
@@ -826,6 +844,9 @@ fn rgw_acl_refresh_scrub_force_restore_and_faults() {
             .unwrap()
     });
     assert_eq!(n, 202);
+    let cors =
+        w.rt.block_on(async { c.get_bucket_cors().bucket(&dst).send().await });
+    assert!(cors.is_err(), "the stale CORS rules survived: {cors:?}");
 
     // Changed between list and get: a clear error; the previous copy is kept.
     w.rt.block_on(put_many(

@@ -210,6 +210,16 @@ pub fn restore(
                     RgwError::s3("setting the CORS rules of bucket", dest, dest, &owner, &e)
                 })?;
             report.cors = true;
+        } else if !report.created_bucket {
+            // why: the unit had no CORS rules; a bucket restored over must not keep its own
+            client
+                .delete_bucket_cors()
+                .bucket(dest)
+                .send()
+                .await
+                .map_err(|e| {
+                    RgwError::s3("removing the CORS rules of bucket", dest, dest, &owner, &e)
+                })?;
         }
         let clients: Arc<Mutex<HashMap<String, aws_sdk_s3::Client>>> =
             Arc::new(Mutex::new(HashMap::from([(owner.clone(), client)])));
