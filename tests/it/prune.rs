@@ -264,17 +264,7 @@ fn a_second_prune_is_refused_while_one_runs_and_a_dry_run_is_not() {
     let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
     let names: Vec<SnapshotName> = (1..=3).map(|n| SnapshotName::new(day, n)).collect();
     make_snapshots(&s, &names);
-    let dir = s.root.join(".strata");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(dir.join("prune.lock"))
-        .unwrap();
-    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|(_, e)| e)
-        .unwrap();
+    let held = crate::support::env::hold_flock(&s.root.join(".strata/prune.lock"));
     let out = s.run(&["prune", "--as-of", "2026-06-01"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(

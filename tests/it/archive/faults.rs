@@ -54,17 +54,7 @@ fn sigkill_mid_upload_then_run_r_finishes_the_set_without_duplicates() {
 
     // another run holding the profile's lock: cron's continuation is quiet, a person is told
     {
-        let dir = w.spool.join(".archive-run-local-none");
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(dir.join("run.lock"))
-            .unwrap();
-        let _held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| e)
-            .unwrap();
+        let _held = env::hold_flock(&w.spool.join(".archive-run-local-none/run.lock"));
         let out = w
             .cmd(&config)
             .args([

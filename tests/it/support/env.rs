@@ -111,6 +111,21 @@ pub fn strata_bin() -> PathBuf {
 /// A `strata` command run from `home` (see [`TestHome::command`]). For a
 /// home of another user, the binary is the home's own link to it (see
 /// [`expose_bin`]).
+/// Hold the flock at `path` (made, with its directory, if missing), as
+/// another strata process holding that lock would.
+pub fn hold_flock(path: &Path) -> nix::fcntl::Flock<std::fs::File> {
+    std::fs::create_dir_all(path.parent().expect("a lock in a directory")).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap()
+}
+
 pub fn strata(home: &TestHome) -> Command {
     match &home.bin {
         Some(bin) => home.command(bin),
