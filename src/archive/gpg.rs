@@ -84,27 +84,27 @@ pub fn decrypt_args(status_file: &Path, max_output: u64) -> Vec<OsString> {
     v
 }
 
-/// List one key (and its subkeys) with its expiry times, for
-/// [`key_expiry`]: `--with-colons --fixed-list-mode --list-keys FPR`.
+/// `gpg --with-colons --fixed-list-mode ARGS` on the keyring (a listing
+/// for [`key_expiry`] and [`unusable_keys`]); its output, `None` when gpg
+/// fails (no such key).
 #[must_use]
-pub fn list_key_args(fpr: &str) -> Vec<OsString> {
-    [
-        "--batch",
-        "--no-tty",
-        "--no-options",
-        "--with-colons",
-        "--fixed-list-mode",
-        "--list-keys",
-        "--",
-        fpr,
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect()
+pub fn list_colons(gpg: &str, args: &[&str]) -> Option<String> {
+    crate::exec::Cmd::new(gpg)
+        .args([
+            "--batch",
+            "--no-tty",
+            "--no-options",
+            "--with-colons",
+            "--fixed-list-mode",
+        ])
+        .args(args)
+        .run()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 /// When the key that made `sig` expires, from `gpg --with-colons` output
-/// of its primary key ([`list_key_args`]): the earlier of the primary's
+/// of its primary key (`--list-keys PRIMARY`): the earlier of the primary's
 /// and (for a signing subkey) the subkey's expiry, `None` if neither
 /// expires or the listing does not show the key.
 #[must_use]
@@ -148,15 +148,7 @@ pub fn key_expiry(colons: &str, sig: &ValidSig) -> Option<u64> {
 #[must_use]
 pub fn refused_key(gpg: &str, status_file: &Path) -> Option<super::ArchiveError> {
     let text = std::fs::read_to_string(status_file).ok()?;
-    let list = |args: &[&str]| {
-        crate::exec::Cmd::new(gpg)
-            .args(["--batch", "--no-tty", "--no-options", "--with-colons"])
-            .args(args)
-            .run()
-            .ok()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-    };
-    unusable_keys(&text, list)
+    unusable_keys(&text, |args| list_colons(gpg, args))
         .into_iter()
         .next()
         .map(|k| super::ArchiveError::GpgKey {
@@ -241,7 +233,9 @@ fn validity(colons: &str) -> Option<Validity> {
     })
 }
 
-fn date(secs: u64) -> String {
+/// A time (seconds since the epoch) as the date a key expired on.
+#[must_use]
+pub fn date(secs: u64) -> String {
     i64::try_from(secs)
         .ok()
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
@@ -379,18 +373,6 @@ pub fn parse_status(text: &str) -> Status {
     s
 }
 
-/// Normalise a configured key: uppercase hex without spaces, `0x` or a
-/// trailing `!` (gpg's "this very subkey").
-fn normalise(key: &str) -> String {
-    let k: String = key.chars().filter(|c| !c.is_whitespace()).collect();
-    let k = k.strip_suffix('!').unwrap_or(&k);
-    let k = k
-        .strip_prefix("0x")
-        .or_else(|| k.strip_prefix("0X"))
-        .unwrap_or(k);
-    k.to_ascii_uppercase()
-}
-
 /// Whether `configured` (a fingerprint, or a long key ID) names `fpr`.
 fn names(configured: &str, fpr: &str) -> bool {
     !configured.is_empty()
@@ -429,7 +411,7 @@ pub fn judge_decryption(
     signing_key: &str,
     expiry_of: impl Fn(&ValidSig) -> Option<u64>,
 ) -> Result<Verdict, String> {
-    let key = normalise(signing_key);
+    let key = crate::config::normalise_key_id(signing_key);
     if s.decryption_failed || !s.decryption_okay {
         return Err("gpg could not decrypt it (tampered, truncated, or not for our keys)".into());
     }

@@ -866,11 +866,8 @@ fn verify_meta(
             // why: the status verdict is the clearer message; gpg's exit status backs it up
             let expiry_of = |sig: &gpg::ValidSig| {
                 // why: the signer's key, as this keyring holds it (gpg decrypted with it just now)
-                Cmd::new(&env.gpg)
-                    .args(gpg::list_key_args(&sig.primary))
-                    .run()
-                    .ok()
-                    .and_then(|out| gpg::key_expiry(&String::from_utf8_lossy(&out.stdout), sig))
+                gpg::list_colons(&env.gpg, &["--list-keys", "--", &sig.primary])
+                    .and_then(|colons| gpg::key_expiry(&colons, sig))
             };
             let verdict = gpg::judge_decryption(&st, key, expiry_of).map_err(refuse)?;
             fed.map_err(ArchiveError::io(file))?;
@@ -880,10 +877,7 @@ fn verify_meta(
                 gpg::Verdict::GoodByExpiredKey { expired } => Some(format!(
                     "{}: signed by {key} while that key was valid; the key has expired since ({})",
                     file.display(),
-                    i64::try_from(expired)
-                        .ok()
-                        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-                        .map_or_else(|| expired.to_string(), |d| d.format("%Y-%m-%d").to_string())
+                    gpg::date(expired)
                 )),
             };
             Ok((meta, Verified::Spool(plain), note))

@@ -105,14 +105,6 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let quiet = ctx.cli.g.quiet;
         let table: Vec<Vec<String>> = rows
             .iter()
-            // why: -q is for cron: only the units that need a look
-            .filter(|r| {
-                !quiet
-                    || r.stale
-                    || r.state.failures_in_row > 0
-                    || r.unreadable.is_some()
-                    || r.note.is_some()
-            })
             .map(|r| {
                 let flag = match (r.stale, r.state.failures_in_row) {
                     _ if r.unreadable.is_some() => "UNKNOWN (unreadable state file)".to_owned(),
@@ -141,6 +133,8 @@ pub fn status(ctx: &Ctx) -> anyhow::Result<ExitCode> {
                 }
                 row
             })
+            // why: -q is for cron: only the units whose STATE is not "ok"
+            .filter(|row| !quiet || row.last().is_none_or(|state| state != "ok"))
             .collect();
         let mut head = vec![
             "UNIT",

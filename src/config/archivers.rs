@@ -220,12 +220,7 @@ fn get_key_id(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Optio
     let line = f.get(key).map(|(n, _)| n.line);
     let s = get_string(r, f, key)?;
     if let Some(k) = &s {
-        let hex: String = k.chars().filter(|c| !c.is_whitespace()).collect();
-        let hex = hex.strip_suffix('!').unwrap_or(&hex);
-        let hex = hex
-            .strip_prefix("0x")
-            .or_else(|| hex.strip_prefix("0X"))
-            .unwrap_or(hex);
+        let hex = normalise_key_id(k);
         if !(matches!(hex.len(), 16 | 40) && hex.bytes().all(|b| b.is_ascii_hexdigit())) {
             r.error(
                 line.unwrap_or(f.line()),
@@ -240,6 +235,19 @@ fn get_key_id(r: &mut Reader, f: &mut Fields, key: &'static str) -> Option<Optio
         }
     }
     Some(s)
+}
+
+/// A configured `OpenPGP` key as the hex gpg reports: uppercase, without
+/// spaces, `0x` or a trailing `!` (gpg's "this very subkey").
+#[must_use]
+pub fn normalise_key_id(key: &str) -> String {
+    let k: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+    let k = k.strip_suffix('!').unwrap_or(&k);
+    let k = k
+        .strip_prefix("0x")
+        .or_else(|| k.strip_prefix("0X"))
+        .unwrap_or(k);
+    k.to_ascii_uppercase()
 }
 
 /// An optional `http://` or `https://` URL, kept without a trailing slash.

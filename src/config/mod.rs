@@ -68,7 +68,8 @@ pub use crate::names::{UnitPath, UnitPathError};
 pub use appliances::{Appliance, Appliances};
 pub use archivers::{
     ArchiveSettings, ArchiveUnitOverride, ArchiverKind, ArchiverProfile, AwsProfile, COMPRESSIONS,
-    Compression, GoogledriveProfile, KeepPolicy, RestoreTier, S3Price, S3Profile, parse_size,
+    Compression, GoogledriveProfile, KeepPolicy, RestoreTier, S3Price, S3Profile, normalise_key_id,
+    parse_size,
 };
 pub use coda::{CodaSettings, CodaVolume, server_dir};
 pub use document::Config;

@@ -15,6 +15,19 @@ fn make_snapshots(s: &Setup, names: &[SnapshotName]) {
     }
 }
 
+/// A root with snapshots 20260310-1 to -3 and a policy that keeps only
+/// the newest of them (no duplicates, dailies or weeklies).
+fn three_snapshots_of_one_day() -> Setup {
+    let s = Setup::new(
+        "  gc-duplicate-days: 0\n  gc-daily-weeks: 0\n  gc-weekly-months: 0\n",
+        "  a:\n    command: [echo, a]\n",
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+    let names: Vec<SnapshotName> = (1..=3).map(|n| SnapshotName::new(day, n)).collect();
+    make_snapshots(&s, &names);
+    s
+}
+
 fn remaining(s: &Setup) -> BTreeSet<SnapshotName> {
     std::fs::read_dir(s.root.join(".snapshots"))
         .unwrap()
@@ -74,13 +87,7 @@ fn prune_as_of_keeps_exactly_what_the_policy_keeps_over_400_daily_snapshots() {
 
 #[test]
 fn a_mounted_snapshot_is_never_removed_and_prune_says_so() {
-    let s = Setup::new(
-        "  gc-duplicate-days: 0\n  gc-daily-weeks: 0\n  gc-weekly-months: 0\n",
-        "  a:\n    command: [echo, a]\n",
-    );
-    let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
-    let names: Vec<SnapshotName> = (1..=3).map(|n| SnapshotName::new(day, n)).collect();
-    make_snapshots(&s, &names);
+    let s = three_snapshots_of_one_day();
     let out = s.run(&["mount", "20260310-1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = s.run(&["prune", "-v", "--as-of", "2026-06-01"]);
@@ -257,13 +264,7 @@ fn run_makes_room_before_its_units_write_by_bytes_too() {
 
 #[test]
 fn a_second_prune_is_refused_while_one_runs_and_a_dry_run_is_not() {
-    let s = Setup::new(
-        "  gc-duplicate-days: 0\n  gc-daily-weeks: 0\n  gc-weekly-months: 0\n",
-        "  a:\n    command: [echo, a]\n",
-    );
-    let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
-    let names: Vec<SnapshotName> = (1..=3).map(|n| SnapshotName::new(day, n)).collect();
-    make_snapshots(&s, &names);
+    let s = three_snapshots_of_one_day();
     let held = crate::support::env::hold_flock(&s.root.join(".strata/prune.lock"));
     let out = s.run(&["prune", "--as-of", "2026-06-01"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
